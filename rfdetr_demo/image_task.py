@@ -1,0 +1,106 @@
+"""The Image tab's logic, free of Gradio: load → predict once → render views, tables and exports.
+
+Kept separate from the UI so the API, the CLI batch mode and tests share exactly one code path, and so display
+changes (views, keypoint threshold) can re-render from the kept :class:`ImageRun` without touching the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rfdetr_demo.exports import result_dict, write_exports
+from rfdetr_demo.images import DEFAULT_MAX_SIDE, load_image
+from rfdetr_demo.render import normalize_views, render_views
+from rfdetr_demo.result import Prediction
+from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.service import ModelService
+from rfdetr_demo.tables import keypoints_table, persons_table
+from rfdetr_demo.workdirs import new_request_dir
+
+
+@dataclass
+class ImageRun:
+    """What a session keeps between the model run and later display-only changes."""
+
+    rgb: np.ndarray
+    prediction: Prediction
+    schema: KeypointSchema
+    source_name: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageOutput:
+    views: list[tuple[np.ndarray, str]]  # (RGB image, caption)
+    persons: pd.DataFrame
+    keypoints: pd.DataFrame
+    result: dict[str, Any]
+    files: list[Path]
+    summary: str
+    render_ms: float
+
+
+def run_image(
+    service: ModelService,
+    source: str | Path | bytes,
+    threshold: float = 0.5,
+    resolution: int | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    source_name: str | None = None,
+) -> ImageRun:
+    """Decode the image and run the model once."""
+    loaded = load_image(source, max_side=max_side)
+    prediction = service.predict(loaded.rgb, threshold=threshold, resolution=resolution)
+    name = source_name or (Path(source).name if isinstance(source, (str, Path)) else None)
+    return ImageRun(loaded.rgb, prediction, service.schema, name, loaded.notes)
+
+
+def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float) -> str:
+    p = run.prediction
+    info = p.model_info
+    lines = [
+        f"**{len(p)} instance(s)** · inference **{p.inference_ms:.0f} ms** at {p.resolution}² · "
+        f"rendering {render_ms:.0f} ms · {info.get('device', '?')} / {info.get('precision', '?')} · "
+        f"image {p.image_size[0]}×{p.image_size[1]} · detection ≥ {p.threshold:.2f}, keypoints ≥ "
+        f"{keypoint_threshold:.2f}"
+    ]
+    if info.get("random_weights"):
+        lines.append("⚠️ Random weights: these detections are noise.")
+    lines += [f"ℹ️ {n}" for n in run.notes]
+    return "\n\n".join(lines)
+
+
+def render_run(
+    run: ImageRun,
+    keypoint_threshold: float = 0.3,
+    views: Sequence[str] | str | None = None,
+    out_dir: Path | None = None,
+) -> ImageOutput:
+    """Views, tables and downloads for a kept run; cheap, never runs the model."""
+    if not 0.0 <= float(keypoint_threshold) <= 1.0:
+        raise ValueError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
+    chosen = normalize_views(views)
+    t0 = time.perf_counter()
+    displayed = run.prediction.displayed(float(keypoint_threshold))
+    rendered = render_views(run.rgb, displayed, run.schema, chosen)
+    render_ms = (time.perf_counter() - t0) * 1000.0
+    out_dir = out_dir or new_request_dir("image_")
+    files = write_exports(
+        out_dir, run.prediction, displayed, keypoint_threshold, run.source_name, stem=run.source_name or "keypoints"
+    )
+    return ImageOutput(
+        views=[(img, name) for name, img in rendered],
+        persons=persons_table(displayed),
+        keypoints=keypoints_table(displayed, run.prediction.keypoint_names),
+        result=result_dict(run.prediction, displayed, keypoint_threshold, run.source_name),
+        files=files,
+        summary=summarize(run, keypoint_threshold, render_ms),
+        render_ms=render_ms,
+    )

@@ -1,0 +1,146 @@
+"""Where the weights come from: the pretrained preview checkpoint, a local file, a Hub repo, or random weights.
+
+Loading is kept separate from the service so it can be tested offline (random weights, a checkpoint we write
+ourselves) and so every failure turns into one message that tells the person what to do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor, pick_device
+from rfdetr_demo.schema import KeypointSchema, default_schema, load_schema
+
+log = logging.getLogger(__name__)
+
+PRETRAINED_NAME = "RFDETRKeypointPreview"
+
+
+class ModelLoadError(RuntimeError):
+    """The weights could not be obtained or used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that decides which model the process serves."""
+
+    checkpoint: str | None = None  # local path, or "hf://owner/repo/file.pth" / "owner/repo:file.pth"
+    hub_repo: str | None = None
+    hub_filename: str | None = None
+    hub_revision: str | None = None
+    random_weights: bool = False
+    device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    resolution: int | None = None
+    schema_path: str | None = None
+
+    @property
+    def source_label(self) -> str:
+        if self.random_weights:
+            return "random weights (untrained)"
+        if self.hub_repo:
+            return f"hf://{self.hub_repo}/{self.hub_filename or ''}".rstrip("/")
+        if self.checkpoint:
+            return self.checkpoint
+        return f"{PRETRAINED_NAME} (pretrained)"
+
+
+def parse_hub_reference(ref: str) -> tuple[str, str] | None:
+    """``hf://owner/repo/path/to/file.pth`` or ``owner/repo:file.pth`` → (repo_id, filename)."""
+    if ref.startswith("hf://"):
+        parts = ref[5:].split("/")
+        if len(parts) >= 3:
+            return "/".join(parts[:2]), "/".join(parts[2:])
+        return None
+    if ":" in ref and not os.path.exists(ref):
+        repo, filename = ref.split(":", 1)
+        if repo.count("/") == 1 and filename:
+            return repo, filename
+    return None
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` means exact (fp32) on CPU/MPS and fp16 on CUDA."""
+    if precision in {"", "auto"}:
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and not device.startswith("cuda"):
+        log.warning("fp16 is only used on CUDA; running fp32 on %s", device)
+        return "fp32"
+    return precision
+
+
+def resolve_checkpoint(spec: ModelSpec) -> str | None:
+    """Return the local path of the weights (downloading from the Hub when asked), or None for the default."""
+    if spec.random_weights:
+        return None
+    repo, filename = spec.hub_repo, spec.hub_filename
+    if not repo and spec.checkpoint:
+        parsed = parse_hub_reference(spec.checkpoint)
+        if parsed:
+            repo, filename = parsed
+    if repo:
+        if not filename:
+            raise ModelLoadError(f"Hub repo {repo!r} given without a file name: pass --hub-filename (e.g. model.pth).")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return hf_hub_download(repo_id=repo, filename=filename, revision=spec.hub_revision)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Could not download {filename!r} from the Hugging Face Hub repo {repo!r}: {exc}. "
+                "Check the repo id, file name and network; for a private repo set HF_TOKEN; "
+                "or download the file and pass --checkpoint /path/to/file.pth."
+            ) from exc
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"Checkpoint file not found: {path}. Pass an existing .pth file to --checkpoint.")
+        return str(path)
+    return None
+
+
+def load_rfdetr(spec: ModelSpec) -> tuple[RFDETRPredictor, KeypointSchema, ModelInfo]:
+    """Build the keypoint model described by ``spec``. Slow (seconds) and may download; call it once per process."""
+    from rfdetr import RFDETRKeypointPreview
+
+    device = pick_device(spec.device)
+    precision = resolve_precision(spec.precision, device)
+    path = resolve_checkpoint(spec)
+    kwargs: dict[str, object] = {"device": device}
+    if spec.random_weights:
+        kwargs["pretrain_weights"] = None
+    elif path is not None:
+        kwargs["pretrain_weights"] = path
+    try:
+        model = RFDETRKeypointPreview(**kwargs)
+    except Exception as exc:
+        hint = (
+            "The default pretrained weights are downloaded on first start; without internet, pass "
+            "--checkpoint /path/to/rf-detr-keypoint-preview-xlarge.pth, or --random-weights to try the UI."
+            if path is None and not spec.random_weights
+            else "Check that the file is a complete RF-DETR keypoint checkpoint (not truncated or from another model)."
+        )
+        raise ModelLoadError(f"Could not load the model from {spec.source_label}: {exc}. {hint}") from exc
+    cfg = model.model_config
+    num_kp = max(list(getattr(cfg, "num_keypoints_per_class", []) or [17]))
+    schema = load_schema(spec.schema_path) if spec.schema_path else default_schema(num_kp)
+    if not schema.matches(num_kp):
+        raise ModelLoadError(
+            f"The keypoint schema {spec.schema_path} names {schema.num_keypoints} keypoints but the checkpoint "
+            f"predicts {num_kp}. Fix the schema file or drop --keypoint-schema."
+        )
+    resolution = spec.resolution or int(cfg.resolution)
+    info = ModelInfo(
+        name=PRETRAINED_NAME if path is None else Path(path).name,
+        source=spec.source_label,
+        device=device,
+        precision=precision,
+        default_resolution=resolution,
+        num_keypoints=num_kp,
+        class_names=list(getattr(model, "class_names", []) or []),
+        random_weights=spec.random_weights,
+    )
+    return RFDETRPredictor(model, device=device, precision=precision), schema, info

@@ -1,0 +1,115 @@
+"""Predictors: the one seam between the app and whatever runs the network.
+
+Everything above this module (service, tabs, CLI) talks to a :class:`Predictor`: RGB uint8 arrays in, raw
+``sv.KeyPoints`` out. The real one wraps ``rfdetr``; tests use the replay oracle in :mod:`rfdetr_demo.replay`, and
+faster engines can slot in without touching the UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import supervision as sv
+
+log = logging.getLogger(__name__)
+
+# RF-DETR keypoint models use patch size 12 and 2 windows: inference sides must be multiples of 24.
+RESOLUTION_BLOCK = 24
+
+
+class Predictor(Protocol):
+    """Runs the network on a batch of RGB uint8 images (H, W, 3)."""
+
+    def predict(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]: ...
+
+
+@dataclass
+class ModelInfo:
+    """What the page tells people about the model in use."""
+
+    name: str
+    source: str
+    device: str
+    precision: str
+    default_resolution: int
+    num_keypoints: int
+    class_names: list[str] = field(default_factory=list)
+    random_weights: bool = False
+    engine: str = "torch"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "device": self.device,
+            "precision": self.precision,
+            "engine": self.engine,
+            "default_resolution": self.default_resolution,
+            "num_keypoints": self.num_keypoints,
+            "random_weights": self.random_weights,
+        }
+
+
+def validate_resolution(resolution: int) -> int:
+    """Check that an inference side length is usable by the model (positive multiple of 24)."""
+    if isinstance(resolution, bool) or int(resolution) != resolution:
+        raise ValueError(f"resolution must be an integer, got {resolution!r}")
+    resolution = int(resolution)
+    if resolution <= 0 or resolution % RESOLUTION_BLOCK:
+        raise ValueError(f"resolution must be a positive multiple of {RESOLUTION_BLOCK}, got {resolution}")
+    return resolution
+
+
+def pick_device(requested: str = "auto") -> str:
+    """CUDA, then Apple MPS, then CPU, unless a device was requested explicitly."""
+    import torch
+
+    if requested and requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class RFDETRPredictor:
+    """Wraps an ``rfdetr`` keypoint model.
+
+    fp16 on CUDA runs through autocast rather than ``model.inference(dtype=...)`` so that every resolution the user
+    picks keeps working (``inference`` fixes one resolution and batch size).
+    """
+
+    def __init__(self, model: Any, device: str, precision: str = "fp32") -> None:
+        self.model = model
+        self.device = device
+        self.precision = precision
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self.device.startswith("cuda") and self.precision in {"fp16", "bf16"}:
+            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+            return torch.autocast(device_type="cuda", dtype=dtype)
+        if self.device == "cpu" and self.precision == "bf16":
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def predict(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
+        import torch
+
+        if not images:
+            return []
+        # Arrays only: a str would make rfdetr open a path or fetch a URL on the user's behalf.
+        batch = [np.ascontiguousarray(img, dtype=np.uint8) for img in images]
+        with torch.inference_mode(), self._autocast():
+            out = self.model.predict(
+                batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False
+            )
+        return list(out)

@@ -1,0 +1,171 @@
+"""One model per process, loaded once in the background, shared safely by every request.
+
+Why a service instead of a global model: the web server must start (and show a status) before multi-gigabyte
+weights arrive, a failed load must leave the server up with a helpful message, and concurrent requests from the
+Image, Video and Webcam tabs must neither load a second copy nor run the network at the same time on shared state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
+from rfdetr_demo.result import Prediction, drop_background, sort_by_score
+from rfdetr_demo.schema import KeypointSchema
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], tuple[Predictor, KeypointSchema, ModelInfo]]
+
+
+class ModelUnavailable(RuntimeError):
+    """The model is still loading or failed to load; the message is meant for the page."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    state: str  # "idle" | "loading" | "ready" | "error"
+    message: str
+    info: ModelInfo | None = None
+
+    def markdown(self) -> str:
+        """One-line status for the page header."""
+        if self.state == "ready" and self.info is not None:
+            i = self.info
+            text = (
+                f"**Model:** {i.name} · **source:** {i.source} · **device:** {i.device} · "
+                f"**precision:** {i.precision} · **engine:** {i.engine} · **default resolution:** "
+                f"{i.default_resolution}² · **keypoints:** {i.num_keypoints}"
+            )
+            if i.random_weights:
+                text = (
+                    "⚠️ **Random weights: the model is untrained and every result is meaningless.** "
+                    "This mode only demonstrates the interface.\n\n" + text
+                )
+            return text
+        if self.state == "error":
+            return f"❌ **The model could not be loaded.** {self.message}"
+        return f"⏳ {self.message or 'Loading the model…'}"
+
+
+class ModelService:
+    """Loads the model once (in a background thread) and serialises inference on it."""
+
+    def __init__(self, loader: Loader) -> None:
+        self._loader = loader
+        self._state = "idle"
+        self._message = ""
+        self._predictor: Predictor | None = None
+        self._schema: KeypointSchema | None = None
+        self._info: ModelInfo | None = None
+        self._state_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._infer_lock = threading.Lock()
+        self.load_count = 0
+
+    # -- loading -------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin loading in the background (idempotent); the server need not wait."""
+        with self._state_lock:
+            if self._state != "idle":
+                return
+            self._state, self._message = "loading", "Loading the model… the first start may download weights."
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.load_count += 1
+            predictor, schema, info = self._loader()
+        except Exception as exc:
+            log.exception("model load failed")
+            with self._state_lock:
+                self._state, self._message = "error", str(exc) or exc.__class__.__name__
+            self._ready.set()
+            return
+        with self._state_lock:
+            self._predictor, self._schema, self._info = predictor, schema, info
+            self._state = "ready"
+            self._message = f"Model ready in {time.perf_counter() - t0:.1f} s."
+        log.info("model ready: %s", info.as_dict())
+        self._ready.set()
+
+    def status(self) -> ServiceStatus:
+        with self._state_lock:
+            return ServiceStatus(self._state, self._message, self._info)
+
+    def wait(self, timeout: float | None = None) -> tuple[Predictor, KeypointSchema, ModelInfo]:
+        """Block until the model is ready (starting the load if nobody did); raise :class:`ModelUnavailable`."""
+        self.start()
+        if not self._ready.wait(timeout):
+            raise ModelUnavailable("The model is still loading; please try again in a moment.")
+        with self._state_lock:
+            if self._state != "ready" or self._predictor is None or self._schema is None or self._info is None:
+                raise ModelUnavailable(f"The model could not be loaded. {self._message}")
+            return self._predictor, self._schema, self._info
+
+    @property
+    def schema(self) -> KeypointSchema:
+        return self.wait()[1]
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.wait()[2]
+
+    # -- inference -----------------------------------------------------------------------------------------------
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        threshold: float = 0.5,
+        resolution: int | None = None,
+        timeout: float | None = None,
+    ) -> list[Prediction]:
+        """Run the model on RGB uint8 images; one :class:`Prediction` per image, background rows dropped."""
+        predictor, schema, info = self.wait(timeout)
+        res = validate_resolution(resolution or info.default_resolution)
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+        for img in images:
+            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+                raise ValueError("images must be RGB uint8 arrays of shape (H, W, 3)")
+        if not images:
+            return []
+        with self._infer_lock:
+            t0 = time.perf_counter()
+            raw = predictor.predict(list(images), float(threshold), res)
+            elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        per_image_ms = elapsed_ms / len(images)
+        return [
+            Prediction(
+                key_points=sort_by_score(drop_background(kp)),
+                image_size=(int(img.shape[1]), int(img.shape[0])),
+                keypoint_names=schema.names,
+                threshold=float(threshold),
+                resolution=res,
+                inference_ms=per_image_ms,
+                model_info=info.as_dict(),
+            )
+            for kp, img in zip(raw, images, strict=True)
+        ]
+
+    def predict(self, image: np.ndarray, threshold: float = 0.5, resolution: int | None = None) -> Prediction:
+        return self.predict_batch([image], threshold, resolution)[0]
+
+
+_shared: dict[object, ModelService] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_service(key: object, loader: Loader) -> ModelService:
+    """The process-wide service for ``key``: every tab and the CLI get the same instance, so one model loads."""
+    with _shared_lock:
+        service = _shared.get(key)
+        if service is None:
+            service = _shared[key] = ModelService(loader)
+        return service

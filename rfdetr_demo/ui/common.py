@@ -1,0 +1,115 @@
+"""Controls and helpers shared by the Image, Video and Webcam tabs.
+
+One place defines the threshold sliders, resolution choices and view picker so every tab offers the same options
+with the same defaults, and one function turns our exceptions into ``gr.Error`` messages for the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from rfdetr_demo.images import ImageLoadError
+from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
+from rfdetr_demo.schema import SchemaError
+from rfdetr_demo.service import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+RESOLUTION_PRESETS: tuple[int, ...] = (288, 384, 480, 576, 672, 768)
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_KEYPOINT_THRESHOLD = 0.3
+# How long a request waits for a model that is still loading before it gives up with a message.
+MODEL_WAIT_S = 600.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERRORS = (ImageLoadError, ModelUnavailable, SchemaError, ValueError)
+
+
+def user_errors(fn: F) -> F:
+    """Show expected failures as a clear ``gr.Error`` and unexpected ones as a short message (logged in full).
+
+    Either way the exception stays inside this request: the server keeps serving everyone else.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc), title="Cannot process this input") from exc
+        except Exception as exc:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Unexpected error ({exc.__class__.__name__}: {exc}). The server is still running.") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def guard_image_preprocess(component: gr.Image) -> gr.Image:
+    """Make a corrupt or empty upload fail with our clear message instead of Gradio's internal one.
+
+    ``gr.Image`` opens the file with PIL while preprocessing, before our handler runs, and reports failures as a
+    "could not preprocess input component" error. Wrapping the instance's ``preprocess`` keeps the stock frontend
+    component while turning that into a ``gr.Error`` that says what is wrong with the file.
+    """
+    original = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            from rfdetr_demo.images import load_image
+
+            path = getattr(payload, "path", None)
+            message = f"Could not read the uploaded file as an image ({exc})."
+            if path:
+                try:
+                    load_image(path)
+                except ImageLoadError as load_exc:
+                    message = str(load_exc)
+            raise gr.Error(message, title="Cannot process this input") from exc
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+def resolution_choices(default: int) -> list[int]:
+    return sorted(set(RESOLUTION_PRESETS) | {default})
+
+
+@dataclass
+class Controls:
+    threshold: gr.Slider
+    keypoint_threshold: gr.Slider
+    resolution: gr.Dropdown
+    views: gr.CheckboxGroup
+
+
+def make_controls(default_resolution: int, default_views: tuple[str, ...] = DEFAULT_VIEWS) -> Controls:
+    threshold = gr.Slider(
+        0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold",
+        info="Minimum person score (re-runs the model).",
+    )  # fmt: skip
+    keypoint_threshold = gr.Slider(
+        0.0, 1.0, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.01, label="Keypoint confidence threshold",
+        info="Hides joints below this confidence (display only, no re-run).",
+    )  # fmt: skip
+    resolution = gr.Dropdown(
+        choices=resolution_choices(default_resolution), value=default_resolution, label="Inference resolution",
+        info="Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people.",
+    )  # fmt: skip
+    views = gr.CheckboxGroup(
+        choices=list(ALL_VIEWS), value=list(default_views), label="Views (shown side by side)",
+        info="All views come from the same single inference.",
+    )  # fmt: skip
+    return Controls(threshold, keypoint_threshold, resolution, views)

@@ -1,0 +1,121 @@
+"""Image tab: upload/paste/example → views side by side, tables, downloads; API endpoint ``/predict_image``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from rfdetr_demo.image_task import ImageOutput, ImageRun, render_run, run_image
+from rfdetr_demo.render import DEFAULT_VIEWS
+from rfdetr_demo.service import ModelService
+from rfdetr_demo.ui.common import (
+    DEFAULT_KEYPOINT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    MODEL_WAIT_S,
+    guard_image_preprocess,
+    make_controls,
+    user_errors,
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _outputs(out: ImageOutput, run: ImageRun | None) -> tuple[Any, ...]:
+    return (
+        out.views,
+        out.persons,
+        out.keypoints,
+        out.result,
+        [str(p) for p in out.files],
+        out.summary,
+        run,
+    )
+
+
+def _empty() -> tuple[Any, ...]:
+    return ([], None, None, None, None, "", None)
+
+
+def example_images() -> list[str]:
+    return sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
+
+
+def build_image_tab(service: ModelService, default_resolution: int, max_image_side: int) -> None:
+    """Create the tab's components and events inside the current ``gr.Blocks``."""
+
+    @user_errors
+    def predict_image(
+        image: str | None,
+        threshold: float = DEFAULT_THRESHOLD,
+        keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+        resolution: int = default_resolution,
+        views: list[str] | None = None,
+    ) -> tuple[Any, ...]:
+        """Detect people and keypoints in one image.
+
+        Args:
+            image: the image (file upload or URL handled by the client).
+            threshold: minimum detection score, 0-1.
+            keypoint_threshold: joints below this confidence are hidden, 0-1.
+            resolution: inference side length, a multiple of 24.
+            views: annotator views to render side by side.
+        Returns:
+            The rendered views, the persons table, the keypoints table, the JSON result, the download files,
+            a summary, and (UI only) the kept run.
+        """
+        if not image:
+            raise gr.Error("Please upload, paste or pick an image first.", title="No image")
+        service.wait(MODEL_WAIT_S)
+        run = run_image(service, image, float(threshold), int(resolution), max_image_side)
+        return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
+
+    @user_errors
+    def rerender(run: ImageRun | None, keypoint_threshold: float, views: list[str]) -> tuple[Any, ...]:
+        """Display-only change: redraw from the kept result without running the model."""
+        if run is None:
+            return _empty()
+        return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            image = guard_image_preprocess(
+                gr.Image(
+                    type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
+                )
+            )
+            controls = make_controls(default_resolution)
+            run_btn = gr.Button("Detect keypoints", variant="primary", elem_id="run-image")
+            examples = example_images()
+            if examples:
+                gr.Examples(examples=examples, inputs=[image], label="Examples (COCO val2017)")
+        with gr.Column(scale=2, min_width=480):
+            summary = gr.Markdown(elem_id="image-summary")
+            gallery = gr.Gallery(
+                label="Views", columns=2, height="auto", format="jpeg", object_fit="contain",
+                preview=False, elem_id="views-gallery", interactive=False,
+            )  # fmt: skip
+            with gr.Tab("Persons"):
+                persons = gr.Dataframe(label="Persons", interactive=False, elem_id="persons-table", wrap=True)
+            with gr.Tab("Keypoints"):
+                keypoints = gr.Dataframe(label="Keypoints", interactive=False, elem_id="keypoints-table")
+            with gr.Tab("JSON"):
+                result_json = gr.JSON(label="Result")
+            files = gr.File(label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False)
+    state = gr.State(None)
+
+    outputs = [gallery, persons, keypoints, result_json, files, summary, state]
+    inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
+    run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model")
+    # Upload, paste and example clicks run immediately; clearing the image clears the results.
+    image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model")
+    image.clear(_empty, None, outputs, api_visibility="private")
+    gr.on(
+        [controls.keypoint_threshold.release, controls.views.input],
+        rerender,
+        [state, controls.keypoint_threshold, controls.views],
+        outputs,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
