@@ -1,0 +1,86 @@
+"""Shared fixtures: real data from ../shared/data, a replay (ground-truth) model service, the random-weight model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rfdetr_demo.predictor import ModelInfo
+from rfdetr_demo.replay import ReplayPredictor, load_coco_truth
+from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.service import ModelService
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+COCO_DIR = SHARED_DATA / "coco"
+COCO_JSON = COCO_DIR / "test_coco.json"
+VIDEO_DIR = SHARED_DATA / "video"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real test data missing: {path} (expected ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def coco_json() -> Path:
+    return _require(COCO_JSON)
+
+
+@pytest.fixture(scope="session")
+def coco_truth(coco_json: Path):
+    return load_coco_truth(coco_json)
+
+
+@pytest.fixture(scope="session")
+def coco_image_paths(coco_truth) -> dict[int, Path]:
+    return {image_id: _require(COCO_DIR / t.file_name) for image_id, t in coco_truth.items()}
+
+
+@pytest.fixture(scope="session")
+def video_dir() -> Path:
+    return _require(VIDEO_DIR)
+
+
+def replay_info(resolution: int = 576) -> ModelInfo:
+    return ModelInfo(
+        name="replay",
+        source="COCO ground truth (replay)",
+        device="cpu",
+        precision="fp32",
+        default_resolution=resolution,
+        num_keypoints=17,
+        class_names=["person"],
+    )
+
+
+def make_replay_service(predictor: ReplayPredictor) -> ModelService:
+    """A ModelService whose 'model' replays ground truth: the real service code around an oracle."""
+    service = ModelService(lambda: (predictor, KeypointSchema.coco(), replay_info()))
+    service.start()
+    service.wait(30)
+    return service
+
+
+@pytest.fixture()
+def replay_predictor(coco_json: Path) -> ReplayPredictor:
+    return ReplayPredictor.from_coco(coco_json)
+
+
+@pytest.fixture()
+def replay_service(replay_predictor: ReplayPredictor) -> ModelService:
+    return make_replay_service(replay_predictor)
+
+
+@pytest.fixture(scope="session")
+def random_model_service() -> ModelService:
+    """The real RFDETRKeypointPreview with random weights (no download), default resolution 288 for speed."""
+    from rfdetr_demo.loading import ModelSpec, load_rfdetr
+
+    spec = ModelSpec(random_weights=True, device="cpu", resolution=288)
+    service = ModelService(lambda: load_rfdetr(spec))
+    service.start()
+    service.wait(300)
+    return service
