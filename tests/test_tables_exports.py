@@ -1,0 +1,107 @@
+"""Tables and downloads against ground truth, including a COCO-evaluator round trip (AP must be 1.0)."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfdetr_demo.exports import coco_results, image_id_from_name, safe_stem, write_exports
+from rfdetr_demo.result import Prediction, apply_keypoint_threshold
+from rfdetr_demo.schema import COCO_KEYPOINT_NAMES
+from rfdetr_demo.tables import keypoints_table, persons_table
+
+
+def _prediction(kp, size=(640, 480)):
+    return Prediction(kp, size, COCO_KEYPOINT_NAMES, 0.5, 576, 12.5, {"name": "replay", "class_names": ["person"]})
+
+
+def test_tables_equal_the_keypoints(coco_truth):
+    truth = coco_truth[196141].key_points
+    kp = apply_keypoint_threshold(truth, 0.7)
+    persons = persons_table(kp)
+    assert list(persons["id"]) == list(range(len(kp)))
+    assert (persons["class"] == "person").all()
+    np.testing.assert_allclose(persons["score"], kp.detection_confidence, atol=1e-3)
+    np.testing.assert_allclose(persons[["x1", "y1", "x2", "y2"]].to_numpy(), kp.data["xyxy"], atol=0.05)
+    assert list(persons["visible_keypoints"]) == list(kp.visible.sum(axis=1))
+    table = keypoints_table(kp, COCO_KEYPOINT_NAMES)
+    assert len(table) == len(kp) * 17
+    np.testing.assert_allclose(table[["x", "y"]].to_numpy(), kp.xy.reshape(-1, 2), atol=0.05)
+    assert list(table["visible"]) == list(kp.visible.reshape(-1))
+    assert list(table["keypoint"][:17]) == list(COCO_KEYPOINT_NAMES)
+    # Occluded joints (confidence 0.6) are hidden at 0.7 and reported as such.
+    assert not table.loc[table["confidence"] == 0.6, "visible"].any()
+
+
+def test_empty_tables_have_columns(coco_truth):
+    kp = coco_truth[785].key_points
+    empty = kp[np.zeros(len(kp), bool)]
+    assert list(persons_table(empty).columns)[:3] == ["id", "class", "score"] and persons_table(empty).empty
+    assert keypoints_table(empty, COCO_KEYPOINT_NAMES).empty
+
+
+def test_written_files_decode_back(tmp_path, coco_truth):
+    kp = apply_keypoint_threshold(coco_truth[197388].key_points, 0.3)
+    files = write_exports(tmp_path, _prediction(kp), kp, 0.3, "000000197388.jpg", stem="000000197388.jpg")
+    csv_path, json_path, coco_path = files
+    assert csv_path.name == "000000197388.csv"
+    csv = pd.read_csv(csv_path)
+    np.testing.assert_allclose(csv[["x", "y"]].to_numpy(), kp.xy.reshape(-1, 2), atol=0.01)
+    doc = json.loads(json_path.read_text())
+    assert doc["settings"]["keypoint_threshold"] == 0.3
+    assert len(doc["instances"]) == len(kp)
+    first = doc["instances"][0]["keypoints"][0]
+    assert first["name"] == "nose" and len(first["covariance"]) == 2
+    coco = json.loads(coco_path.read_text())
+    assert {r["image_id"] for r in coco} == {197388}
+    assert all(len(r["keypoints"]) == 51 for r in coco)
+    x1, y1, x2, y2 = kp.data["xyxy"][0]
+    np.testing.assert_allclose(coco[0]["bbox"], [x1, y1, x2 - x1, y2 - y1], atol=0.01)
+
+
+def test_coco_results_of_ground_truth_score_ap_1(coco_json, coco_truth):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = []
+    for image_id, truth in coco_truth.items():
+        results += coco_results(apply_keypoint_threshold(truth.key_points, 0.0), image_id)
+    labelled = [a for a in json.loads(coco_json.read_text())["annotations"] if a["num_keypoints"] > 0]
+    assert len(results) == len(labelled) >= 10  # annotations without keypoints are ignored by COCO eval too
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(coco_json))
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0), ev.stats
+
+
+def test_coco_results_detect_a_wrong_prediction(coco_json, coco_truth):
+    """The AP oracle is not vacuous: shifting every joint by 30 px must lower AP."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = []
+    for image_id, truth in coco_truth.items():
+        for r in coco_results(truth.key_points, image_id):
+            r["keypoints"] = [v + 30 if i % 3 != 2 else v for i, v in enumerate(r["keypoints"])]
+            results.append(r)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(coco_json))
+        ev = COCOeval(gt, gt.loadRes(results), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.stats[0] < 0.9
+
+
+def test_names_and_ids():
+    assert image_id_from_name("000000000785.jpg") == 785
+    assert image_id_from_name("holiday.png") == 0
+    assert safe_stem("../../etc/pass wd.jpg") == "pass_wd"
+    assert safe_stem(None) == "keypoints"
