@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,24 @@ SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 COCO_DIR = SHARED_DATA / "coco"
 COCO_JSON = COCO_DIR / "test_coco.json"
 VIDEO_DIR = SHARED_DATA / "video"
+
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):
+    """Tests never use the network: any name other than loopback fails to resolve, as it would offline."""
+    if host not in _LOCAL_HOSTS and not str(host).startswith("127."):
+        raise socket.gaierror(socket.EAI_NONAME, f"network disabled in tests (tried to resolve {host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network():
+    socket.getaddrinfo = _loopback_only_getaddrinfo
+    yield
+    socket.getaddrinfo = _real_getaddrinfo
 
 
 def _require(path: Path) -> Path:

@@ -68,7 +68,11 @@ def test_bytes_input():
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty"), (b"hello, I am text", "Could not read"), (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "Could not read|corrupt")],
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "Could not read"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "Could not read|corrupt"),
+    ],
 )
 def test_bad_files_raise_image_load_error(tmp_path, content, message):
     path = tmp_path / "bad.jpg"

@@ -31,7 +31,7 @@ def skier(coco_truth, coco_image_paths):
 
 
 def _color_at(img, xy):
-    x, y = (int(round(v)) for v in xy)
+    x, y = (round(v) for v in xy)
     return img[y, x].astype(int)
 
 
@@ -52,7 +52,7 @@ def test_hidden_joints_are_not_drawn(coco_truth, coco_image_paths):
     person, joint = np.argwhere(kp.keypoint_confidence == 0.6)[0]
     shown = render_view(rgb, apply_keypoint_threshold(kp, 0.5), SCHEMA, VIEW_VERTICES)
     hidden = render_view(rgb, apply_keypoint_threshold(kp, 0.7), SCHEMA, VIEW_VERTICES)
-    x, y = (int(round(v)) for v in kp.xy[person, joint])
+    x, y = (round(v) for v in kp.xy[person, joint])
     window = (slice(y - 1, y + 2), slice(x - 1, x + 2))
     assert not np.array_equal(shown[window], rgb[window]), "joint above threshold is drawn"
     # The occluded joint must leave its pixels untouched (no other visible joint lies within the vertex radius).
@@ -97,7 +97,7 @@ def test_halo_follows_covariance(skier):
 def test_boxes_view_labels_and_box_edges(skier):
     rgb, kp = skier
     out = render_view(rgb, kp, SCHEMA, VIEW_BOXES)
-    x1, y1, x2, y2 = (int(v) for v in kp.data["xyxy"][0])
+    x1, y1, _x2, y2 = (int(v) for v in kp.data["xyxy"][0])
     column = out[y1 + 20 : y2 - 20, x1]
     assert (np.abs(column.astype(int) - np.array((163, 81, 251))).max(axis=1) <= 10).mean() > 0.9
 

@@ -83,6 +83,19 @@ def guard_image_preprocess(component: gr.Image) -> gr.Image:
     return component
 
 
+def parse_resolution(value: object) -> int:
+    """Dropdown values may arrive as text from API clients; anything but a multiple of 24 gets a clear error."""
+    from rfdetr_demo.predictor import validate_resolution
+
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"resolution must be a positive multiple of 24, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"resolution must be a positive multiple of 24, got {value!r}")
+    return validate_resolution(int(number))
+
+
 def resolution_choices(default: int) -> list[int]:
     return sorted(set(RESOLUTION_PRESETS) | {default})
 
@@ -106,6 +119,7 @@ def make_controls(default_resolution: int, default_views: tuple[str, ...] = DEFA
     )  # fmt: skip
     resolution = gr.Dropdown(
         choices=resolution_choices(default_resolution), value=default_resolution, label="Inference resolution",
+        allow_custom_value=True,
         info="Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people.",
     )  # fmt: skip
     views = gr.CheckboxGroup(

@@ -16,6 +16,7 @@ from rfdetr_demo.ui.common import (
     MODEL_WAIT_S,
     guard_image_preprocess,
     make_controls,
+    parse_resolution,
     user_errors,
 )
 
@@ -68,7 +69,7 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
         if not image:
             raise gr.Error("Please upload, paste or pick an image first.", title="No image")
         service.wait(MODEL_WAIT_S)
-        run = run_image(service, image, float(threshold), int(resolution), max_image_side)
+        run = run_image(service, image, float(threshold), parse_resolution(resolution), max_image_side)
         return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
 
     @user_errors
