@@ -1,0 +1,94 @@
+"""Real browser: Chromium (Debian) driven by Playwright opens the page, uploads a photo and sees the results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rfdetr_demo.app_factory import create_app, launch_kwargs
+from rfdetr_demo.config import Settings
+from tests.conftest import REPO, make_replay_service
+from tests.test_app import free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page_url(coco_json):
+    from rfdetr_demo.replay import ReplayPredictor
+
+    predictor = ReplayPredictor.from_coco(coco_json)
+    service = make_replay_service(predictor)
+    demo = create_app(Settings(), service=service)
+    demo.queue()
+    port = free_port()
+    kwargs = launch_kwargs(Settings(port=port))
+    demo.launch(prevent_thread_lock=True, quiet=True, **{k: v for k, v in kwargs.items() if k != "share"})
+    yield f"http://127.0.0.1:{port}/", predictor
+    demo.close()
+
+
+def test_upload_shows_views_and_tables(browser, page_url, coco_image_paths, coco_truth, tmp_path):
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.goto(page_url[0], wait_until="domcontentloaded")
+    page.get_by_text("Model:", exact=False).first.wait_for(timeout=30_000)
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[196141]))
+    gallery_images = page.locator("#views-gallery img")
+    gallery_images.nth(3).wait_for(timeout=60_000)
+    assert gallery_images.count() == 4
+    # Every rendered view actually decoded in the browser (not a broken image icon).
+    widths = gallery_images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+    assert all(w == 640 for w in widths), widths
+    page.get_by_text("instance(s)", exact=False).first.wait_for(timeout=10_000)
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    grid = page.locator("#persons-table [role=grid]")
+    expected = len(coco_truth[196141].key_points)
+    assert grid.get_attribute("aria-rowcount") == str(expected + 1)  # header + one row per person
+    assert grid.inner_text().count("person") == expected
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("RFDETR_DEMO_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, REPO / "docs" / "screenshot.png")
+    page.close()
+
+
+def test_view_change_rerenders_without_rerunning_the_model(browser, page_url, coco_image_paths):
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[785]))
+    page.locator("#views-gallery img").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Keypoints").click()
+    table = page.locator("#keypoints-table")
+    table.get_by_text("left_ankle").first.wait_for(timeout=10_000)
+    calls = predictor.calls
+    page.get_by_role("checkbox", name="Boxes", exact=True).check()
+    page.locator("#views-gallery img").nth(4).wait_for(timeout=30_000)
+    assert page.locator("#views-gallery img").count() == 5
+    assert predictor.calls == calls, "a display-only change must not run the model"
+    page.close()
