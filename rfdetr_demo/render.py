@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -240,10 +241,11 @@ def normalize_views(views: Sequence[str] | str | None) -> list[str]:
 def render_view(rgb: np.ndarray, key_points: sv.KeyPoints, schema: KeypointSchema, view: str) -> np.ndarray:
     """Draw one view on a copy of ``rgb`` (RGB uint8) and return RGB uint8."""
     style = Style.for_size(rgb.shape[1], rgb.shape[0])
-    scene = np.ascontiguousarray(rgb[..., ::-1])  # RGB -> BGR copy: supervision's numpy convention
+    # RGB -> BGR copy (supervision's numpy convention); cv2's SIMD swap is ~5x faster than a strided numpy copy.
+    scene = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if len(key_points):
         scene = VIEW_DRAWERS[view](scene, key_points, schema, style)
-    return np.ascontiguousarray(scene[..., ::-1])
+    return cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)
 
 
 def render_views(
