@@ -72,6 +72,9 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
         run = run_image(service, image, float(threshold), parse_resolution(resolution), max_image_side)
         return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
 
+    def predict_or_clear(image: str | None, *args: Any) -> tuple[Any, ...]:
+        return predict_image(image, *args) if image else _empty()
+
     @user_errors
     def rerender(run: ImageRun | None, keypoint_threshold: float, views: list[str]) -> tuple[Any, ...]:
         """Display-only change: redraw from the kept result without running the model."""
@@ -90,7 +93,9 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
             run_btn = gr.Button("Detect keypoints", variant="primary", elem_id="run-image")
             examples = example_images()
             if examples:
-                gr.Examples(examples=examples, inputs=[image], label="Examples (COCO val2017)")
+                gr.Examples(
+                    examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples"
+                )
         with gr.Column(scale=2, min_width=480):
             summary = gr.Markdown(elem_id="image-summary")
             gallery = gr.Gallery(
@@ -109,9 +114,8 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
     outputs = [gallery, persons, keypoints, result_json, files, summary, state]
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
     run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model")
-    # Upload, paste and example clicks run immediately; clearing the image clears the results.
-    image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model")
-    image.clear(_empty, None, outputs, api_visibility="private")
+    # Upload, paste and example clicks run immediately (they all change the value); clearing clears the results.
+    image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model")
     gr.on(
         [controls.keypoint_threshold.release, controls.views.input],
         rerender,
