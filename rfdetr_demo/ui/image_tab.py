@@ -109,7 +109,8 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
             with gr.Tab("JSON"):
                 result_json = gr.JSON(label="Result")
             files = gr.File(label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False)
-    state = gr.State(None)
+    # The kept run holds the decoded image (up to --max-image-side); expire it so idle sessions free memory.
+    state = gr.State(None, time_to_live=1800)
 
     outputs = [gallery, persons, keypoints, result_json, files, summary, state]
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
