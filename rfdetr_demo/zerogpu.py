@@ -38,7 +38,7 @@ DEFAULT_DURATION_S = 60
 # preview checkpoint's resolution, scaled by pixel count. Generous on purpose: running out aborts the request.
 BASE_DURATION_S = 15.0
 SECONDS_PER_IMAGE_576 = 0.25
-MAX_DURATION_S = 300
+MAX_DURATION_S = 120  # the most a visitor without a login may request
 
 
 def _import_spaces() -> ModuleType | None:
