@@ -11,7 +11,7 @@
 # (private Hub checkpoints) and RFDETR_DEMO_AUTH at `docker run` time with -e / --env-file.
 
 ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim
+FROM python:${PYTHON_VERSION}-slim-bookworm
 
 # Extra package index for torch: the CPU-only wheels by default (about 5x smaller than the CUDA ones).
 # Set it empty for the CUDA variant.

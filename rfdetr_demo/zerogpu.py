@@ -93,7 +93,6 @@ def gpu(duration: Callable[..., float] | float | None = None) -> Callable[[F], F
                 return func(*args, **kwargs)
             return leased(*args, **kwargs)
 
-        outer.__wrapped_by_spaces__ = True  # type: ignore[attr-defined]
         return outer  # type: ignore[return-value]
 
     return decorate
