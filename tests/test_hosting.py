@@ -480,3 +480,17 @@ def test_space_front_matter() -> None:
     assert (REPO / meta["app_file"]).is_file()
     assert re.fullmatch(r"3\.\d+", str(meta["python_version"]))  # quoted: YAML would read 3.10 as 3.1
     assert len(meta["short_description"]) <= 60  # the Hub's limit
+
+
+def test_display_change_after_a_cached_example_runs_once(replay_service, coco_image_paths, coco_truth) -> None:
+    """A cached example restores the outputs but not the kept run: a display change then runs the model once."""
+    from rfdetr_demo.app_factory import create_app
+
+    demo = create_app(load_settings(["--cache-examples", "lazy"], {}), service=replay_service)
+    rerender = next(f.fn for f in demo.fns.values() if f.name == "rerender")
+    image_id, truth = next(iter(coco_truth.items()))
+    out = rerender(None, 0.3, ["Combined"], str(coco_image_paths[image_id]), 0.5, 576)
+    run = out[-1]
+    assert run is not None and len(run.prediction) == len(truth.key_points)
+    assert [caption for _img, caption in out[0]] == ["Combined"]
+    assert rerender(None, 0.3, ["Combined"], None, 0.5, 576)[-1] is None  # no image: cleared, no model run
