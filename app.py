@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from rfdetr_demo.app_factory import create_app, launch_kwargs
+from rfdetr_demo import zerogpu  # noqa: F401 - imports `spaces` (if present) before torch touches CUDA
+from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
 from rfdetr_demo.config import load_settings
 
 
@@ -13,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(argv)
     demo = create_app(settings)
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    configure_queue(demo, settings)
     demo.launch(**launch_kwargs(settings))
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from functools import partial
 from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo.config import Settings
+from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.loading import load_rfdetr
 from rfdetr_demo.service import ModelService, shared_service
+
+log = logging.getLogger(__name__)
 
 
 def model_service(settings: Settings) -> ModelService:
@@ -24,15 +28,32 @@ def create_app(settings: Settings, service: ModelService | None = None) -> gr.Bl
     return build_demo(settings, service or model_service(settings))
 
 
+def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:
+    """Bound the waiting line (``--queue-size``) and the requests run at once (``--concurrency``)."""
+    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def mcp_available() -> bool:
+    """``gradio[mcp]`` is an optional extra: serve MCP only when its ``mcp`` package is importable."""
+    return importlib.util.find_spec("mcp") is not None
+
+
 def launch_kwargs(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "server_name": settings.host,
         "server_port": settings.port,
-        "share": settings.share,
+        # Spaces already gives the app a public URL (Gradio would only warn there).
+        "share": settings.share and not on_spaces(),
         "max_file_size": settings.max_file_size,
         "theme": gr.themes.Soft(),
         "show_error": True,
     }
     if settings.auth_pair:
         kwargs["auth"] = [settings.auth_pair]
+        kwargs["auth_message"] = "This RF-DETR Keypoint demo requires a login."
+    if settings.mcp:
+        if mcp_available():
+            kwargs["mcp_server"] = True
+        else:
+            log.warning('--mcp ignored: the MCP server needs `pip install "gradio[mcp]==%s"`', gr.__version__)
     return kwargs

@@ -39,6 +39,7 @@ class Settings:
     enable_stream_source: bool = False
     stream_allow_hosts: str = ""
     mcp: bool = False
+    cache_examples: str = "auto"  # auto | lazy | off
 
     def model_spec(self) -> Any:
         from rfdetr_demo.loading import ModelSpec
@@ -86,8 +87,15 @@ _HELP: dict[str, str] = {
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",
     "enable_stream_source": "Allow the server to open RTSP/HTTP camera streams (off: it makes the server connect out).",
     "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
-    "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]).",
+    "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
+    "cache_examples": "Cache example results: auto (lazily on Hugging Face Spaces, off elsewhere), lazy or off.",
 }
+
+# Standard Gradio/Spaces variables used when neither our flag nor our RFDETR_DEMO_* variable is set: Spaces and
+# many container platforms set GRADIO_SERVER_NAME=0.0.0.0 and GRADIO_SERVER_PORT, and the app must listen there.
+FALLBACK_ENV: dict[str, str] = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+
+CACHE_EXAMPLE_MODES = ("auto", "lazy", "off")
 
 
 def env_name(field_name: str) -> str:
@@ -113,35 +121,77 @@ def _convert(kind: Any, text: str) -> Any:
     return text or None if kind == "str | None" else text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="app.py",
-        description="RF-DETR Keypoint demo: people and their 17 COCO keypoints in the browser (Gradio).",
-        epilog=f"Every option can also be set with an environment variable {ENV_PREFIX}<OPTION> "
-        f"(e.g. {ENV_PREFIX}RANDOM_WEIGHTS=1, {ENV_PREFIX}PORT=7860); flags win over the environment.",
-    )
+def add_setting_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """Add ``--flag`` options for the named :class:`Settings` fields (all when ``names`` is None).
+
+    Shared by ``app.py`` and the CLI batch mode so both spell the model options the same way.
+    """
     for f in fields(Settings):
+        if names is not None and f.name not in names:
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{_HELP[f.name]} [env {env_name(f.name)}]"
         if f.type in (bool, "bool"):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="RF-DETR Keypoint demo: people and their 17 COCO keypoints in the browser (Gradio).",
+        epilog=f"Every option can also be set with an environment variable {ENV_PREFIX}<OPTION> "
+        f"(e.g. {ENV_PREFIX}RANDOM_WEIGHTS=1, {ENV_PREFIX}PORT=7860); flags win over the environment. "
+        "GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured when --host / --port and their "
+        f"{ENV_PREFIX} variables are not set. Batch mode without the UI: python -m rfdetr_demo predict --help.",
+    )
+    add_setting_arguments(parser)
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve settings: flags, then ``RFDETR_DEMO_*`` environment variables, then defaults."""
+def settings_from_args(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings from parsed flags (missing or None: not given), then the environment, then defaults."""
     env = os.environ if environ is None else environ
-    args = vars(build_parser().parse_args(argv))
     values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = args.get(f.name)
         if raw is None and env_name(f.name) in env:
             raw = env[env_name(f.name)]
+        if raw is None and f.name in FALLBACK_ENV and env.get(FALLBACK_ENV[f.name]):
+            raw = env[FALLBACK_ENV[f.name]]
         if raw is None:
             continue
-        values[f.name] = raw if isinstance(raw, bool) else _convert(f.type, str(raw))
+        try:
+            values[f.name] = raw if isinstance(raw, bool) else _convert(f.type, str(raw))
+        except ValueError as exc:
+            raise ValueError(f"invalid value for --{f.name.replace('_', '-')}: {exc}") from exc
     settings = Settings(**values)
-    settings.auth_pair  # noqa: B018 - validate early so a typo fails at start, not at login
+    validate_settings(settings)
     return settings
+
+
+def validate_settings(settings: Settings) -> None:
+    """Fail at start, with the option's name, rather than at the first login or request."""
+    settings.auth_pair  # noqa: B018 - a malformed USER:PASSWORD raises here
+    if not 0 < settings.port < 65536:
+        raise ValueError(f"--port must be within 1-65535, got {settings.port}")
+    if settings.queue_size < 1:
+        raise ValueError(f"--queue-size must be at least 1, got {settings.queue_size}")
+    if settings.concurrency < 1:
+        raise ValueError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if settings.max_video_seconds <= 0:
+        raise ValueError(f"--max-video-seconds must be positive, got {settings.max_video_seconds}")
+    if settings.cache_examples not in CACHE_EXAMPLE_MODES:
+        raise ValueError(f"--cache-examples must be one of {CACHE_EXAMPLE_MODES}, got {settings.cache_examples!r}")
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings: flags, then ``RFDETR_DEMO_*`` environment variables, then defaults."""
+    return settings_from_args(vars(build_parser().parse_args(argv)), environ)
+
+
+def on_spaces(environ: Mapping[str, str] | None = None) -> bool:
+    """True on Hugging Face Spaces (which sets ``SYSTEM=spaces``)."""
+    env = os.environ if environ is None else environ
+    return env.get("SYSTEM") == "spaces"

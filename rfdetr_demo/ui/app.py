@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from rfdetr_demo.config import Settings
+from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.image_tab import build_image_tab
 
@@ -16,6 +16,13 @@ INTRO = (
     "A real-time DETR that finds people and their 17 COCO keypoints, with a confidence and an uncertainty "
     "(covariance) for every joint. Left joints are **blue**, right joints **orange**, the centre line **green**."
 )
+
+
+def examples_cached(settings: Settings) -> bool:
+    """Lazy example caching: on by default on Spaces (shared GPU time), off locally (results would go stale)."""
+    if settings.cache_examples == "auto":
+        return on_spaces()
+    return settings.cache_examples == "lazy"
 
 
 def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
@@ -34,5 +41,5 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
         timer.tick(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)
         with gr.Tab("Image", id="image"):
-            build_image_tab(service, default_res, settings.max_image_side)
+            build_image_tab(service, default_res, settings.max_image_side, examples_cached(settings))
     return demo

@@ -43,8 +43,14 @@ def example_images() -> list[str]:
     return sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
 
 
-def build_image_tab(service: ModelService, default_resolution: int, max_image_side: int) -> None:
-    """Create the tab's components and events inside the current ``gr.Blocks``."""
+def build_image_tab(
+    service: ModelService, default_resolution: int, max_image_side: int, cache_examples: bool = False
+) -> None:
+    """Create the tab's components and events inside the current ``gr.Blocks``.
+
+    ``cache_examples``: keep each example's result after its first use (lazily, so start-up never waits for the
+    model); on a shared Space that turns repeated example clicks into instant answers that use no GPU time.
+    """
 
     @user_errors
     def predict_image(
@@ -76,14 +82,24 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
         return predict_image(image, *args) if image else _empty()
 
     @user_errors
-    def rerender(run: ImageRun | None, keypoint_threshold: float, views: list[str]) -> tuple[Any, ...]:
-        """Display-only change: redraw from the kept result without running the model."""
+    def rerender(
+        run: ImageRun | None,
+        keypoint_threshold: float,
+        views: list[str],
+        image: str | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        resolution: int = default_resolution,
+    ) -> tuple[Any, ...]:
+        """Display-only change: redraw from the kept result without running the model.
+
+        With no kept result but an image shown (a cached example restores outputs, not the run), run once.
+        """
         if run is None:
-            return _empty()
+            return predict_image(image, threshold, keypoint_threshold, resolution, views) if image else _empty()
         return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
 
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=320) as input_column:
             image = guard_image_preprocess(
                 gr.Image(
                     type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
@@ -91,11 +107,6 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
             )
             controls = make_controls(default_resolution)
             run_btn = gr.Button("Detect keypoints", variant="primary", elem_id="run-image")
-            examples = example_images()
-            if examples:
-                gr.Examples(
-                    examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples"
-                )
         with gr.Column(scale=2, min_width=480):
             summary = gr.Markdown(elem_id="image-summary")
             gallery = gr.Gallery(
@@ -113,14 +124,40 @@ def build_image_tab(service: ModelService, default_resolution: int, max_image_si
     state = gr.State(None, time_to_live=1800)
 
     outputs = [gallery, persons, keypoints, result_json, files, summary, state]
+    examples = example_images()
+    if examples:
+        with input_column:  # created here, below the button, because cached examples need the output components
+            if cache_examples:
+                # The kept run (gr.State) cannot be cached: cache the visible outputs and reset the state, so a
+                # later display change re-runs once instead of redrawing the previous image.
+                cached = gr.Examples(
+                    examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
+                    fn=lambda path: predict_image(path)[:-1], outputs=outputs[:-1],
+                    cache_examples=True, cache_mode="lazy",
+                )  # fmt: skip
+                if cached.cache_event is not None:
+                    cached.cache_event.then(lambda: None, None, state, api_visibility="private", queue=False)
+            else:
+                gr.Examples(
+                    examples=examples,
+                    inputs=[image],
+                    label="Examples (COCO val2017)",
+                    elem_id="image-examples",
+                    cache_examples=False,
+                )
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
     run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model")
-    # Upload, paste and example clicks run immediately (they all change the value); clearing clears the results.
-    image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model")
+    if cache_examples:
+        # Example clicks are answered from the cache; only uploads and pastes run the model.
+        image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model")
+        image.clear(_empty, None, outputs, api_visibility="private")
+    else:
+        # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
+        image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model")
     gr.on(
         [controls.keypoint_threshold.release, controls.views.input],
         rerender,
-        [state, controls.keypoint_threshold, controls.views],
+        [state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
         api_visibility="private",
         concurrency_limit=None,
