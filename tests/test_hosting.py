@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from conftest import COCO_DIR, REPO, make_replay_service
+from tests.conftest import COCO_DIR, REPO, make_replay_service
 from PIL import Image
 
 from rfdetr_demo import cli, zerogpu
