@@ -251,6 +251,7 @@ class FrameHandler:
         self.clock = clock
         self.slot = LatestFrame(clock)
         self.stats = LiveStats(stats_window_s, clock=clock)
+        self._dropped_reported = 0
 
     # Producer side.
     def submit(self, frame: np.ndarray, offered_at: float | None = None) -> None:
@@ -259,10 +260,11 @@ class FrameHandler:
     # Consumer side.
     def process_latest(self, options: FrameOptions, timeout: float | None = 0.0) -> FrameResult | None:
         """Process the newest submitted frame (older ones are dropped and counted); None when none is waiting."""
-        dropped_before = self.slot.dropped
         item = self.slot.take(timeout)
-        if self.slot.dropped > dropped_before:
-            self.stats.record_dropped(self.slot.dropped - dropped_before)
+        dropped = self.slot.dropped  # overwritten while waiting: counted at offer time, reported here
+        if dropped > self._dropped_reported:
+            self.stats.record_dropped(dropped - self._dropped_reported)
+            self._dropped_reported = dropped
         if item is None:
             return None
         return self.process(item.frame, options, item.offered_at)

@@ -209,19 +209,16 @@ class StreamReader:
         self._state, self._message = "connecting", f"Connecting to {target.display}…"
         self._frames = 0
         self._reconnects = 0
-        self._current: FrameIterator | None = None
         self._thread = threading.Thread(target=self._run, name="stream-reader", daemon=True)
 
     def start(self) -> StreamReader:
         self._thread.start()
         return self
 
-    def stop(self, join_timeout: float = 5.0) -> None:
+    def stop(self, join_timeout: float = 2.0) -> None:
+        # The reader thread closes its own connection: closing an FFmpeg container from another thread while it
+        # decodes crashes the process. It notices the flag after the current frame or the read timeout.
         self._stop.set()
-        with self._lock:
-            current = self._current
-        if current is not None:
-            current.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(join_timeout)
         self._set("stopped", "Stopped.")
@@ -248,14 +245,10 @@ class StreamReader:
             error = ""
             try:
                 frames = self._opener(self.target, self._timeout_s)
-                with self._lock:
-                    self._current = frames
                 try:
                     got_frame = self._pump(frames)
                 finally:
                     frames.close()
-                    with self._lock:
-                        self._current = None
                 error = "the stream ended"
             except Exception as exc:  # noqa: BLE001 - any decoder/network failure means: reconnect
                 error = _short(exc)
