@@ -177,7 +177,7 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
         try:
             target = validate_stream_url(url, settings.enable_stream_source, settings.stream_allow_hosts)
         except StreamSourceError as exc:
-            raise gr.Error(str(exc), title="Stream source refused") from exc
+            raise gr.Error(str(exc), title="Stream source refused", print_exception=False) from exc
         key = _session_key(request)
         options = _options(threshold, keypoint_threshold, resolution, views, False, False)
         session = _sources.start(key, SourceSession(service, target, options))
@@ -191,7 +191,7 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
                     readout += f"\n\n⏳ {update.status.message}"
                 yield update.result.image, readout
         except StreamSourceError as exc:
-            raise gr.Error(str(exc), title="Stream source failed") from exc
+            raise gr.Error(str(exc), title="Stream source failed", print_exception=False) from exc
         finally:
             _sources.discard(key, session)
 
