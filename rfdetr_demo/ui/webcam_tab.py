@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 from typing import Any
 
 import gradio as gr
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 LIVE_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED, VIEW_HALO)
 STREAM_EVERY_S = 0.1  # at most ~10 frames/s leave the browser; fewer while the server is busy
 WEBCAM_TIME_LIMIT_S = 180  # a stream frees its slot after this; pressing the camera button again restarts it
+# On ZeroGPU every frame is a separate GPU allocation (queueing + quota), so ask for fewer, and stream for less long.
+ZERO_GPU_STREAM_EVERY_S = 0.5
+ZERO_GPU_TIME_LIMIT_S = 60
 WEBCAM_CONCURRENCY = 4  # simultaneous webcam viewers (they share one model, frame by frame)
 SOURCE_CONCURRENCY = 2  # simultaneous server-side stream viewers
 WEBCAM_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
@@ -82,6 +86,11 @@ def _options(
         mirrored_input=bool(mirrored),
         mirror_display=bool(mirror_display),
     )
+
+
+def on_zero_gpu() -> bool:
+    """Hugging Face ZeroGPU Spaces set SPACES_ZERO_GPU; there per-frame GPU calls are expensive."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
 
 
 def _session_key(request: gr.Request | None) -> str:
@@ -255,8 +264,8 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
         [webcam, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views, mirror_display,
          handler_state],
         [live, readout, handler_state],
-        stream_every=STREAM_EVERY_S,
-        time_limit=WEBCAM_TIME_LIMIT_S,
+        stream_every=ZERO_GPU_STREAM_EVERY_S if on_zero_gpu() else STREAM_EVERY_S,
+        time_limit=ZERO_GPU_TIME_LIMIT_S if on_zero_gpu() else WEBCAM_TIME_LIMIT_S,
         concurrency_limit=WEBCAM_CONCURRENCY,
         concurrency_id="webcam",
         api_visibility="private",
