@@ -325,3 +325,17 @@ def test_unreachable_source_fails_with_clear_message(coco_json):
         for _ in session.updates(max_seconds=20, poll_s=0.2):
             pass
     assert not session.reader.alive
+
+
+def test_abandoned_source_stops_reading(coco_json, coco_jpeg):
+    """A viewer that stops polling (page closed without Stop) must not keep the camera connection open."""
+    jpeg, _ = coco_jpeg
+    service = make_replay_service(ReplayPredictor.from_coco(coco_json))
+    with MjpegServer([jpeg], fps=20) as server:
+        target = validate_stream_url(server.url, enabled=True)
+        session = SourceSession(service, target, _opts(), idle_timeout_s=0.5, timeout_s=5.0).start()
+        deadline = time.monotonic() + 10
+        while session.reader.alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not session.reader.alive
+        assert session.reader.status().state == "stopped"

@@ -19,6 +19,8 @@ from rfdetr_demo.service import ModelService
 
 # A stream-source viewer holds a queue slot while it runs; after this long it ends and must be restarted.
 DEFAULT_MAX_SECONDS = 600.0
+# A reader whose viewer stopped asking for frames this long ago (page closed) shuts itself down.
+DEFAULT_IDLE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,28 @@ class SourceUpdate:
 
 class SourceSession:
     def __init__(
-        self, service: ModelService, target: StreamTarget, options: FrameOptions, **reader_kwargs: Any
+        self,
+        service: ModelService,
+        target: StreamTarget,
+        options: FrameOptions,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        **reader_kwargs: Any,
     ) -> None:
         self.handler = FrameHandler(service)
         self.options = options
-        self.reader = StreamReader(target, self.handler.submit, **reader_kwargs)
+        self.idle_timeout_s = idle_timeout_s
+        self._last_poll = time.monotonic()
+        self.reader = StreamReader(target, self._offer, **reader_kwargs)
         self._stopped = threading.Event()
+
+    def _offer(self, frame: Any) -> None:
+        """Reader-thread sink. If nobody has asked for frames for a while (the page was closed without Stop and
+        the generator was abandoned), stop reading instead of holding a camera connection open forever."""
+        if time.monotonic() - self._last_poll > self.idle_timeout_s:
+            self._stopped.set()
+            self.reader.stop()
+            return
+        self.handler.submit(frame)
 
     def start(self) -> SourceSession:
         self.reader.start()
@@ -58,7 +76,9 @@ class SourceSession:
                     raise StreamSourceError(status.message)
                 if status.state == "stopped":
                     return
+                self._last_poll = time.monotonic()
                 result = self.handler.process_latest(self.options, timeout=poll_s)
+                self._last_poll = time.monotonic()
                 yield SourceUpdate(result, self.reader.status())
         finally:
             self.stop()
