@@ -77,7 +77,7 @@ def person(coco_truth, coco_image_paths):
     return _rgb(coco_image_paths[best[1]]), truth.key_points
 
 
-def _content_oracle(rgb: np.ndarray, truth: sv.KeyPoints) -> ReplayPredictor:
+def content_oracle(rgb: np.ndarray, truth: sv.KeyPoints) -> ReplayPredictor:
     """Answers by *content*: the true picture gets the truth, the mirrored one gets what a model would see."""
     flipped = np.ascontiguousarray(rgb[:, ::-1])
     flipped_truth = _flip_truth(truth, rgb.shape[1])
@@ -101,7 +101,7 @@ def _opts(**kw) -> FrameOptions:
 # -- orientation ---------------------------------------------------------------------------------------------------
 def test_mirrored_webcam_frame_is_unmirrored_so_left_stays_left(person):
     rgb, truth = person
-    service = make_replay_service(_content_oracle(rgb, truth))
+    service = make_replay_service(content_oracle(rgb, truth))
     mirrored_frame = np.ascontiguousarray(rgb[:, ::-1])  # what Gradio's webcam (mirror=True) sends
     result = FrameHandler(service).process(mirrored_frame, _opts(mirrored_input=True))
     kp = result.prediction.key_points
@@ -117,7 +117,7 @@ def test_mirrored_webcam_frame_is_unmirrored_so_left_stays_left(person):
 
 def test_mirror_display_keeps_left_joints_left_coloured(person):
     rgb, truth = person
-    service = make_replay_service(_content_oracle(rgb, truth))
+    service = make_replay_service(content_oracle(rgb, truth))
     h, w = rgb.shape[:2]
     result = FrameHandler(service).process(rgb[:, ::-1], _opts(mirrored_input=True, mirror_display=True))
     assert result.image.shape == (h, w, 3)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -67,32 +66,38 @@ def _launch(service, settings: Settings):
     return demo, url
 
 
-def test_predict_frame_api_and_private_stream_events(replay_service, coco_truth, coco_image_paths):
+def test_predict_frame_api_and_private_stream_events(tmp_path, coco_truth, coco_image_paths):
     from gradio_client import Client, handle_file
 
-    demo, url = _launch(replay_service, Settings())
+    from tests.test_webcam import NAMES, content_oracle
+
+    image_id = max(coco_truth, key=lambda i: len(coco_truth[i].key_points))
+    rgb = np.asarray(Image.open(coco_image_paths[image_id]).convert("RGB"))
+    truth = coco_truth[image_id].key_points
+    mirrored = tmp_path / "mirrored.png"  # lossless, so the oracle recognises the exact pixels
+    Image.fromarray(np.ascontiguousarray(rgb[:, ::-1])).save(mirrored)
+    demo, url = _launch(make_replay_service(content_oracle(rgb, truth)), Settings())
     try:
         client = Client(url, verbose=False)
         api = client.view_api(return_format="dict", print_info=False)
         assert "/predict_frame" in api["named_endpoints"]
         assert not api.get("unnamed_endpoints")  # the stream events stay out of the public API
-        image_id = max(coco_truth, key=lambda i: len(coco_truth[i].key_points))
-        path = coco_image_paths[image_id]
-        rgb = np.asarray(Image.open(path).convert("RGB"))
-        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"mirrored_{image_id}.png"
-        Image.fromarray(rgb[:, ::-1]).save(tmp)
         image, result, timing = client.predict(
-            handle_file(str(tmp)), 0.5, 0.0, 576, ["Combined", "Skeleton"], True, api_name="/predict_frame"
+            handle_file(str(mirrored)), 0.5, 0.0, 576, ["Combined", "Skeleton"], True, api_name="/predict_frame"
         )
-        annotated = np.asarray(Image.open(image))
-        truth = coco_truth[image_id]
-        assert annotated.shape == (truth.height, 2 * truth.width, 3)
-        assert result["mirrored_input"] is True
-        # The replay oracle matches by size, so this checks the API plumbing; orientation is unit-tested.
-        assert len(result["instances"]) == len(truth.key_points)
-        assert re.search(r"model \d+ ms", timing)
     finally:
         demo.close()
+    annotated = np.asarray(Image.open(image))
+    assert annotated.shape == (rgb.shape[0], 2 * rgb.shape[1], 3)
+    assert result["mirrored_input"] is True
+    assert len(result["instances"]) == len(truth)
+    # Coordinates refer to the un-mirrored frame and left joints are the person's left joints.
+    first = {p["name"]: p for p in result["instances"][0]["keypoints"]}
+    for name in ("left_wrist", "right_wrist", "left_ankle"):
+        j = NAMES.index(name)
+        if truth.visible[0, j]:
+            assert first[name]["x"] == pytest.approx(float(truth.xy[0, j, 0]), abs=1e-2)
+    assert re.search(r"model \d+ ms", timing)
 
 
 def _collect_js() -> str:
