@@ -19,6 +19,7 @@ import base64
 import io
 import logging
 import os
+import time
 from typing import Any
 
 import gradio as gr
@@ -93,6 +94,14 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
 
 
+def _readout(handler: FrameHandler) -> str:
+    text = handler.stats.snapshot().markdown()
+    info = handler.service.status().info
+    if info is not None and info.random_weights:
+        text += "\n\n⚠️ Random weights: these detections are noise."
+    return text
+
+
 def _session_key(request: gr.Request | None) -> str:
     return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
 
@@ -137,7 +146,7 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
             return gr.skip(), f"⚠️ Unexpected error ({exc.__class__.__name__}: {exc}).", handler
         if result is None:
             return gr.skip(), gr.skip(), handler
-        return result.image, result.message or handler.stats.snapshot().markdown(), handler
+        return result.image, result.message or _readout(handler), handler
 
     @user_errors
     def predict_frame(
@@ -190,15 +199,18 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
         key = _session_key(request)
         options = _options(threshold, keypoint_threshold, resolution, views, False, False)
         session = _sources.start(key, SourceSession(service, target, options))
+        started = time.monotonic()
         try:
             for update in session.updates(DEFAULT_MAX_SECONDS):
                 if update.result is None:
                     yield gr.skip(), f"⏳ {update.status.message}"
                     continue
-                readout = update.result.message or session.handler.stats.snapshot().markdown()
+                readout = update.result.message or _readout(session.handler)
                 if update.status.state == "reconnecting":
                     readout += f"\n\n⏳ {update.status.message}"
                 yield update.result.image, readout
+            if time.monotonic() - started >= DEFAULT_MAX_SECONDS:
+                yield gr.skip(), f"⏹ Stopped after {DEFAULT_MAX_SECONDS / 60:.0f} minutes; press Start to continue."
         except StreamSourceError as exc:
             raise gr.Error(str(exc), title="Stream source failed", print_exception=False) from exc
         finally:
