@@ -230,3 +230,25 @@ def test_stream_source_in_chromium(coco_json, coco_truth, coco_image_paths, any_
             finally:
                 demo.close()
         browser.close()
+
+
+def test_stream_events_have_their_own_groups_and_limits(replay_service, monkeypatch):
+    """Streams hold their slot for the whole session, so they must not sit in the image/video 'model' group."""
+    from rfdetr_demo.ui import webcam_tab
+
+    demo = build_demo(Settings(), replay_service)
+    fns = {fn.name: fn for fn in demo.fns.values()}
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    webcam = fns["on_frame"]
+    assert (webcam.concurrency_id, webcam.concurrency_limit) == ("webcam", webcam_tab.WEBCAM_CONCURRENCY)
+    assert webcam.time_limit == webcam_tab.WEBCAM_TIME_LIMIT_S
+    assert deps["on_frame"]["stream_every"] == webcam_tab.STREAM_EVERY_S
+    assert deps["on_frame"]["api_visibility"] == "private" and deps["run_source"]["api_visibility"] == "private"
+    assert fns["run_source"].concurrency_id == "stream_source"
+    assert fns["predict_image"].concurrency_id == fns["predict_frame"].concurrency_id == "model"
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # ZeroGPU: fewer frames, shorter streams
+    demo = build_demo(Settings(), replay_service)
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    assert deps["on_frame"]["stream_every"] == webcam_tab.ZERO_GPU_STREAM_EVERY_S
+    assert deps["on_frame"]["time_limit"] == webcam_tab.ZERO_GPU_TIME_LIMIT_S
