@@ -198,6 +198,9 @@ class LiveStats:
         with self._lock:
             now = self._clock() if now is None else now
             recent = [t for t in self._items if now - t.done_at <= self.window_s]
+            if len(recent) == 1 and len(self._items) >= 2:
+                # A slow model (seconds per frame) still gets a rate: from the last two frames.
+                recent = list(self._items)[-2:]
             frames, dropped = self.frames, self.dropped
         if not recent:
             return StatsSnapshot(frames, dropped, 0.0, 0.0, 0.0, 0.0, 0.0)
