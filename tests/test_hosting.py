@@ -18,12 +18,12 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import COCO_DIR, REPO, make_replay_service
 from PIL import Image
 
 from rfdetr_demo import cli, zerogpu
 from rfdetr_demo.config import ENV_PREFIX, Settings, build_parser, env_name, load_settings
 from rfdetr_demo.replay import ReplayPredictor
+from tests.conftest import COCO_DIR, REPO, make_replay_service
 
 USER, PASSWORD = "ann", "s3cret"
 
