@@ -7,6 +7,7 @@ import gradio as gr
 from rfdetr_demo.config import Settings
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.image_tab import build_image_tab
+from rfdetr_demo.ui.video_tab import build_video_tab
 
 TITLE = "RF-DETR Keypoint demo"
 DEFAULT_RESOLUTION = 576  # the preview checkpoint's own; the status line shows the loaded model's value
@@ -35,4 +36,6 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)
         with gr.Tab("Image", id="image"):
             build_image_tab(service, default_res, settings.max_image_side)
+        with gr.Tab("Video", id="video"):
+            build_video_tab(service, settings, default_res)
     return demo
