@@ -276,6 +276,7 @@ def run_video(
     batch_size = options.batch_size or (1 if model_info.device.startswith("cpu") else GPU_BATCH)
     cancel = cancel or threading.Event()
     out_dir = out_dir or new_request_dir("video_")
+    out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(source_name or path.name, default="video")
     output_fps = info.fps / seg.stride
     writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", output_fps)
