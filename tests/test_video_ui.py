@@ -122,3 +122,56 @@ def test_output_video_plays_in_chromium(server, video_dir):
             assert (state["w"], state["h"]) == (960, 540)
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def slow_server(coco_json):
+    """A server whose oracle takes 0.1 s per frame, so a run is long enough to cancel from the page."""
+    import time
+
+    import numpy as np
+
+    oracle = ReplayPredictor.from_coco(coco_json)
+
+    def slow(img: np.ndarray):
+        time.sleep(0.1)
+        return oracle.lookup(img)
+
+    predictor = ReplayPredictor(slow)
+    demo = build_demo(Settings(resolution=288), make_replay_service(predictor))
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", predictor
+    demo.close()
+
+
+@pytest.mark.browser
+def test_cancel_button_stops_the_run(slow_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, predictor = slow_server
+    src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-gpu"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#input-video input[type=file]").set_input_files(str(src))
+            page.locator("#input-video video").wait_for(timeout=20000)
+            page.locator("#run-video").click()
+            page.get_by_text("frames/s").first.wait_for(timeout=20000)  # the progress bar shows speed and time left
+            assert predictor.images_seen < 100
+            page.locator("#cancel-video").click()
+            page.get_by_text("Cancelled").first.wait_for(timeout=10000)
+            seen = predictor.images_seen
+            page.wait_for_timeout(800)
+            assert predictor.images_seen - seen <= 1  # nothing keeps running after the run reported cancelled
+            assert predictor.images_seen < 90
+            assert page.locator("#output-video video").count() == 0  # no partial video is shown
+        finally:
+            browser.close()

@@ -3,7 +3,7 @@
 The pipeline itself lives in :mod:`rfdetr_demo.video` (no Gradio). This module only maps controls to
 :class:`VideoOptions`, forwards progress to ``gr.Progress`` and implements Cancel: a per-session
 ``threading.Event`` that the Cancel button sets (outside the queue, so it runs while the model slot is busy); the
-pipeline stops within one batch and deletes its partial files.
+pipeline stops within one batch and deletes its partial files. Closing the page cancels the same way.
 """
 
 from __future__ import annotations
@@ -195,3 +195,11 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
         predict_video, inputs, [output, summary, frames, files], api_name="predict_video", concurrency_id="model"
     )
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
+
+    def cancel_on_unload(request: gr.Request) -> None:
+        """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
+        registry.cancel(request.session_hash or "anonymous")
+
+    root = gr.context.Context.root_block
+    if isinstance(root, gr.Blocks):
+        root.unload(cancel_on_unload)
