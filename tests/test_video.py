@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from fractions import Fraction
@@ -285,3 +286,33 @@ def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json):
     assert after - seen_at_cancel[0] <= 2
     assert list(out_dir.iterdir()) == []
     service.predict(np.zeros((48, 64, 3), np.uint8))  # the model is free for the next request
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_memory_stays_bounded_for_long_clips(replay_service, tmp_path):
+    """300 frames of 480×270 RGB are 117 MB decoded; the pipeline must hold only a few frames at a time."""
+    src = make_clip(tmp_path / "long.mp4", 300, size=(480, 270), fps=25)
+    run_video(replay_service, src, _opts(end=0.5), out_dir=tmp_path / "warm")  # allocate encoder/codec state once
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_video(replay_service, src, _opts(tracking=False), out_dir=tmp_path / "o")
+    finally:
+        done.set()
+        sampler.join()
+    assert result.frames_done == 300
+    growth = (peak[0] - base) / 2**20
+    assert growth < 50, f"resident memory grew by {growth:.0f} MB"
