@@ -79,18 +79,37 @@ def baseline(predictor, schema, clip: Path, out: Path, threshold: float, kp_thr:
     return n
 
 
+STAGES: dict[str, list[float]] = {"decode": [], "infer": [], "track+render": [], "encode": []}
+
+
 def sequential(service, schema, clip: Path, out: Path, opts: VideoOptions) -> int:
-    """Our components (PyAV decode, service, tracking, render, H.264) in one thread: isolates the overlap's effect."""
+    """Our components (PyAV decode, service, tracking, render, H.264) in one thread: isolates the overlap's effect.
+
+    Also records per-stage seconds per frame, which bound what overlapping can gain (the slowest stage sets the pace).
+    """
     info = probe(clip)
     writer = VideoWriter(out, info.fps)
     tracker = PersonTracker(float(info.fps), opts.threshold)
     n = 0
+    t = time.perf_counter()
     for f in iter_frames(clip, Segment(0.0, None, 1)):
-        kp = tracker.update(service.predict(f.rgb, opts.threshold, opts.resolution).key_points, f.timestamp)
-        writer.write(render_frame(f.rgb, apply_keypoint_threshold(kp, 0.3), schema, [VIEW_COMBINED], "combined"))
+        t = _lap("decode", t)
+        kp = service.predict(f.rgb, opts.threshold, opts.resolution).key_points
+        t = _lap("infer", t)
+        kp = tracker.update(kp, f.timestamp)
+        frame = render_frame(f.rgb, apply_keypoint_threshold(kp, 0.3), schema, [VIEW_COMBINED], "combined")
+        t = _lap("track+render", t)
+        writer.write(frame)
+        t = _lap("encode", t)
         n += 1
     writer.finish()
     return n
+
+
+def _lap(stage: str, t: float) -> float:
+    now = time.perf_counter()
+    STAGES[stage].append(now - t)
+    return now
 
 
 def main() -> None:
@@ -144,6 +163,8 @@ def main() -> None:
     print(f"baseline loop fps per run: {[round(x, 2) for x in base]}  median {b:.2f}")
     print(f"pipeline fps per run:      {[round(x, 2) for x in ours]}  median {o:.2f}")
     print(f"same components, one thread: {[round(x, 2) for x in seq]}  median {q:.2f}")
+    print("one-thread stage medians (ms/frame): "
+          + ", ".join(f"{k} {1000 * statistics.median(v):.1f}" for k, v in STAGES.items() if v))  # fmt: skip
     print(f"ratio pipeline/baseline: {o / b:.2f}x   pipeline/one-thread: {o / q:.2f}x")
 
 
