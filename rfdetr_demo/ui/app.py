@@ -7,6 +7,7 @@ import gradio as gr
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.image_tab import build_image_tab
+from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
 
 TITLE = "RF-DETR Keypoint demo"
@@ -43,6 +44,8 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)
         with gr.Tab("Image", id="image"):
             build_image_tab(service, default_res, settings.max_image_side, examples_cached(settings))
+        with gr.Tab("Video", id="video"):
+            build_video_tab(service, settings, default_res)
         with gr.Tab("Webcam", id="webcam"):
             build_webcam_tab(service, settings)
     return demo

@@ -1,0 +1,205 @@
+"""Video tab: upload a clip → progress → annotated, browser-playable MP4 + per-frame JSONL/CSV; API ``/predict_video``.
+
+The pipeline itself lives in :mod:`rfdetr_demo.video` (no Gradio). This module only maps controls to
+:class:`VideoOptions`, forwards progress to ``gr.Progress`` and implements Cancel: a per-session
+``threading.Event`` that the Cancel button sets (outside the queue, so it runs while the model slot is busy); the
+pipeline stops within one batch and deletes its partial files. Closing the page cancels the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from rfdetr_demo.config import Settings
+from rfdetr_demo.render import DEFAULT_VIEWS
+from rfdetr_demo.service import ModelService
+from rfdetr_demo.ui.common import (
+    DEFAULT_KEYPOINT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    MODEL_WAIT_S,
+    make_controls,
+    user_errors,
+)
+from rfdetr_demo.video.pipeline import (
+    LAYOUT_COMBINED,
+    LAYOUT_GRID,
+    ProgressInfo,
+    VideoCancelled,
+    VideoResult,
+    run_video,
+)
+from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+DEFAULT_RESOLUTION = 576
+
+
+def example_videos() -> list[str]:
+    return sorted(str(p) for p in EXAMPLES_DIR.glob("*.mp4"))
+
+
+class CancelRegistry:
+    """Cancel events of the runs in progress, per browser session (a session can only cancel its own runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, set[threading.Event]] = defaultdict(set)
+
+    def open(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[session].add(event)
+        return event
+
+    def close(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            self._events[session].discard(event)
+            if not self._events[session]:
+                del self._events[session]
+
+    def cancel(self, session: str) -> int:
+        with self._lock:
+            events = list(self._events.get(session, ()))
+        for e in events:
+            e.set()
+        return len(events)
+
+
+def summarize(result: VideoResult) -> str:
+    info = result.info
+    lines = [
+        f"**{result.frames_done} frames** processed in {result.elapsed_s:.1f} s (**{result.fps:.1f} frames/s**, "
+        f"inference {result.inference_ms:.0f} ms/frame) · source {info.width}×{info.height} at "
+        f"{float(info.fps):.2f} fps → output {result.output_size[0]}×{result.output_size[1]} at "
+        f"{float(result.output_fps):.2f} fps, H.264" + (" with the source audio" if info.has_audio else "")
+    ]
+    lines += [f"ℹ️ {n}" for n in result.notes]
+    return "\n\n".join(lines)
+
+
+def build_video_tab(service: ModelService, settings: Settings, default_resolution: int | None = None) -> None:
+    """Create the tab's components and events inside the current ``gr.Blocks``."""
+    default_res = default_resolution or settings.resolution or DEFAULT_RESOLUTION
+    max_seconds = float(settings.max_video_seconds) if settings.max_video_seconds else None
+    registry = CancelRegistry()
+
+    @user_errors
+    def predict_video(
+        video: str | None,
+        threshold: float = DEFAULT_THRESHOLD,
+        keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+        resolution: int = default_res,
+        views: list[str] | None = None,
+        layout: str = LAYOUT_COMBINED,
+        stride: int = 1,
+        start: float = 0.0,
+        end: float = 0.0,
+        tracking: bool = True,
+        smoothing: bool = False,
+        request: gr.Request | None = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
+    ) -> tuple[Any, ...]:
+        """Detect people and keypoints in every frame of a video and return an annotated H.264 MP4.
+
+        Args:
+            video: the video file (MP4, MOV, WebM, ...).
+            threshold: minimum detection score, 0-1.
+            keypoint_threshold: joints below this confidence are hidden, 0-1.
+            resolution: inference side length, a multiple of 24.
+            views: annotator views to draw.
+            layout: "combined" (all views on one video) or "grid" (one tile per view).
+            stride: process every n-th frame (the output frame rate is divided by it).
+            start: start of the segment in seconds.
+            end: end of the segment in seconds (0 = the end of the clip).
+            tracking: give people stable ids across frames (ByteTrack).
+            smoothing: smooth keypoints over time (One-Euro; turns tracking on).
+        Returns:
+            The annotated video, a summary, the per-frame table and the download files (MP4, JSONL, CSV).
+        """
+        if not video:
+            raise gr.Error("Please upload or pick a video first.", title="No video")
+        service.wait(MODEL_WAIT_S)
+        options = VideoOptions(
+            threshold=float(threshold),
+            keypoint_threshold=float(keypoint_threshold),
+            resolution=int(resolution),
+            views=views or list(DEFAULT_VIEWS),
+            layout=str(layout),
+            stride=int(stride),
+            start=float(start or 0.0),
+            end=float(end) if end else None,
+            tracking=bool(tracking),
+            smoothing=bool(smoothing),
+            max_seconds=max_seconds,
+        )
+        session = getattr(request, "session_hash", None) or "anonymous"
+        cancel = registry.open(session)
+
+        def report(p: ProgressInfo) -> None:
+            progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
+
+        try:
+            progress(0.0, desc="Starting…")
+            result = run_video(service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
+        except VideoCancelled as exc:
+            raise gr.Error(str(exc), title="Cancelled") from exc
+        finally:
+            registry.close(session, cancel)
+        return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
+
+    def cancel_runs(request: gr.Request) -> str:
+        n = registry.cancel(request.session_hash or "anonymous")
+        return "⏹️ Cancelling…" if n else "Nothing to cancel."
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
+            controls = make_controls(default_res)
+            with gr.Accordion("Video options", open=True):
+                layout = gr.Radio(
+                    [("All views on one video", LAYOUT_COMBINED), ("Grid: one tile per view", LAYOUT_GRID)],
+                    value=LAYOUT_COMBINED, label="Layout",
+                )  # fmt: skip
+                stride = gr.Slider(1, 10, value=1, step=1, label="Frame stride", info="Process every n-th frame.")
+                with gr.Row():
+                    start = gr.Number(0.0, label="Start (s)", minimum=0)
+                    end = gr.Number(0.0, label="End (s, 0 = end of clip)", minimum=0)
+                gr.Markdown(
+                    f"This server processes at most **{max_seconds:g} s** of video per request." if max_seconds else ""
+                )
+                tracking = gr.Checkbox(True, label="Track people (stable ids, ByteTrack)")
+                smoothing = gr.Checkbox(False, label="Smooth keypoints over time (One-Euro)")
+            with gr.Row():
+                run_btn = gr.Button("Process video", variant="primary", elem_id="run-video")
+                cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
+            examples = example_videos()
+            if examples:
+                gr.Examples(examples=examples, inputs=[video], label="Examples")
+        with gr.Column(scale=2, min_width=480):
+            summary = gr.Markdown(elem_id="video-summary")
+            output = gr.Video(label="Annotated video", interactive=False, elem_id="output-video")
+            files = gr.File(label="Downloads (MP4 · JSONL per frame · CSV per keypoint)", file_count="multiple",
+                            interactive=False)  # fmt: skip
+            frames = gr.Dataframe(label="Per-frame summary", interactive=False, elem_id="frames-table", max_height=320)
+
+    inputs = [
+        video, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views, layout, stride,
+        start, end, tracking, smoothing,
+    ]  # fmt: skip
+    run_btn.click(
+        predict_video, inputs, [output, summary, frames, files], api_name="predict_video", concurrency_id="model"
+    )
+    cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
+
+    def cancel_on_unload(request: gr.Request) -> None:
+        """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
+        registry.cancel(request.session_hash or "anonymous")
+
+    root = gr.context.Context.root_block
+    if isinstance(root, gr.Blocks):
+        root.unload(cancel_on_unload)

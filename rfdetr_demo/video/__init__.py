@@ -1,0 +1,1 @@
+"""Gradio-free video pipeline: PyAV decode → batched inference → tracking/smoothing → render → H.264 encode."""

@@ -1,0 +1,84 @@
+"""Temporal smoothing of keypoints: a confidence-aware One-Euro filter per (track id, joint).
+
+Why One-Euro: it smooths jitter strongly when a joint is still and follows it closely when it moves fast, which a
+plain moving average cannot do. Why confidence-aware: a joint the model is unsure about should move the filtered
+estimate less, so the cutoff is scaled down by the keypoint confidence (and a hidden or non-finite joint does not
+update the filter at all). Filters are keyed by tracker id, so smoothing needs tracking; untracked rows pass through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import supervision as sv
+
+from rfdetr_demo.video.tracking import UNCONFIRMED
+
+
+def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray:
+    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, dtype=np.float64))
+    return 1.0 / (1.0 + tau / dt)
+
+
+class _TrackFilter:
+    def __init__(self, xy: np.ndarray, t: float) -> None:
+        self.x = xy.astype(np.float64).copy()
+        self.dx = np.zeros_like(self.x)
+        self.t = t
+
+
+class KeypointSmoother:
+    """One-Euro filter (Casiez et al. 2012) on every joint of every tracked person."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0, max_age_s: float = 2.0):
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.d_cutoff = d_cutoff
+        self.max_age_s = max_age_s
+        self._tracks: dict[int, _TrackFilter] = {}
+
+    def update(self, key_points: sv.KeyPoints, timestamp: float) -> sv.KeyPoints:
+        """Smoothed copy (same rows, same arrays otherwise); needs ``data["tracker_id"]``."""
+        ids = key_points.data.get("tracker_id") if key_points.data else None
+        if ids is None or len(key_points) == 0:
+            return key_points
+        xy = key_points.xy.astype(np.float32).copy()
+        k = xy.shape[1]
+        conf = key_points.keypoint_confidence
+        conf = np.ones(xy.shape[:2]) if conf is None else np.nan_to_num(np.asarray(conf, dtype=np.float64))
+        vis = key_points.visible if key_points.visible is not None else np.ones(xy.shape[:2], bool)
+        for row, tid in enumerate(np.asarray(ids, dtype=int)):
+            if tid == UNCONFIRMED:
+                continue
+            raw = xy[row].astype(np.float64)
+            ok = np.isfinite(raw).all(axis=1) & vis[row]
+            state = self._tracks.get(tid)
+            if state is None or timestamp - state.t > self.max_age_s or timestamp <= state.t:
+                self._tracks[tid] = _TrackFilter(np.where(ok[:, None], raw, np.nan), timestamp)
+                continue
+            dt = timestamp - state.t
+            fresh = ok & ~np.isfinite(state.x).all(axis=1)
+            state.x[fresh] = raw[fresh]  # a joint seen for the first time starts where it is
+            upd = ok & ~fresh
+            dx = np.zeros((k, 2))
+            dx[upd] = (raw[upd] - state.x[upd]) / dt
+            a_d = _alpha(self.d_cutoff, dt)
+            state.dx[upd] = a_d * dx[upd] + (1 - a_d) * state.dx[upd]
+            speed = np.linalg.norm(state.dx, axis=1)
+            # Low confidence → lower cutoff → the filter trusts the new measurement less.
+            cutoff = (self.min_cutoff + self.beta * speed) * np.clip(conf[row], 0.05, 1.0)
+            a = _alpha(cutoff, dt)[:, None]
+            state.x[upd] = (a * raw + (1 - a) * state.x)[upd]
+            state.t = timestamp
+            xy[row, upd] = state.x[upd].astype(np.float32)
+        for tid in [t for t, s in self._tracks.items() if timestamp - s.t > self.max_age_s]:
+            del self._tracks[tid]
+        return sv.KeyPoints(
+            xy=xy,
+            class_id=key_points.class_id,
+            keypoint_confidence=key_points.keypoint_confidence,
+            detection_confidence=key_points.detection_confidence,
+            visible=key_points.visible,
+            data=dict(key_points.data),
+        )

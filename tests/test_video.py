@@ -1,0 +1,318 @@
+"""Video pipeline and tab: decoded outputs, audio, rotation, odd sizes, errors, caps, tracking, cancel, API."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import supervision as sv
+from PIL import Image
+from video_helpers import decode, make_clip
+
+from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
+from rfdetr_demo.replay import ReplayPredictor
+from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.video.pipeline import VideoCancelled, VideoOptions, run_video
+from rfdetr_demo.video.reader import VideoLoadError, VideoTooLongError
+from rfdetr_demo.video.smoothing import KeypointSmoother
+from rfdetr_demo.video.tracking import UNCONFIRMED, PersonTracker
+from rfdetr_demo.video.writer import VideoWriter
+from tests.conftest import COCO_DIR, make_replay_service
+
+
+def _opts(**kw) -> VideoOptions:
+    base = {"resolution": 288, "views": [VIEW_VERTICES], "max_seconds": 60.0}
+    base.update(kw)
+    return VideoOptions(**base)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# -- real clips ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "size", "fps", "frames"),
+    [("dance_960x540_5f.mp4", (960, 540), 5, 5), ("posetrack_1280x720_5f.mp4", (1280, 720), 30, 5)],
+)
+def test_real_clip_decodes_as_browser_h264(replay_service, video_dir, tmp_path, name, size, fps, frames):
+    result = run_video(replay_service, video_dir / name, _opts(views=None), out_dir=tmp_path)
+    out = decode(result.video_path)
+    assert out["codec"] == "h264" and out["pix_fmt"] == "yuv420p"
+    assert out["size"] == size and out["fps"] == fps and len(out["frames"]) == frames
+    lines = _jsonl(result.files[1])
+    assert [r["frame"] for r in lines] == list(range(frames))
+    assert len(result.frames) == frames
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_stride_divides_rate_and_frames(replay_service, video_dir, tmp_path):
+    result = run_video(replay_service, video_dir / "dance_960x540_5f.mp4", _opts(stride=2), out_dir=tmp_path)
+    out = decode(result.video_path)
+    assert len(out["frames"]) == 3 and out["fps"] == Fraction(5, 2)
+    assert [r["frame"] for r in _jsonl(result.files[1])] == [0, 2, 4]
+
+
+def test_grid_layout_has_one_tile_per_view(replay_service, video_dir, tmp_path):
+    views = ["Skeleton", "Boxes"]
+    result = run_video(
+        replay_service, video_dir / "dance_960x540_5f.mp4", _opts(views=views, layout="grid"), out_dir=tmp_path
+    )
+    assert decode(result.video_path)["size"] == (1920, 540)
+
+
+# -- overlays where the oracle puts keypoints -----------------------------------------------------------------------
+def _coco_clip(tmp_path: Path, coco_truth, file_name: str, codec: str, n: int = 3):
+    truth = next(t for t in coco_truth.values() if t.file_name == file_name)
+    rgb = np.asarray(Image.open(COCO_DIR / file_name).convert("RGB"))
+    suffix = ".mov" if codec == "png" else ".mp4"
+    path = make_clip(tmp_path / f"coco{suffix}", [rgb] * n, size=(truth.width, truth.height), fps=10, codec=codec)
+    return truth, rgb, path
+
+
+@pytest.mark.parametrize(("file_name", "codec"), [("000000197388.jpg", "libx264"), ("000000000785.jpg", "png")])
+def test_overlays_drawn_at_oracle_keypoints(replay_service, coco_truth, tmp_path, file_name, codec):
+    truth, rgb, path = _coco_clip(tmp_path, coco_truth, file_name, codec)
+    result = run_video(replay_service, path, _opts(keypoint_threshold=0.5), out_dir=tmp_path)
+    out = decode(result.video_path)
+    w, h = truth.width, truth.height
+    assert out["size"] == (w + w % 2, h + h % 2)  # odd sizes padded by one pixel, never scaled
+    frame = out["frames"][1].astype(int)
+    names = KeypointSchema.coco().names
+    kp = truth.key_points
+    hits = total = 0
+    for i in range(len(kp)):
+        for j, name in enumerate(names):
+            if not kp.visible[i, j] or kp.keypoint_confidence[i, j] < 0.5 or side_of(name) == "center":
+                continue
+            x, y = (round(v) for v in kp.xy[i, j])
+            if not (2 <= x < w - 2 and 2 <= y < h - 2):
+                continue
+            color = LEFT_COLOR if side_of(name) == "left" else RIGHT_COLOR
+            patch = frame[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(axis=0)
+            total += 1
+            hits += np.abs(patch - np.array(color.as_rgb())).max() < 70
+    assert total >= 10 and hits / total >= 0.8, (hits, total)
+    # Far from every joint the frame is the source frame (only compression noise).
+    far = np.ones((h, w), bool)
+    for x, y in kp.xy.reshape(-1, 2):
+        if np.isfinite([x, y]).all():
+            far[max(0, int(y) - 12) : int(y) + 13, max(0, int(x) - 12) : int(x) + 13] = False
+    diff = np.abs(frame[:h, :w] - rgb.astype(int)).mean(axis=2)
+    assert diff[far].mean() < 6
+
+
+# -- audio, rotation, odd sizes, bad files, caps --------------------------------------------------------------------
+def test_audio_track_is_kept_and_trimmed(replay_service, tmp_path):
+    src = make_clip(tmp_path / "a.mp4", 30, fps=10, audio="aac")
+    result = run_video(replay_service, src, _opts(start=1.0, end=2.5), out_dir=tmp_path)
+    out = decode(result.video_path)
+    assert out["audio"] == ["aac"]
+    assert abs(out["audio_duration"][0] - 1.5) < 0.15
+    assert len(out["frames"]) == 15
+
+
+def test_pcm_audio_is_reencoded_to_aac(replay_service, tmp_path):
+    src = make_clip(tmp_path / "a.mov", 10, fps=10, audio="pcm_s16le")
+    out = decode(run_video(replay_service, src, _opts(), out_dir=tmp_path).video_path)
+    assert out["audio"] == ["aac"] and len(out["frames"]) == 10
+
+
+def test_no_audio_when_source_has_none(replay_service, tmp_path):
+    src = make_clip(tmp_path / "v.mp4", 4)
+    assert decode(run_video(replay_service, src, _opts(), out_dir=tmp_path).video_path)["audio"] == []
+
+
+def test_rotation_metadata_is_honoured(replay_service, tmp_path):
+    def frame(i: int) -> np.ndarray:
+        img = np.zeros((96, 160, 3), np.uint8)
+        img[:, :20] = 255  # white strip on the stored frame's left edge
+        return img
+
+    src = make_clip(tmp_path / "r.mp4", 4, size=(160, 96), rotation=90, frame_fn=frame)
+    result = run_video(replay_service, src, _opts(), out_dir=tmp_path)
+    out = decode(result.video_path)
+    assert out["size"] == (96, 160)  # displayed upright: 90° counter-clockwise turns the width into the height
+    img = out["frames"][0]
+    assert img[-15:].mean() > 200 and img[:100].mean() < 30  # the left strip is now at the bottom
+
+
+def test_odd_size_padded_to_even(replay_service, tmp_path):
+    src = make_clip(tmp_path / "odd.mov", 3, size=(641, 361), codec="png")
+    out = decode(run_video(replay_service, src, _opts(), out_dir=tmp_path).video_path)
+    assert out["size"] == (642, 362) and out["codec"] == "h264" and len(out["frames"]) == 3
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 500])
+def test_empty_or_corrupt_file_is_a_clear_error(replay_service, tmp_path, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(VideoLoadError):
+        run_video(replay_service, bad, _opts(), out_dir=tmp_path / "o")
+
+
+def test_zero_frame_video_is_a_clear_error(replay_service, tmp_path):
+    src = make_clip(tmp_path / "zero.mp4", 0)
+    with pytest.raises(VideoLoadError, match=r"has no (frames|video track)"):
+        run_video(replay_service, src, _opts(), out_dir=tmp_path / "o")
+
+
+def test_over_long_segment_refused_with_message(replay_service, tmp_path):
+    src = make_clip(tmp_path / "long.mp4", 40, size=(64, 48), fps=10)
+    with pytest.raises(VideoTooLongError, match=r"4\.0 s .* at most 2 s"):
+        run_video(replay_service, src, _opts(max_seconds=2.0), out_dir=tmp_path / "o")
+    ok = run_video(replay_service, src, _opts(max_seconds=2.0, start=1.0, end=3.0), out_dir=tmp_path / "p")
+    assert len(decode(ok.video_path)["frames"]) == 20
+
+
+def test_writer_never_publishes_partial(tmp_path):
+    writer = VideoWriter(tmp_path / "x.mp4", 10)
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- tracking and smoothing ---------------------------------------------------------------------------------------
+def _person(x: float, y: float, score: float = 0.9) -> tuple[np.ndarray, np.ndarray, float]:
+    xy = np.stack([np.linspace(x, x + 40, 17), np.linspace(y, y + 90, 17)], axis=1).astype(np.float32)
+    return xy, np.array([x, y, x + 40, y + 90], np.float32), score
+
+
+def _kp(people: list[tuple[np.ndarray, np.ndarray, float]]) -> sv.KeyPoints:
+    n = len(people)
+    return sv.KeyPoints(
+        xy=np.stack([p[0] for p in people]) if n else np.zeros((0, 17, 2), np.float32),
+        class_id=np.zeros(n, int),
+        keypoint_confidence=np.full((n, 17), 0.9, np.float32),
+        detection_confidence=np.array([p[2] for p in people], np.float32),
+        visible=np.ones((n, 17), bool),
+        data={
+            "xyxy": np.stack([p[1] for p in people]) if n else np.zeros((0, 4)),
+            "class_name": np.array(["person"] * n),
+        },
+    )
+
+
+def _moving_pair(i: int) -> sv.KeyPoints:
+    """Two people walking towards each other; rows swap order halfway (score order changes)."""
+    a, b = _person(10 + 4 * i, 20), _person(200 - 3 * i, 30, 0.8 if i < 10 else 0.95)
+    return _kp([a, b] if i < 10 else [b, a])
+
+
+def test_tracker_keeps_ids_for_smoothly_moving_people():
+    tracker = PersonTracker(frame_rate=10, detection_threshold=0.5)
+    ids_a, ids_b = [], []
+    for i in range(20):
+        kp = tracker.update(_moving_pair(i), i / 10)
+        ids = kp.data["tracker_id"]
+        a_row = int(np.argmin(kp.xy[:, 0, 0]))  # person a stays left of b over the whole sequence
+        ids_a.append(int(ids[a_row]))
+        ids_b.append(int(ids[1 - a_row]))
+    assert ids_a[0] == UNCONFIRMED and ids_b[0] == UNCONFIRMED
+    assert len(set(ids_a[1:])) == 1 and len(set(ids_b[1:])) == 1 and ids_a[1] != ids_b[1]
+
+
+def test_tracking_ids_in_video_exports(tmp_path):
+    def frame(i: int) -> np.ndarray:
+        img = np.zeros((96, 256, 3), np.uint8)
+        img[:16, :16] = i * 10  # the oracle reads the frame index from this block
+        return img
+
+    predictor = ReplayPredictor(lambda img: _moving_pair(round(float(img[2:14, 2:14].mean()) / 10)))
+    service = make_replay_service(predictor)
+    src = make_clip(tmp_path / "walk.mp4", 20, size=(256, 96), frame_fn=frame)
+    result = run_video(service, src, _opts(tracking=True), out_dir=tmp_path)
+    lines = _jsonl(result.files[1])
+    left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
+    right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
+    assert len(set(left_ids)) == 1 and len(set(right_ids)) == 1 and left_ids[0] != right_ids[0]
+    csv_lines = result.files[2].read_text().splitlines()
+    assert len(csv_lines) == 1 + 20 * 2 * 17
+
+
+def test_smoothing_reduces_jitter_and_respects_confidence():
+    rng = np.random.default_rng(0)
+    smoother = KeypointSmoother(min_cutoff=0.5, beta=0.0)
+    raw_x, smooth_x = [], []
+    for i in range(60):
+        xy, box, s = _person(100, 100)
+        xy = xy + rng.normal(0, 3, xy.shape).astype(np.float32)
+        kp = _kp([(xy, box, s)])
+        kp.keypoint_confidence[0, 5] = 0.05  # an unsure joint
+        kp.data["tracker_id"] = np.array([0])
+        out = smoother.update(kp, i / 30)
+        raw_x.append(kp.xy[0, :, 0].copy())
+        smooth_x.append(out.xy[0, :, 0].copy())
+    raw_std = np.std(raw_x[10:], axis=0)
+    smooth_std = np.std(smooth_x[10:], axis=0)
+    assert (smooth_std < raw_std * 0.7).all()
+    assert smooth_std[5] < smooth_std[4]  # low confidence moves the estimate less
+
+
+# -- cancel ---------------------------------------------------------------------------------------------------------
+def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json):
+    oracle = ReplayPredictor.from_coco(coco_json)
+
+    def slow(img: np.ndarray) -> sv.KeyPoints:
+        time.sleep(0.05)
+        return oracle.lookup(img)
+
+    predictor = ReplayPredictor(slow)
+    service = make_replay_service(predictor)
+    src = make_clip(tmp_path / "c.mp4", 60, size=(64, 48))
+    cancel = threading.Event()
+    seen_at_cancel: list[int] = []
+
+    def progress(p) -> None:
+        if p.done >= 3 and not cancel.is_set():
+            seen_at_cancel.append(predictor.images_seen)
+            cancel.set()
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    t0 = time.perf_counter()
+    with pytest.raises(VideoCancelled):
+        run_video(service, src, _opts(), out_dir=out_dir, progress=progress, cancel=cancel)
+    assert time.perf_counter() - t0 < 2.5
+    after = predictor.images_seen
+    time.sleep(0.3)
+    assert predictor.images_seen == after  # nothing keeps running in the background
+    assert after - seen_at_cancel[0] <= 2
+    assert list(out_dir.iterdir()) == []
+    service.predict(np.zeros((48, 64, 3), np.uint8))  # the model is free for the next request
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_memory_stays_bounded_for_long_clips(replay_service, tmp_path):
+    """300 frames of 480×270 RGB are 117 MB decoded; the pipeline must hold only a few frames at a time."""
+    src = make_clip(tmp_path / "long.mp4", 300, size=(480, 270), fps=25)
+    run_video(replay_service, src, _opts(end=0.5), out_dir=tmp_path / "warm")  # allocate encoder/codec state once
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_video(replay_service, src, _opts(tracking=False), out_dir=tmp_path / "o")
+    finally:
+        done.set()
+        sampler.join()
+    assert result.frames_done == 300
+    growth = (peak[0] - base) / 2**20
+    assert growth < 50, f"resident memory grew by {growth:.0f} MB"

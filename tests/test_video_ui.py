@@ -1,0 +1,177 @@
+"""The Video tab through Gradio: the /predict_video API via gradio_client, no re-encode, and real playback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from video_helpers import decode, make_clip
+
+from rfdetr_demo.config import Settings
+from rfdetr_demo.replay import ReplayPredictor
+from rfdetr_demo.ui.app import build_demo
+from tests.conftest import make_replay_service
+
+MAX_SECONDS = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(coco_json):
+    service = make_replay_service(ReplayPredictor.from_coco(coco_json))
+    demo = build_demo(Settings(max_video_seconds=MAX_SECONDS, resolution=288), service)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def _video_path(value) -> Path:
+    return Path(value["video"] if isinstance(value, dict) else value)
+
+
+def test_gradio_client_predict_video(server, video_dir):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    video, summary, frames, files = client.predict(
+        video=handle_file(str(video_dir / "dance_960x540_5f.mp4")),
+        threshold=0.5,
+        keypoint_threshold=0.3,
+        resolution=288,
+        views=["Skeleton", "Boxes"],
+        layout="grid",
+        stride=1,
+        tracking=True,
+        api_name="/predict_video",
+    )
+    out = decode(_video_path(video))
+    assert out["codec"] == "h264" and out["pix_fmt"] == "yuv420p"
+    assert out["size"] == (1920, 540) and len(out["frames"]) == 5
+    assert "5 frames" in summary
+    assert len(frames["data"]) == 5
+    names = sorted(Path(f).suffix for f in files)
+    assert names == [".csv", ".jsonl", ".mp4"]
+
+
+def test_gradio_client_over_long_clip_is_a_clear_error(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    src = make_clip(tmp_path / "long.mp4", 40, size=(64, 48), fps=10)
+    client = Client(server, verbose=False)
+    with pytest.raises(Exception, match="at most 2 s"):
+        client.predict(video=handle_file(str(src)), api_name="/predict_video")
+
+
+def test_gradio_does_not_reencode_our_output(replay_service, video_dir, tmp_path, monkeypatch):
+    """Our MP4 is already H.264/yuv420p: Gradio's postprocess must serve it as is (no ffmpeg conversion)."""
+    from gradio import processing_utils
+
+    from rfdetr_demo.video.pipeline import VideoOptions, run_video
+    from rfdetr_demo.workdirs import new_request_dir
+
+    calls: list[str] = []
+    monkeypatch.setattr(processing_utils, "convert_video_to_playable_mp4", lambda p, **k: calls.append(p) or p)
+    result = run_video(replay_service, video_dir / "dance_960x540_5f.mp4", VideoOptions(resolution=288),
+                       out_dir=new_request_dir("test_video_"))  # fmt: skip
+    data = gr.Video(interactive=False).postprocess(str(result.video_path))
+    assert Path(data.path) == result.video_path and calls == []
+
+
+@pytest.mark.browser
+def test_output_video_plays_in_chromium(server, video_dir):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-gpu"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(server, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "dance_960x540_5f.mp4"))
+            page.locator("#input-video video").wait_for(timeout=20000)
+            page.locator("#run-video").click()
+            page.locator("#output-video video").wait_for(timeout=60000)
+            page.wait_for_function(
+                "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
+                timeout=20000,
+            )
+            start = page.evaluate(
+                "async () => { const v = document.querySelector('#output-video video'); v.muted = true;"
+                " v.loop = true; await v.play(); return v.currentTime; }"
+            )
+            page.wait_for_timeout(700)
+            state = page.evaluate(
+                "() => { const v = document.querySelector('#output-video video');"
+                " return {t: v.currentTime, rs: v.readyState, err: v.error && v.error.code,"
+                " w: v.videoWidth, h: v.videoHeight}; }"
+            )
+            assert state["err"] is None and state["rs"] >= 2
+            assert state["t"] > start or state["t"] > 0
+            assert (state["w"], state["h"]) == (960, 540)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def slow_server(coco_json):
+    """A server whose oracle takes 0.1 s per frame, so a run is long enough to cancel from the page."""
+    import time
+
+    import numpy as np
+
+    oracle = ReplayPredictor.from_coco(coco_json)
+
+    def slow(img: np.ndarray):
+        time.sleep(0.1)
+        return oracle.lookup(img)
+
+    predictor = ReplayPredictor(slow)
+    demo = build_demo(Settings(resolution=288), make_replay_service(predictor))
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", predictor
+    demo.close()
+
+
+@pytest.mark.browser
+def test_cancel_button_stops_the_run(slow_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, predictor = slow_server
+    src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-gpu"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#input-video input[type=file]").set_input_files(str(src))
+            page.locator("#input-video video").wait_for(timeout=20000)
+            page.locator("#run-video").click()
+            page.get_by_text("frames/s").first.wait_for(timeout=20000)  # the progress bar shows speed and time left
+            assert predictor.images_seen < 100
+            page.locator("#cancel-video").click()
+            page.get_by_text("Cancelled").first.wait_for(timeout=10000)
+            seen = predictor.images_seen
+            page.wait_for_timeout(800)
+            assert predictor.images_seen - seen <= 1  # nothing keeps running after the run reported cancelled
+            assert predictor.images_seen < 90
+            assert page.locator("#output-video video").count() == 0  # no partial video is shown
+        finally:
+            browser.close()
