@@ -210,17 +210,27 @@ def process_image(service: ModelService, path: Path, name: str, options: BatchOp
     )
 
 
-VIDEO_PIPELINE_MISSING = "video files need the video pipeline (rfdetr_demo.video), which this build does not have"
-
-
 def process_video(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:
-    """Video files: the integration point for the video pipeline (``rfdetr_demo.video``).
+    """The Video tab's pipeline: annotated H.264 MP4 plus per-frame JSONL/CSV, written into ``options.out_dir``."""
+    from rfdetr_demo.video.pipeline import VideoOptions, run_video
 
-    Until that pipeline is connected here, a video is reported as skipped (not failed) and the batch goes on;
-    connecting it means replacing this body with a call into the pipeline that writes the annotated MP4 and the
-    per-frame exports into ``options.out_dir`` and returns a :class:`FileResult` with those paths.
-    """
-    return FileResult(str(path), "video", "skipped", VIDEO_PIPELINE_MISSING)
+    video_options = VideoOptions(
+        threshold=options.threshold,
+        keypoint_threshold=options.keypoint_threshold,
+        resolution=options.resolution,
+        views=list(options.views),
+        max_seconds=options.max_video_seconds,
+    )
+    result = run_video(service, path, video_options, out_dir=options.out_dir, source_name=name)
+    return FileResult(
+        str(path),
+        "video",
+        "ok",
+        "; ".join(result.notes),
+        outputs=[str(p) for p in result.files],
+        instances=int(result.frames["persons"].sum()) if "persons" in result.frames else None,
+        inference_ms=round(result.inference_ms, 1),
+    )
 
 
 def process_file(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:

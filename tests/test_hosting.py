@@ -14,6 +14,7 @@ import types
 from dataclasses import fields
 from pathlib import Path
 
+import av
 import httpx
 import numpy as np
 import pytest
@@ -373,8 +374,16 @@ def test_cli_batch_with_replay_model(replay_service, coco_truth, coco_image_path
     video = next(video_dir.glob("*.mp4"))
     results = cli.run_batch(replay_service, [COCO_DIR, video, tmp_path / "missing.jpg"], options, progress=False)
     by_status = {s: [r for r in results if r.status == s] for s in ("ok", "skipped", "error")}
-    assert len(by_status["ok"]) == len(coco_truth) and len(by_status["error"]) == 1
-    assert by_status["skipped"][0].kind == "video" and "video pipeline" in by_status["skipped"][0].message
+    assert len(by_status["ok"]) == len(coco_truth) + 1 and len(by_status["error"]) == 1
+    assert not by_status["skipped"]
+    (video_result,) = [r for r in by_status["ok"] if r.kind == "video"]
+    mp4 = next(Path(p) for p in video_result.outputs if p.endswith(".mp4"))
+    with av.open(str(mp4)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(stream)) == 5  # every source frame, annotated
+    jsonl = next(Path(p) for p in video_result.outputs if p.endswith(".jsonl"))
+    assert len(jsonl.read_text().splitlines()) == 5
     for image_id, truth in coco_truth.items():
         result = _check_image_outputs(out, truth.file_name, coco_image_paths[image_id], columns=2)
         assert len(result["instances"]) == len(truth.key_points)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import supervision as sv
 from PIL import Image
-from video_helpers import decode, make_clip
 
 from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
 from rfdetr_demo.replay import ReplayPredictor
@@ -24,6 +23,7 @@ from rfdetr_demo.video.smoothing import KeypointSmoother
 from rfdetr_demo.video.tracking import UNCONFIRMED, PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
 from tests.conftest import COCO_DIR, make_replay_service
+from tests.video_helpers import decode, make_clip
 
 
 def _opts(**kw) -> VideoOptions:

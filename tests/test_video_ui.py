@@ -7,12 +7,12 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from video_helpers import decode, make_clip
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
+from tests.video_helpers import decode, make_clip
 
 MAX_SECONDS = 2.0
 
