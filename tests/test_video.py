@@ -218,7 +218,8 @@ def test_tracker_keeps_ids_for_smoothly_moving_people():
     assert len(set(ids_a[1:])) == 1 and len(set(ids_b[1:])) == 1 and ids_a[1] != ids_b[1]
 
 
-def test_tracking_ids_in_video_exports(tmp_path):
+@pytest.mark.parametrize("smoothing", [False, True])
+def test_tracking_ids_in_video_exports(tmp_path, smoothing):
     def frame(i: int) -> np.ndarray:
         img = np.zeros((96, 256, 3), np.uint8)
         img[:16, :16] = i * 10  # the oracle reads the frame index from this block
@@ -227,13 +228,17 @@ def test_tracking_ids_in_video_exports(tmp_path):
     predictor = ReplayPredictor(lambda img: _moving_pair(round(float(img[2:14, 2:14].mean()) / 10)))
     service = make_replay_service(predictor)
     src = make_clip(tmp_path / "walk.mp4", 20, size=(256, 96), frame_fn=frame)
-    result = run_video(service, src, _opts(tracking=True), out_dir=tmp_path)
+    result = run_video(service, src, _opts(tracking=True, smoothing=smoothing), out_dir=tmp_path)
     lines = _jsonl(result.files[1])
     left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
     right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
     assert len(set(left_ids)) == 1 and len(set(right_ids)) == 1 and left_ids[0] != right_ids[0]
     csv_lines = result.files[2].read_text().splitlines()
     assert len(csv_lines) == 1 + 20 * 2 * 17
+    # Keypoints stay on (smoothing: near) the oracle's positions; a smoother may lag, never jump.
+    last = min(lines[-1]["persons"], key=lambda p: p["box_xyxy"][0])["keypoints"][0]
+    lag = abs(last["x"] - (10 + 4 * 19))
+    assert lag < 8 and (lag > 0.01) == smoothing
 
 
 def test_smoothing_reduces_jitter_and_respects_confidence():
