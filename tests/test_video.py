@@ -133,18 +133,21 @@ def test_no_audio_when_source_has_none(replay_service, tmp_path):
     assert decode(run_video(replay_service, src, _opts(), out_dir=tmp_path).video_path)["audio"] == []
 
 
-def test_rotation_metadata_is_honoured(replay_service, tmp_path):
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_rotation_metadata_is_honoured(replay_service, tmp_path, rotation):
     def frame(i: int) -> np.ndarray:
         img = np.zeros((96, 160, 3), np.uint8)
         img[:, :20] = 255  # white strip on the stored frame's left edge
         return img
 
-    src = make_clip(tmp_path / "r.mp4", 4, size=(160, 96), rotation=90, frame_fn=frame)
+    src = make_clip(tmp_path / "r.mp4", 4, size=(160, 96), rotation=rotation, frame_fn=frame)
     result = run_video(replay_service, src, _opts(), out_dir=tmp_path)
     out = decode(result.video_path)
     assert out["size"] == (96, 160)  # displayed upright: 90° counter-clockwise turns the width into the height
     img = out["frames"][0]
-    assert img[-15:].mean() > 200 and img[:100].mean() < 30  # the left strip is now at the bottom
+    # Counter-clockwise 90° moves the stored left edge to the bottom; clockwise (phone "rotate=90") to the top.
+    strip, rest = (img[-15:], img[:100]) if rotation == 90 else (img[:15], img[-100:])
+    assert strip.mean() > 200 and rest.mean() < 30
 
 
 def test_odd_size_padded_to_even(replay_service, tmp_path):
