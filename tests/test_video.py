@@ -76,10 +76,14 @@ def _coco_clip(tmp_path: Path, coco_truth, file_name: str, codec: str, n: int = 
     return truth, rgb, path
 
 
-@pytest.mark.parametrize(("file_name", "codec"), [("000000197388.jpg", "libx264"), ("000000000785.jpg", "png")])
-def test_overlays_drawn_at_oracle_keypoints(replay_service, coco_truth, tmp_path, file_name, codec):
+@pytest.mark.parametrize(
+    ("file_name", "codec", "workers"),
+    [("000000197388.jpg", "libx264", None), ("000000000785.jpg", "png", None), ("000000197388.jpg", "libx264", 2)],
+)
+def test_overlays_drawn_at_oracle_keypoints(replay_service, coco_truth, tmp_path, file_name, codec, workers):
     truth, rgb, path = _coco_clip(tmp_path, coco_truth, file_name, codec)
-    result = run_video(replay_service, path, _opts(keypoint_threshold=0.5), out_dir=tmp_path)
+    opts = _opts(keypoint_threshold=0.5, render_workers=workers)
+    result = run_video(replay_service, path, opts, out_dir=tmp_path)
     out = decode(result.video_path)
     w, h = truth.width, truth.height
     assert out["size"] == (w + w % 2, h + h % 2)  # odd sizes padded by one pixel, never scaled
@@ -129,18 +133,21 @@ def test_no_audio_when_source_has_none(replay_service, tmp_path):
     assert decode(run_video(replay_service, src, _opts(), out_dir=tmp_path).video_path)["audio"] == []
 
 
-def test_rotation_metadata_is_honoured(replay_service, tmp_path):
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_rotation_metadata_is_honoured(replay_service, tmp_path, rotation):
     def frame(i: int) -> np.ndarray:
         img = np.zeros((96, 160, 3), np.uint8)
         img[:, :20] = 255  # white strip on the stored frame's left edge
         return img
 
-    src = make_clip(tmp_path / "r.mp4", 4, size=(160, 96), rotation=90, frame_fn=frame)
+    src = make_clip(tmp_path / "r.mp4", 4, size=(160, 96), rotation=rotation, frame_fn=frame)
     result = run_video(replay_service, src, _opts(), out_dir=tmp_path)
     out = decode(result.video_path)
     assert out["size"] == (96, 160)  # displayed upright: 90° counter-clockwise turns the width into the height
     img = out["frames"][0]
-    assert img[-15:].mean() > 200 and img[:100].mean() < 30  # the left strip is now at the bottom
+    # Counter-clockwise 90° moves the stored left edge to the bottom; clockwise (phone "rotate=90") to the top.
+    strip, rest = (img[-15:], img[:100]) if rotation == 90 else (img[:15], img[-100:])
+    assert strip.mean() > 200 and rest.mean() < 30
 
 
 def test_odd_size_padded_to_even(replay_service, tmp_path):
@@ -218,7 +225,8 @@ def test_tracker_keeps_ids_for_smoothly_moving_people():
     assert len(set(ids_a[1:])) == 1 and len(set(ids_b[1:])) == 1 and ids_a[1] != ids_b[1]
 
 
-def test_tracking_ids_in_video_exports(tmp_path):
+@pytest.mark.parametrize(("smoothing", "workers"), [(False, None), (True, None), (False, 3)])
+def test_tracking_ids_in_video_exports(tmp_path, smoothing, workers):
     def frame(i: int) -> np.ndarray:
         img = np.zeros((96, 256, 3), np.uint8)
         img[:16, :16] = i * 10  # the oracle reads the frame index from this block
@@ -227,13 +235,20 @@ def test_tracking_ids_in_video_exports(tmp_path):
     predictor = ReplayPredictor(lambda img: _moving_pair(round(float(img[2:14, 2:14].mean()) / 10)))
     service = make_replay_service(predictor)
     src = make_clip(tmp_path / "walk.mp4", 20, size=(256, 96), frame_fn=frame)
-    result = run_video(service, src, _opts(tracking=True), out_dir=tmp_path)
+    opts = _opts(tracking=True, smoothing=smoothing, render_workers=workers)
+    result = run_video(service, src, opts, out_dir=tmp_path)
+    blocks = [float(f[2:14, 2:14].mean()) for f in decode(result.video_path)["frames"]]
+    assert np.allclose(blocks, np.arange(20) * 10, atol=4)  # frames come out in order (also with a render pool)
     lines = _jsonl(result.files[1])
     left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
     right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
     assert len(set(left_ids)) == 1 and len(set(right_ids)) == 1 and left_ids[0] != right_ids[0]
     csv_lines = result.files[2].read_text().splitlines()
     assert len(csv_lines) == 1 + 20 * 2 * 17
+    # Keypoints stay on (smoothing: near) the oracle's positions; a smoother may lag, never jump.
+    last = min(lines[-1]["persons"], key=lambda p: p["box_xyxy"][0])["keypoints"][0]
+    lag = abs(last["x"] - (10 + 4 * 19))
+    assert lag < 8 and (lag > 0.01) == smoothing
 
 
 def test_smoothing_reduces_jitter_and_respects_confidence():
@@ -256,7 +271,8 @@ def test_smoothing_reduces_jitter_and_respects_confidence():
 
 
 # -- cancel ---------------------------------------------------------------------------------------------------------
-def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json):
+@pytest.mark.parametrize("workers", [None, 2])
+def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json, workers):
     oracle = ReplayPredictor.from_coco(coco_json)
 
     def slow(img: np.ndarray) -> sv.KeyPoints:
@@ -278,7 +294,7 @@ def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json):
     out_dir.mkdir()
     t0 = time.perf_counter()
     with pytest.raises(VideoCancelled):
-        run_video(service, src, _opts(), out_dir=out_dir, progress=progress, cancel=cancel)
+        run_video(service, src, _opts(render_workers=workers), out_dir=out_dir, progress=progress, cancel=cancel)
     assert time.perf_counter() - t0 < 2.5
     after = predictor.images_seen
     time.sleep(0.3)

@@ -160,6 +160,9 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
         with gr.Column(scale=1, min_width=320):
             video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
             controls = make_controls(default_res)
+            # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below).
+            controls.views.label = "Views"
+            controls.views.info = "Drawn together on one video, or one tile each with the grid layout."
             with gr.Accordion("Video options", open=True):
                 layout = gr.Radio(
                     [("All views on one video", LAYOUT_COMBINED), ("Grid: one tile per view", LAYOUT_GRID)],

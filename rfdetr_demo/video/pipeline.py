@@ -2,8 +2,9 @@
 
 Three stages run at once: a decoder thread (PyAV), an inference thread (batches frames into
 ``service.predict_batch``, several per call on a GPU) and the calling thread (tracking, smoothing, drawing, H.264
-encoding and per-frame exports). They talk through small bounded queues, so memory stays flat however long the clip
-is (no list of frames is ever built), and the slowest stage sets the pace instead of the sum of all three.
+encoding and per-frame exports; on a GPU the drawing is spread over a small ordered thread pool). They talk
+through small bounded queues, so memory stays flat however long the clip is (no list of frames is ever built), and
+the slowest stage sets the pace instead of the sum of all three.
 
 Cancellation is a ``threading.Event`` checked between frames by every stage: the model is only held for the batch in
 flight, so another request gets it within one batch. A cancelled or failed run deletes its partial files.
@@ -16,7 +17,9 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -40,7 +43,7 @@ from rfdetr_demo.render import (
     render_view,
     tile_views,
 )
-from rfdetr_demo.result import apply_keypoint_threshold, instance_ids
+from rfdetr_demo.result import Prediction, apply_keypoint_threshold, instance_ids
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
@@ -79,6 +82,7 @@ class VideoOptions:
     tracking: bool = True
     smoothing: bool = False
     batch_size: int | None = None  # None: 1 on CPU (batching does not help there), GPU_BATCH on a GPU
+    render_workers: int | None = None  # None: draw inline on CPU (cores are busy with inference), 3 threads on GPU
     max_seconds: float | None = 60.0
 
     def validated(self) -> VideoOptions:
@@ -302,6 +306,37 @@ def run_video(
     t0 = time.perf_counter()
     last_report = 0.0
     published = False
+    # Drawing is the slowest stage once inference is fast (GPU): a small pool draws a few frames at once while
+    # encoding and exports stay in frame order. The window bounds how many frames wait in memory.
+    workers = options.render_workers if options.render_workers is not None else (0 if batch_size == 1 else 3)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="video-render") if workers > 0 else None
+    window = 2 * workers
+    pending: deque[tuple[Future[np.ndarray] | None, Frame, sv.KeyPoints, Prediction]] = deque()
+
+    def emit(job: Future[np.ndarray] | None, frame: Frame, shown: sv.KeyPoints, pred: Prediction) -> None:
+        nonlocal infer_ms, last_report
+        if cancel.is_set():
+            raise VideoCancelled("Cancelled: no output was produced.")
+        image = job.result() if job is not None else render_frame(frame.rgb, shown, schema, views, options.layout)
+        writer.write(image)
+        exporter.add(frame.index, frame.timestamp, shown)
+        infer_ms += pred.inference_ms
+        scores = shown.detection_confidence if shown.detection_confidence is not None else np.ones(len(shown))
+        rows.append(
+            {
+                "frame": frame.index,
+                "time_s": round(frame.timestamp, 3),
+                "persons": len(shown),
+                "ids": " ".join(str(i) for i in instance_ids(shown)),
+                "best_score": round(float(np.max(scores)), 3) if len(shown) else None,
+                "inference_ms": round(pred.inference_ms, 1),
+            }
+        )
+        now = time.perf_counter()
+        if progress is not None and (now - last_report > 0.2 or len(rows) == total):
+            last_report = now
+            progress(ProgressInfo(len(rows), total, now - t0))
+
     try:
         for t in threads:
             t.start()
@@ -323,24 +358,12 @@ def run_video(
             if smoother is not None:
                 kp = smoother.update(kp, frame.timestamp)
             shown = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
-            writer.write(render_frame(frame.rgb, shown, schema, views, options.layout))
-            exporter.add(frame.index, frame.timestamp, shown)
-            infer_ms += pred.inference_ms
-            scores = shown.detection_confidence if shown.detection_confidence is not None else np.ones(len(shown))
-            rows.append(
-                {
-                    "frame": frame.index,
-                    "time_s": round(frame.timestamp, 3),
-                    "persons": len(shown),
-                    "ids": " ".join(str(i) for i in instance_ids(shown)),
-                    "best_score": round(float(np.max(scores)), 3) if len(shown) else None,
-                    "inference_ms": round(pred.inference_ms, 1),
-                }
-            )
-            now = time.perf_counter()
-            if progress is not None and (now - last_report > 0.2 or len(rows) == total):
-                last_report = now
-                progress(ProgressInfo(len(rows), total, now - t0))
+            job = pool.submit(render_frame, frame.rgb, shown, schema, views, options.layout) if pool else None
+            pending.append((job, frame, shown, pred))
+            while len(pending) > window:
+                emit(*pending.popleft())
+        while pending:
+            emit(*pending.popleft())
         if not rows:
             raise ValueError("The selected range contains no frames.")
         if cancel.is_set():
@@ -351,6 +374,9 @@ def run_video(
         published = True
     finally:
         _stop_threads(stop, threads, [frames_q, results_q])
+        pending.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if not published:
             writer.abort()
             exporter.abort()
