@@ -10,6 +10,7 @@ import gradio as gr
 from rfdetr_demo.image_task import ImageOutput, ImageRun, render_run, run_image
 from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.service import ModelService
+from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.common import (
     DEFAULT_KEYPOINT_THRESHOLD,
     DEFAULT_THRESHOLD,
@@ -114,9 +115,13 @@ def build_image_tab(
                 preview=False, elem_id="views-gallery", interactive=False,
             )  # fmt: skip
             with gr.Tab("Persons"):
-                persons = gr.Dataframe(label="Persons", interactive=False, elem_id="persons-table", wrap=True)
+                persons = gr.Dataframe(
+                    headers=PERSON_COLUMNS, label="Persons", interactive=False, elem_id="persons-table", wrap=True
+                )
             with gr.Tab("Keypoints"):
-                keypoints = gr.Dataframe(label="Keypoints", interactive=False, elem_id="keypoints-table")
+                keypoints = gr.Dataframe(
+                    headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table"
+                )
             with gr.Tab("JSON"):
                 result_json = gr.JSON(label="Result")
             files = gr.File(label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False)

@@ -188,7 +188,10 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             output = gr.Video(label="Annotated video", interactive=False, elem_id="output-video")
             files = gr.File(label="Downloads (MP4 · JSONL per frame · CSV per keypoint)", file_count="multiple",
                             interactive=False)  # fmt: skip
-            frames = gr.Dataframe(label="Per-frame summary", interactive=False, elem_id="frames-table", max_height=320)
+            frames = gr.Dataframe(
+                headers=["frame", "time_s", "persons", "ids", "best_score", "inference_ms"],
+                label="Per-frame summary", interactive=False, elem_id="frames-table", max_height=320,
+            )  # fmt: skip
 
     inputs = [
         video, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views, layout, stride,
