@@ -1,0 +1,167 @@
+"""Speed backends: OpenVINO gives torch's keypoints, falls back to torch, and reuses its disk cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rfdetr_demo.backends import dispatch
+from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.backends.cuda_backend import batches, choose_fastest
+from rfdetr_demo.images import load_image
+from rfdetr_demo.predictor import RFDETRPredictor
+
+RES = 288
+
+
+# -- pure logic (no model) -------------------------------------------------------------------------------------------
+def test_plan_engine_dispatch() -> None:
+    assert dispatch.plan_engine("auto", "cpu", True) == ("openvino", None)
+    assert dispatch.plan_engine("auto", "cpu", False) == ("torch", "openvino not installed")
+    assert dispatch.plan_engine("openvino", "cpu", False) == ("torch", "openvino not installed")
+    assert dispatch.plan_engine("torch", "cpu", True) == ("torch", None)
+    assert dispatch.plan_engine("auto", "cuda", True) == ("torch-cuda", None)
+    assert dispatch.plan_engine("openvino", "cuda:1", True)[0] == "torch-cuda"
+    assert dispatch.plan_engine("auto", "mps", True) == ("torch", None)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        dispatch.validate_engine("tensorrt")
+
+
+def test_choose_fastest_keeps_preferred_unless_clearly_slower() -> None:
+    clock = {"t": 0.0}
+    cost = {"fp16": 1.0, "fp32": 2.0}
+    current = {"name": ""}
+
+    def make(name: str):
+        def run() -> None:
+            current["name"] = name
+            clock["t"] += cost[name]
+
+        return run
+
+    timer = lambda: clock["t"]  # noqa: E731
+    best, med = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp16" and med == {"fp16": 1.0, "fp32": 2.0}
+    cost["fp16"] = 3.0  # fp16 slower on this GPU: never slower than plain fp32
+    best, _ = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp32"
+    cost["fp16"] = 2.04  # within noise: stay with the preferred one
+    best, _ = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp16"
+    assert [len(b) for b in batches(list(range(19)), 8)] == [8, 8, 3]
+
+
+def test_cache_reuse_atomic_and_pruned(tmp_path) -> None:
+    cache = ExportCache(tmp_path, max_entries=2)
+    calls = []
+
+    def build(d):
+        calls.append(d)
+        (d / "inference.xml").write_text("<xml/>")
+        (d / "inference.bin").write_bytes(b"\0")
+        return d / "inference.xml"
+
+    p1, created1 = cache.get_or_create("k1", "model.xml", build)
+    p2, created2 = cache.get_or_create("k1", "model.xml", build)
+    assert (created1, created2) == (True, False) and p1 == p2 and len(calls) == 1
+    assert (p1.parent / "model.bin").read_bytes() == b"\0"  # companion renamed with the graph
+    cache.get_or_create("k2", "model.xml", build)
+    cache.get_or_create("k3", "model.xml", build)
+    assert sorted(e.name for e in cache.entries()) == ["k2", "k3"]  # k1 least recently used → pruned
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+    def broken(d):
+        (d / "model.xml").write_text("half")
+        raise RuntimeError("export crashed")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_create("k4", "model.xml", broken)
+    assert cache.lookup("k4", "model.xml") is None and not (tmp_path / "k4").exists()
+
+
+def test_cache_key_depends_on_weights_resolution_and_versions() -> None:
+    torch = pytest.importorskip("torch")
+    a = weights_fingerprint({"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)})
+    b = weights_fingerprint({"w": torch.tensor([0.0, 0.0, 1e-6]), "b": torch.ones(2, dtype=torch.bfloat16)})
+    assert a != b
+    v = {"openvino": "1", "rfdetr": "1"}
+    assert cache_key(a, 288, v) != cache_key(a, 384, v) != cache_key(a, 288, {**v, "openvino": "2"})
+
+
+# -- the real model with random weights ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rf_model():
+    pytest.importorskip("rfdetr")
+    from rfdetr import RFDETRKeypointPreview
+
+    return RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def images(coco_image_paths):
+    paths = sorted(coco_image_paths.values())[:2]
+    return [load_image(str(p), max_side=640).rgb for p in paths]
+
+
+@pytest.fixture(scope="module")
+def ov_cache(tmp_path_factory):
+    return ExportCache(tmp_path_factory.mktemp("engines"))
+
+
+@pytest.mark.model
+def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> None:
+    pytest.importorskip("openvino")
+    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+
+    ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    torch_pred = RFDETRPredictor(rf_model, device="cpu", precision="fp32")
+    # threshold 0: every query row, so the comparison covers 100 detections per image, not a few
+    got = ov.predict(images, 0.0, RES)
+    ref = torch_pred.predict(images, 0.0, RES)
+    assert ov.export_count == 1 and not ov.failed
+    assert len(got) == len(ref) == len(images)
+    for g, r in zip(got, ref, strict=True):
+        assert len(g) == len(r) > 0
+        np.testing.assert_array_equal(g.class_id, r.class_id)
+        assert np.abs(g.xy - r.xy).max() < 1e-3  # pixels
+        assert np.abs(g.data["xyxy"] - r.data["xyxy"]).max() < 1e-3
+        assert np.abs(g.detection_confidence - r.detection_confidence).max() < 1e-4
+        assert np.abs(g.keypoint_confidence - r.keypoint_confidence).max() < 1e-4
+        assert list(g.data["class_name"]) == list(r.data["class_name"])
+        assert np.allclose(g.data["covariance"], r.data["covariance"], rtol=1e-3, atol=1e-3, equal_nan=True)
+        assert np.isnan(g.data["covariance"]).sum() == np.isnan(r.data["covariance"]).sum()
+    # torch module is back in place after the call
+    assert sum(p.numel() for p in rf_model.model.model.parameters()) > 1_000_000
+
+    second = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    again = second.predict(images[:1], 0.0, RES)
+    assert second.export_count == 0  # loaded from disk, not re-exported
+    assert np.abs(again[0].xy - got[0].xy).max() < 1e-4
+
+
+@pytest.mark.model
+def test_fallback_to_torch_when_engine_missing_or_export_fails(rf_model, images, ov_cache, monkeypatch) -> None:
+    from rfdetr_demo.backends import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "openvino_available", lambda: False)
+    choice = dispatch.build_predictor(rf_model, "cpu", "fp32", engine="auto", default_resolution=RES, cache=ov_cache)
+    assert isinstance(choice.predictor, RFDETRPredictor) and choice.engine == "torch (openvino not installed)"
+    assert len(choice.predictor.predict(images[:1], 0.0, RES)[0]) > 0
+    monkeypatch.undo()
+
+    pytest.importorskip("openvino")
+
+    def broken_export(self, resolution, out_dir):
+        raise RuntimeError("simulated export failure")
+
+    monkeypatch.setattr(openvino_backend.OpenVINOPredictor, "_export", broken_export)
+    # a resolution not in the cache: the load-time export fails → the whole engine falls back, labelled for the page
+    choice = dispatch.build_predictor(rf_model, "cpu", "fp32", default_resolution=240, cache=ov_cache)
+    assert choice.engine == "torch (openvino failed, see log)" and isinstance(choice.predictor, RFDETRPredictor)
+    # a working engine whose export fails only for one resolution serves that resolution with torch
+    ov = openvino_backend.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    out = ov.predict(images[:1], 0.0, 240)
+    ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
+    assert 240 in ov.failed and "simulated" in ov.failed[240]
+    np.testing.assert_array_equal(out[0].xy, ref[0].xy)
+    assert ov.predict(images[:1], 0.0, 240)[0].xy.shape == ref[0].xy.shape  # logged once, then straight to torch
