@@ -85,6 +85,13 @@ class LatencyBook:
         return [(self.label(r), int(r)) for r in presets]
 
 
+def labelled_resolution_choices(
+    default: int, book: LatencyBook, presets: Iterable[int] = PRESETS
+) -> list[tuple[str, int]]:
+    """Dropdown choices for the presets plus the model's default resolution, each labelled with its latency."""
+    return book.choices(sorted(set(presets) | {int(default)}))
+
+
 _shared_book = LatencyBook()
 
 

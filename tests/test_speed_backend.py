@@ -135,8 +135,12 @@ def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> 
         assert np.abs(g.detection_confidence - r.detection_confidence).max() < 1e-4
         assert np.abs(g.keypoint_confidence - r.keypoint_confidence).max() < 1e-4
         assert list(g.data["class_name"]) == list(r.data["class_name"])
-        assert np.allclose(g.data["covariance"], r.data["covariance"], rtol=1e-3, atol=1e-3, equal_nan=True)
-        assert np.isnan(g.data["covariance"]).sum() == np.isnan(r.data["covariance"]).sum()
+        gc, rc = g.data["covariance"], r.data["covariance"]
+        np.testing.assert_array_equal(np.isnan(gc), np.isnan(rc))
+        ok = ~np.isnan(rc)
+        # covariances of untrained heads span many orders of magnitude: compare relative to each 2x2 matrix
+        scale = np.nanmax(np.abs(rc), axis=(-2, -1), keepdims=True) + 1e-12
+        assert np.abs((gc - rc) / scale)[ok].max() < 1e-3
     # torch module is back in place after the call
     assert sum(p.numel() for p in rf_model.model.model.parameters()) > 1_000_000
 
