@@ -152,8 +152,7 @@ class OpenVINOPredictor:
         self._compiled: OrderedDict[int, Any] = OrderedDict()
         self._fingerprint: str | None = None
         self._lock = threading.RLock()
-        with contextlib.suppress(Exception):  # the compiled-kernel cache only speeds up later starts
-            self.core.set_property({"CACHE_DIR": str(self.cache.root / "openvino_kernels")})
+        # No OpenVINO CACHE_DIR: compiling takes ~1-2 s, and its blobs (~165 MB each) would grow without bound.
 
     # -- export + compile ----------------------------------------------------------------------------------------
     @property
