@@ -214,3 +214,21 @@ def test_latency_book_labels_from_observations_and_measurement(replay_service, c
     table = LatencyBook().measure(fake_predict, presets=(288, 480), runs=2, timer=lambda: clock["t"])
     assert seen == [288, 288, 288, 480, 480, 480]  # one warm-up + 2 timed per preset
     assert table == {288: pytest.approx(288.0), 480: pytest.approx(480.0)}
+
+
+@pytest.mark.model
+def test_runtime_engine_error_falls_back_to_torch(rf_model, images, ov_cache, monkeypatch) -> None:
+    pytest.importorskip("openvino")
+    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+
+    ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    monkeypatch.setattr(ov, "prepare", lambda resolution: object())
+
+    def boom(*args):
+        raise RuntimeError("simulated inference failure")
+
+    monkeypatch.setattr(ov, "_predict_compiled", boom)
+    out = ov.predict(images[:1], 0.0, 240)
+    ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
+    assert "simulated inference failure" in ov.failed[240]
+    np.testing.assert_array_equal(out[0].xy, ref[0].xy)

@@ -238,7 +238,11 @@ class OpenVINOPredictor:
                 self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
                 log.warning("OpenVINO unavailable at %d², using torch for it: %s", resolution, exc)
             else:
-                return self._predict_compiled(compiled, images, threshold, resolution)
+                try:
+                    return self._predict_compiled(compiled, images, threshold, resolution)
+                except Exception as exc:  # noqa: BLE001 - retry with torch; if torch fails too, that error surfaces
+                    self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
+                    log.warning("OpenVINO failed at %d², using torch for it: %s", resolution, exc)
         with self._lock:  # the fallback shares the rfdetr model whose forward is swapped during OpenVINO calls
             return self.fallback.predict(images, threshold, resolution)
 
