@@ -232,3 +232,46 @@ def test_runtime_engine_error_falls_back_to_torch(rf_model, images, ov_cache, mo
     ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
     assert "simulated inference failure" in ov.failed[240]
     np.testing.assert_array_equal(out[0].xy, ref[0].xy)
+
+
+class _FakeRF:
+    """Stands in for an rfdetr model: records batch sizes and what autocast dtype was active."""
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+
+    def predict(self, batch, threshold, shape, include_source_image):
+        import supervision as sv
+
+        self.batch_sizes.append(len(batch))
+        return [sv.KeyPoints.empty() for _ in batch]
+
+
+def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
+    """The GPU path's logic, exercised on CPU with a fake model and a fake clock (no CUDA here)."""
+    import warnings
+
+    from rfdetr_demo.backends import cuda_backend
+    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+
+    fake = _FakeRF()
+    pred = CUDAPredictor(fake, device="cuda", precision="fp16", max_batch=8)
+    cost = {"fp16": 1.0, "fp32": 2.5}
+    clock = {"t": 0.0}
+    real_predict = cuda_backend.RFDETRPredictor.predict
+
+    def timed_predict(self, images, threshold, resolution):
+        clock["t"] += cost[self.precision]
+        return real_predict(self, images, threshold, resolution)
+
+    monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", timed_predict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that CUDA autocast is unavailable on this CPU-only machine
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16"
+        assert pred.precision == "fp16" and pred.warmup_ms == {"fp16": 1000.0, "fp32": 2500.0}
+        cost["fp16"] = 4.0  # a GPU where fp16 is slower: keep fp32, never slower than plain predict
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp32" and pred.precision == "fp32"
+        fake.batch_sizes.clear()
+        frames = [np.zeros((48, 64, 3), np.uint8)] * 19
+        assert len(pred.predict(frames, 0.5, 288)) == 19
+    assert fake.batch_sizes == [8, 8, 3]
