@@ -32,6 +32,7 @@ class Settings:
     random_weights: bool = False
     device: str = "auto"
     precision: str = "auto"
+    engine: str = "auto"
     resolution: int | None = None
     keypoint_schema: str | None = None
     max_image_side: int = 4096
@@ -52,6 +53,7 @@ class Settings:
             random_weights=self.random_weights,
             device=self.device,
             precision=self.precision,
+            engine=self.engine,
             resolution=self.resolution,
             schema_path=self.keypoint_schema,
         )
@@ -81,6 +83,7 @@ _HELP: dict[str, str] = {
     "random_weights": "Use untrained random weights (offline development and UI demos; results are meaningless).",
     "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.",
     "precision": "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA only) or bf16.",
+    "engine": "auto (OpenVINO on CPU when installed, else torch), torch, or openvino; see docs/speed.md.",
     "resolution": "Default inference resolution (multiple of 24); default: the checkpoint's own (576).",
     "keypoint_schema": "JSON/YAML file with keypoint names and skeleton for fine-tuned checkpoints.",
     "max_image_side": "Images with a longer side are downscaled to this before inference.",

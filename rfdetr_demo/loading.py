@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor, pick_device
+from rfdetr_demo.predictor import ModelInfo, Predictor, pick_device
 from rfdetr_demo.schema import KeypointSchema, default_schema, load_schema
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class ModelSpec:
     precision: str = "auto"  # auto | fp32 | fp16 | bf16
     resolution: int | None = None
     schema_path: str | None = None
+    engine: str = "auto"  # auto | torch | openvino (see rfdetr_demo.backends.dispatch)
 
     @property
     def source_label(self) -> str:
@@ -102,7 +103,7 @@ def resolve_checkpoint(spec: ModelSpec) -> str | None:
     return None
 
 
-def load_rfdetr(spec: ModelSpec) -> tuple[RFDETRPredictor, KeypointSchema, ModelInfo]:
+def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     """Build the keypoint model described by ``spec``. Slow (seconds) and may download; call it once per process."""
     from rfdetr import RFDETRKeypointPreview
 
@@ -133,14 +134,18 @@ def load_rfdetr(spec: ModelSpec) -> tuple[RFDETRPredictor, KeypointSchema, Model
             f"predicts {num_kp}. Fix the schema file or drop --keypoint-schema."
         )
     resolution = spec.resolution or int(cfg.resolution)
+    from rfdetr_demo.backends.dispatch import build_predictor
+
+    choice = build_predictor(model, device, precision, engine=spec.engine, default_resolution=resolution)
     info = ModelInfo(
         name=PRETRAINED_NAME if path is None else Path(path).name,
         source=spec.source_label,
         device=device,
-        precision=precision,
+        precision=choice.precision,
         default_resolution=resolution,
         num_keypoints=num_kp,
         class_names=list(getattr(model, "class_names", []) or []),
         random_weights=spec.random_weights,
+        engine=choice.engine,
     )
-    return RFDETRPredictor(model, device=device, precision=precision), schema, info
+    return choice.predictor, schema, info

@@ -1,0 +1,277 @@
+"""Speed backends: OpenVINO gives torch's keypoints, falls back to torch, and reuses its disk cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rfdetr_demo.backends import dispatch
+from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.backends.cuda_backend import batches, choose_fastest
+from rfdetr_demo.images import load_image
+from rfdetr_demo.predictor import RFDETRPredictor
+
+RES = 288
+
+
+# -- pure logic (no model) -------------------------------------------------------------------------------------------
+def test_plan_engine_dispatch() -> None:
+    assert dispatch.plan_engine("auto", "cpu", True) == ("openvino", None)
+    assert dispatch.plan_engine("auto", "cpu", False) == ("torch", "openvino not installed")
+    assert dispatch.plan_engine("openvino", "cpu", False) == ("torch", "openvino not installed")
+    assert dispatch.plan_engine("torch", "cpu", True) == ("torch", None)
+    assert dispatch.plan_engine("auto", "cuda", True) == ("torch-cuda", None)
+    assert dispatch.plan_engine("openvino", "cuda:1", True)[0] == "torch-cuda"
+    assert dispatch.plan_engine("auto", "mps", True) == ("torch", None)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        dispatch.validate_engine("tensorrt")
+
+
+def test_engine_setting_reaches_model_spec() -> None:
+    from rfdetr_demo.config import load_settings
+
+    assert load_settings([], {}).model_spec().engine == "auto"
+    assert load_settings(["--engine", "openvino"], {}).model_spec().engine == "openvino"
+    assert load_settings([], {"RFDETR_DEMO_ENGINE": "torch"}).model_spec().engine == "torch"
+
+
+def test_choose_fastest_keeps_preferred_unless_clearly_slower() -> None:
+    clock = {"t": 0.0}
+    cost = {"fp16": 1.0, "fp32": 2.0}
+    current = {"name": ""}
+
+    def make(name: str):
+        def run() -> None:
+            current["name"] = name
+            clock["t"] += cost[name]
+
+        return run
+
+    timer = lambda: clock["t"]  # noqa: E731
+    best, med = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp16" and med == {"fp16": 1.0, "fp32": 2.0}
+    cost["fp16"] = 3.0  # fp16 slower on this GPU: never slower than plain fp32
+    best, _ = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp32"
+    cost["fp16"] = 2.04  # within noise: stay with the preferred one
+    best, _ = choose_fastest({"fp16": make("fp16"), "fp32": make("fp32")}, runs=3, timer=timer, prefer="fp16")
+    assert best == "fp16"
+    assert [len(b) for b in batches(list(range(19)), 8)] == [8, 8, 3]
+
+
+def test_cache_reuse_atomic_and_pruned(tmp_path) -> None:
+    cache = ExportCache(tmp_path, max_entries=2)
+    calls = []
+
+    def build(d):
+        calls.append(d)
+        (d / "inference.xml").write_text("<xml/>")
+        (d / "inference.bin").write_bytes(b"\0")
+        return d / "inference.xml"
+
+    p1, created1 = cache.get_or_create("k1", "model.xml", build)
+    p2, created2 = cache.get_or_create("k1", "model.xml", build)
+    assert (created1, created2) == (True, False) and p1 == p2 and len(calls) == 1
+    assert (p1.parent / "model.bin").read_bytes() == b"\0"  # companion renamed with the graph
+    cache.get_or_create("k2", "model.xml", build)
+    cache.get_or_create("k3", "model.xml", build)
+    assert sorted(e.name for e in cache.entries()) == ["k2", "k3"]  # k1 least recently used → pruned
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+    def broken(d):
+        (d / "model.xml").write_text("half")
+        raise RuntimeError("export crashed")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_create("k4", "model.xml", broken)
+    assert cache.lookup("k4", "model.xml") is None and not (tmp_path / "k4").exists()
+
+
+def test_cache_key_depends_on_weights_resolution_and_versions() -> None:
+    torch = pytest.importorskip("torch")
+    a = weights_fingerprint({"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)})
+    b = weights_fingerprint({"w": torch.tensor([0.0, 0.0, 1e-6]), "b": torch.ones(2, dtype=torch.bfloat16)})
+    assert a != b
+    v = {"openvino": "1", "rfdetr": "1"}
+    assert cache_key(a, 288, v) != cache_key(a, 384, v) != cache_key(a, 288, {**v, "openvino": "2"})
+
+
+# -- the real model with random weights ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rf_model():
+    pytest.importorskip("rfdetr")
+    import torch
+    from rfdetr import RFDETRKeypointPreview
+
+    from rfdetr_demo.backends.synthetic import fill_zero_keypoint_heads
+
+    torch.manual_seed(0)  # the same random weights every run (and the keypoint check below is not left to chance)
+    model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
+    # untrained keypoint heads output confidence 0 (all keypoints zeroed): make them vary so the comparison bites
+    assert fill_zero_keypoint_heads(model.model.model) > 0
+    return model
+
+
+@pytest.fixture(scope="module")
+def images(coco_image_paths):
+    paths = sorted(coco_image_paths.values())[:2]
+    return [load_image(str(p), max_side=640).rgb for p in paths]
+
+
+@pytest.fixture(scope="module")
+def ov_cache(tmp_path_factory):
+    return ExportCache(tmp_path_factory.mktemp("engines"))
+
+
+@pytest.mark.model
+def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> None:
+    pytest.importorskip("openvino")
+    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+
+    ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    torch_pred = RFDETRPredictor(rf_model, device="cpu", precision="fp32")
+    # threshold 0: every query row, so the comparison covers 100 detections per image, not a few
+    got = ov.predict(images, 0.0, RES)
+    ref = torch_pred.predict(images, 0.0, RES)
+    # informative keypoints (not all zeroed), so the comparison below means something
+    assert sum(int(r.visible.sum()) for r in ref) > 50 and max(float(np.ptp(r.xy)) for r in ref) > 10
+    assert ov.export_count == 1 and not ov.failed
+    assert len(got) == len(ref) == len(images)
+    for g, r in zip(got, ref, strict=True):
+        assert len(g) == len(r) > 0
+        assert (
+            g.visible.any() and np.ptp(r.xy) > 10
+        )  # informative keypoints, not all zero        np.testing.assert_array_equal(g.class_id, r.class_id)
+        assert np.abs(g.xy - r.xy).max() < 1e-3  # pixels
+        assert np.abs(g.data["xyxy"] - r.data["xyxy"]).max() < 1e-3
+        assert np.abs(g.detection_confidence - r.detection_confidence).max() < 1e-4
+        assert np.abs(g.keypoint_confidence - r.keypoint_confidence).max() < 1e-4
+        assert list(g.data["class_name"]) == list(r.data["class_name"])
+        gc, rc = g.data["covariance"], r.data["covariance"]
+        np.testing.assert_array_equal(np.isnan(gc), np.isnan(rc))
+        ok = ~np.isnan(rc)
+        # covariances of untrained heads span many orders of magnitude: compare relative to each 2x2 matrix
+        scale = np.nanmax(np.abs(rc), axis=(-2, -1), keepdims=True) + 1e-12
+        assert np.abs((gc - rc) / scale)[ok].max() < 1e-3
+    # torch module is back in place after the call
+    assert sum(p.numel() for p in rf_model.model.model.parameters()) > 1_000_000
+
+    second = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    again = second.predict(images[:1], 0.0, RES)
+    assert second.export_count == 0  # loaded from disk, not re-exported
+    assert np.abs(again[0].xy - got[0].xy).max() < 1e-4
+
+
+@pytest.mark.model
+def test_fallback_to_torch_when_engine_missing_or_export_fails(rf_model, images, ov_cache, monkeypatch) -> None:
+    from rfdetr_demo.backends import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "openvino_available", lambda: False)
+    choice = dispatch.build_predictor(rf_model, "cpu", "fp32", engine="auto", default_resolution=RES, cache=ov_cache)
+    assert isinstance(choice.predictor, RFDETRPredictor) and choice.engine == "torch (openvino not installed)"
+    assert len(choice.predictor.predict(images[:1], 0.0, RES)[0]) > 0
+    monkeypatch.undo()
+
+    pytest.importorskip("openvino")
+
+    def broken_export(self, resolution, out_dir):
+        raise RuntimeError("simulated export failure")
+
+    monkeypatch.setattr(openvino_backend.OpenVINOPredictor, "_export", broken_export)
+    # a resolution not in the cache: the load-time export fails → the whole engine falls back, labelled for the page
+    choice = dispatch.build_predictor(rf_model, "cpu", "fp32", default_resolution=240, cache=ov_cache)
+    assert choice.engine == "torch (openvino failed, see log)" and isinstance(choice.predictor, RFDETRPredictor)
+    # a working engine whose export fails only for one resolution serves that resolution with torch
+    ov = openvino_backend.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    out = ov.predict(images[:1], 0.0, 240)
+    ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
+    assert 240 in ov.failed and "simulated" in ov.failed[240]
+    np.testing.assert_array_equal(out[0].xy, ref[0].xy)
+    assert ov.predict(images[:1], 0.0, 240)[0].xy.shape == ref[0].xy.shape  # logged once, then straight to torch
+
+
+def test_latency_book_labels_from_observations_and_measurement(replay_service, coco_image_paths) -> None:
+    from rfdetr_demo.latency import LatencyBook
+
+    book = LatencyBook(window=3)
+    assert book.choices()[0] == ("288² · fastest", 288)  # nothing measured yet: no invented figure
+    image = load_image(str(sorted(coco_image_paths.values())[0]), max_side=640).rgb
+    for _ in range(3):
+        book.observe(replay_service.predict(image, resolution=384))
+    assert book.latency_ms(384) is not None and book.latency_ms(384) >= 0
+    for ms in (100.0, 900.0, 500.0, 450.0):
+        book.record(576, ms)
+    assert book.latency_ms(576) == 500.0  # median of the last 3
+    assert dict((v, k) for k, v in book.choices())[576] == "576² · most accurate · ~0.50 s"
+
+    clock = {"t": 0.0}
+    seen = []
+
+    def fake_predict(img, resolution):
+        seen.append(resolution)
+        clock["t"] += resolution / 1000.0
+
+    table = LatencyBook().measure(fake_predict, presets=(288, 480), runs=2, timer=lambda: clock["t"])
+    assert seen == [288, 288, 288, 480, 480, 480]  # one warm-up + 2 timed per preset
+    assert table == {288: pytest.approx(288.0), 480: pytest.approx(480.0)}
+
+
+@pytest.mark.model
+def test_runtime_engine_error_falls_back_to_torch(rf_model, images, ov_cache, monkeypatch) -> None:
+    pytest.importorskip("openvino")
+    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+
+    ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    monkeypatch.setattr(ov, "prepare", lambda resolution: object())
+
+    def boom(*args):
+        raise RuntimeError("simulated inference failure")
+
+    monkeypatch.setattr(ov, "_predict_compiled", boom)
+    out = ov.predict(images[:1], 0.0, 240)
+    ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
+    assert "simulated inference failure" in ov.failed[240]
+    np.testing.assert_array_equal(out[0].xy, ref[0].xy)
+
+
+class _FakeRF:
+    """Stands in for an rfdetr model: records batch sizes and what autocast dtype was active."""
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+
+    def predict(self, batch, threshold, shape, include_source_image):
+        import supervision as sv
+
+        self.batch_sizes.append(len(batch))
+        return [sv.KeyPoints.empty() for _ in batch]
+
+
+def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
+    """The GPU path's logic, exercised on CPU with a fake model and a fake clock (no CUDA here)."""
+    import warnings
+
+    from rfdetr_demo.backends import cuda_backend
+    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+
+    fake = _FakeRF()
+    pred = CUDAPredictor(fake, device="cuda", precision="fp16", max_batch=8)
+    cost = {"fp16": 1.0, "fp32": 2.5}
+    clock = {"t": 0.0}
+    real_predict = cuda_backend.RFDETRPredictor.predict
+
+    def timed_predict(self, images, threshold, resolution):
+        clock["t"] += cost[self.precision]
+        return real_predict(self, images, threshold, resolution)
+
+    monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", timed_predict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that CUDA autocast is unavailable on this CPU-only machine
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16"
+        assert pred.precision == "fp16" and pred.warmup_ms == {"fp16": 1000.0, "fp32": 2500.0}
+        cost["fp16"] = 4.0  # a GPU where fp16 is slower: keep fp32, never slower than plain predict
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp32" and pred.precision == "fp32"
+        fake.batch_sizes.clear()
+        frames = [np.zeros((48, 64, 3), np.uint8)] * 19
+        assert len(pred.predict(frames, 0.5, 288)) == 19
+    assert fake.batch_sizes == [8, 8, 3]
