@@ -136,7 +136,11 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     resolution = spec.resolution or int(cfg.resolution)
     from rfdetr_demo.backends.dispatch import build_predictor
 
-    choice = build_predictor(model, device, precision, engine=spec.engine, default_resolution=resolution)
+    engine = spec.engine
+    if spec.random_weights and engine == "auto":
+        # Untrained weights differ every start: an export would be thrown away each time (and cost 25-90 s).
+        engine = "torch"
+    choice = build_predictor(model, device, precision, engine=engine, default_resolution=resolution)
     info = ModelInfo(
         name=PRETRAINED_NAME if path is None else Path(path).name,
         source=spec.source_label,

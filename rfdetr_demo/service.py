@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rfdetr_demo.latency import LatencyBook
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
 from rfdetr_demo.result import Prediction, drop_background, sort_by_score
 from rfdetr_demo.schema import KeypointSchema
@@ -69,6 +70,8 @@ class ModelService:
         self._ready = threading.Event()
         self._infer_lock = threading.Lock()
         self.load_count = 0
+        # Measured latency per resolution from real requests, for the speed/accuracy labels of the presets.
+        self.latency = LatencyBook()
 
     # -- loading -------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +146,7 @@ class ModelService:
             raw = run_predictor(predictor, list(images), float(threshold), res)
             elapsed_ms = (time.perf_counter() - t0) * 1000.0
         per_image_ms = elapsed_ms / len(images)
+        self.latency.record(res, per_image_ms)
         return [
             Prediction(
                 key_points=sort_by_score(drop_background(kp)),

@@ -126,6 +126,7 @@ def test_real_model_random_weights_fields_and_shapes(random_model_service, coco_
         assert np.all(np.diff(scores) <= 1e-6), "sorted best first"
     info = random_model_service.info
     assert info.random_weights and info.device == "cpu" and info.num_keypoints == 17
+    assert info.engine == "torch", "random weights never pay for an engine export under --engine auto"
 
 
 @pytest.mark.model
@@ -145,3 +146,14 @@ def test_real_model_concurrent_requests_share_one_model(random_model_service):
     for t in threads:
         t.join(120)
     assert not errors and len(out) == 3 and len(set(out)) == 1, "same input, same answer, no interference"
+
+
+def test_latency_is_recorded_per_resolution_for_the_preset_labels(replay_service):
+    from rfdetr_demo.ui.common import resolution_choices
+
+    replay_service.predict(np.zeros((48, 64, 3), np.uint8), 0.5, resolution=288)
+    labels = dict((value, label) for label, value in resolution_choices(576, replay_service.latency))
+    assert replay_service.latency.latency_ms(288) is not None
+    assert labels[288].startswith("288² · fastest · ~")
+    assert "~" not in labels[384], "no latency is claimed for a resolution never measured"
+    assert 576 in labels

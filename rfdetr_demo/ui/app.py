@@ -6,6 +6,7 @@ import gradio as gr
 
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.service import ModelService
+from rfdetr_demo.ui.common import begin_page, refreshed_resolution_choices
 from rfdetr_demo.ui.image_tab import build_image_tab
 from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
@@ -42,10 +43,20 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
 
         timer.tick(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)
+        dropdowns = begin_page()
         with gr.Tab("Image", id="image"):
             build_image_tab(service, default_res, settings.max_image_side, examples_cached(settings))
         with gr.Tab("Video", id="video"):
             build_video_tab(service, settings, default_res)
         with gr.Tab("Webcam", id="webcam"):
             build_webcam_tab(service, settings)
+        # Resolution presets carry the latency measured on this machine so far ("384² · fast · ~0.45 s").
+        page_dropdowns = list(dropdowns)
+        demo.load(
+            lambda: refreshed_resolution_choices(default_res, service.latency, len(page_dropdowns)),
+            None,
+            page_dropdowns,
+            api_visibility="private",
+            queue=False,
+        )
     return demo

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from rfdetr_demo.images import ImageLoadError
+from rfdetr_demo.latency import LatencyBook, labelled_resolution_choices
 from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
 from rfdetr_demo.schema import SchemaError
 from rfdetr_demo.service import ModelUnavailable
@@ -96,8 +97,25 @@ def parse_resolution(value: object) -> int:
     return validate_resolution(int(number))
 
 
-def resolution_choices(default: int) -> list[int]:
-    return sorted(set(RESOLUTION_PRESETS) | {default})
+def resolution_choices(default: int, book: LatencyBook | None = None) -> list[tuple[str, int]]:
+    """Presets plus the model default, labelled for speed vs accuracy and, once measured, with the latency here."""
+    return labelled_resolution_choices(default, book or LatencyBook(), RESOLUTION_PRESETS)
+
+
+# Every resolution dropdown built for the current page, so the page can refresh their latency labels.
+_resolution_dropdowns: list[gr.Dropdown] = []
+
+
+def begin_page() -> list[gr.Dropdown]:
+    """Start collecting the resolution dropdowns of a page being built; returns the list they are added to."""
+    _resolution_dropdowns.clear()
+    return _resolution_dropdowns
+
+
+def refreshed_resolution_choices(default: int, book: LatencyBook, count: int) -> tuple[gr.Dropdown, ...] | Any:
+    """Updates for ``count`` resolution dropdowns with labels from the latency measured so far."""
+    updates = tuple(gr.Dropdown(choices=resolution_choices(default, book)) for _ in range(count))
+    return updates[0] if count == 1 else updates
 
 
 @dataclass
@@ -126,4 +144,5 @@ def make_controls(default_resolution: int, default_views: tuple[str, ...] = DEFA
         choices=list(ALL_VIEWS), value=list(default_views), label="Views (shown side by side)",
         info="All views come from the same single inference.",
     )  # fmt: skip
+    _resolution_dropdowns.append(resolution)
     return Controls(threshold, keypoint_threshold, resolution, views)

@@ -18,6 +18,7 @@ from rfdetr_demo.ui.common import (
     guard_image_preprocess,
     make_controls,
     parse_resolution,
+    refreshed_resolution_choices,
     user_errors,
 )
 
@@ -151,14 +152,24 @@ def build_image_tab(
                     cache_examples=False,
                 )
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
-    run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model")
+
+    def relabel() -> gr.Dropdown:
+        return refreshed_resolution_choices(default_resolution, service.latency, 1)
+
+    run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model").success(
+        relabel, None, controls.resolution, api_visibility="private", queue=False
+    )
     if cache_examples:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model")
+        image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model").success(
+            relabel, None, controls.resolution, api_visibility="private", queue=False
+        )
         image.clear(_empty, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model")
+        image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model").success(
+            relabel, None, controls.resolution, api_visibility="private", queue=False
+        )
     gr.on(
         [controls.keypoint_threshold.release, controls.views.input],
         rerender,
