@@ -62,14 +62,20 @@ def test_upload_shows_views_and_tables(browser, page_url, coco_image_paths, coco
     gallery_images.nth(3).wait_for(timeout=60_000)
     assert gallery_images.count() == 4
     # Every rendered view actually decoded in the browser (not a broken image icon).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#views-gallery img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
     widths = gallery_images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
     assert all(w == 640 for w in widths), widths
     page.get_by_text("instance(s)", exact=False).first.wait_for(timeout=10_000)
     shot = tmp_path / "screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
+    from playwright.sync_api import expect
+
     grid = page.locator("#persons-table [role=grid]")
     expected = len(coco_truth[196141].key_points)
-    assert grid.get_attribute("aria-rowcount") == str(expected + 1)  # header + one row per person
+    expect(grid).to_have_attribute("aria-rowcount", str(expected + 1), timeout=15_000)  # header + one per person
     assert grid.inner_text().count("person") == expected
     assert shot.stat().st_size > 50_000
     if os.environ.get("RFDETR_DEMO_UPDATE_SCREENSHOT"):

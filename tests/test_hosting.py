@@ -67,6 +67,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_video_seconds": "12.5",
     "stream_allow_hosts": "cam.local,10.0.0.2",
     "cache_examples": "lazy",
+    "engine": "openvino",
 }
 
 
