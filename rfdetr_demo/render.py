@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import boxes_of, class_names_of, instance_ids
+from rfdetr_demo.result import boxes_of, class_names_of, instance_ids, with_arrays
 from rfdetr_demo.schema import KeypointSchema
 
 LEFT_COLOR = sv.Color(66, 135, 245)  # blue
@@ -185,14 +185,7 @@ def _draw_halo(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, styl
             x0, y0 = (max(0, int(np.floor(v - pad))) for v in pts.min(axis=0))
             x1, y1 = min(w, int(np.ceil(pts[:, 0].max() + pad))), min(h, int(np.ceil(pts[:, 1].max() + pad)))
             if x1 > x0 and y1 > y0:
-                shifted = sv.KeyPoints(
-                    xy=kp.xy - np.array([x0, y0], dtype=np.float32),
-                    class_id=kp.class_id,
-                    keypoint_confidence=kp.keypoint_confidence,
-                    detection_confidence=kp.detection_confidence,
-                    visible=kp.visible,
-                    data=kp.data,
-                )
+                shifted = with_arrays(kp, xy=kp.xy - np.array([x0, y0], dtype=np.float32))
                 crop = np.ascontiguousarray(scene[y0:y1, x0:x1])
                 scene[y0:y1, x0:x1] = _halo_annotator(round(style.max_axis, 1)).annotate(crop, shifted)
     return _draw_vertices(scene, kp, schema, style)

@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.result import scale_keypoints
 from rfdetr_demo.schema import COCO_OKS_SIGMAS
+
+__all__ = ["ReplayPredictor", "load_coco_truth", "scale_keypoints"]
 
 VISIBILITY_TO_CONFIDENCE = {0: 0.0, 1: 0.6, 2: 0.9}
 
@@ -85,24 +88,6 @@ def load_coco_truth(json_path: str | Path) -> dict[int, CocoImageTruth]:
         )
         for img in data["images"]
     }
-
-
-def scale_keypoints(key_points: sv.KeyPoints, sx: float, sy: float) -> sv.KeyPoints:
-    """Scale coordinates, boxes and covariance to a resized image (keeps every array aligned)."""
-    data = dict(key_points.data)
-    if "xyxy" in data:
-        data["xyxy"] = np.asarray(data["xyxy"], dtype=np.float32) * np.array([sx, sy, sx, sy], dtype=np.float32)
-    if "covariance" in data:
-        s = np.diag([sx, sy]).astype(np.float32)
-        data["covariance"] = (s @ np.asarray(data["covariance"], dtype=np.float32) @ s).astype(np.float32)
-    return sv.KeyPoints(
-        xy=(key_points.xy * np.array([sx, sy], dtype=np.float32)).astype(np.float32),
-        class_id=key_points.class_id,
-        keypoint_confidence=key_points.keypoint_confidence,
-        detection_confidence=key_points.detection_confidence,
-        visible=key_points.visible,
-        data=data,
-    )
 
 
 class ReplayPredictor:

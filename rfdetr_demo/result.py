@@ -39,6 +39,41 @@ def drop_background(key_points: sv.KeyPoints) -> sv.KeyPoints:
     return key_points if keep.all() else key_points[keep]
 
 
+def with_arrays(
+    key_points: sv.KeyPoints,
+    *,
+    xy: np.ndarray | None = None,
+    visible: np.ndarray | None = None,
+    data: dict | None = None,
+) -> sv.KeyPoints:
+    """A copy with some arrays replaced and every other field shared, rows and columns kept aligned.
+
+    The one place that rebuilds ``sv.KeyPoints`` field by field, so a new field (or a rename in supervision) is
+    handled once for thresholding, mirroring, scaling, tracking and smoothing alike.
+    """
+    return sv.KeyPoints(
+        xy=key_points.xy if xy is None else xy,
+        class_id=key_points.class_id,
+        keypoint_confidence=key_points.keypoint_confidence,
+        detection_confidence=key_points.detection_confidence,
+        visible=key_points.visible if visible is None else visible,
+        data=dict(key_points.data) if data is None else data,
+    )
+
+
+def scale_keypoints(key_points: sv.KeyPoints, sx: float, sy: float) -> sv.KeyPoints:
+    """Scale coordinates, boxes and covariance to a resized image (keeps every array aligned)."""
+    data = dict(key_points.data)
+    if data.get("xyxy") is not None:
+        data["xyxy"] = np.asarray(data["xyxy"], dtype=np.float32) * np.array([sx, sy, sx, sy], dtype=np.float32)
+    if data.get("covariance") is not None:
+        s = np.diag([sx, sy]).astype(np.float32)
+        data["covariance"] = (s @ np.asarray(data["covariance"], dtype=np.float32) @ s).astype(np.float32)
+    return with_arrays(
+        key_points, xy=(key_points.xy * np.array([sx, sy], dtype=np.float32)).astype(np.float32), data=data
+    )
+
+
 def apply_keypoint_threshold(key_points: sv.KeyPoints, keypoint_threshold: float) -> sv.KeyPoints:
     """Return a copy whose ``visible`` hides joints below ``keypoint_threshold`` or with non-finite coordinates.
 
@@ -50,14 +85,7 @@ def apply_keypoint_threshold(key_points: sv.KeyPoints, keypoint_threshold: float
     visible = base & np.isfinite(key_points.xy).all(axis=-1)
     if conf is not None:
         visible &= conf >= keypoint_threshold
-    return sv.KeyPoints(
-        xy=key_points.xy,
-        class_id=key_points.class_id,
-        keypoint_confidence=conf,
-        detection_confidence=key_points.detection_confidence,
-        visible=visible,
-        data=dict(key_points.data),
-    )
+    return with_arrays(key_points, visible=visible)
 
 
 def boxes_of(key_points: sv.KeyPoints) -> np.ndarray:

@@ -332,3 +332,35 @@ def test_memory_stays_bounded_for_long_clips(replay_service, tmp_path):
     assert result.frames_done == 300
     growth = (peak[0] - base) / 2**20
     assert growth < 50, f"resident memory grew by {growth:.0f} MB"
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_threaded_and_sequential_modes_give_the_same_output(tmp_path, overlap):
+    """Both scheduling modes (threads on GPUs/spare cores, one thread on busy CPUs) produce identical results."""
+
+    def frame(i: int) -> np.ndarray:
+        img = np.zeros((96, 256, 3), np.uint8)
+        img[:16, :16] = i * 10
+        return img
+
+    predictor = ReplayPredictor(lambda img: _moving_pair(round(float(img[2:14, 2:14].mean()) / 10)))
+    service = make_replay_service(predictor)
+    src = make_clip(tmp_path / "walk.mp4", 12, size=(256, 96), frame_fn=frame)
+    result = run_video(service, src, _opts(tracking=True, overlap=overlap), out_dir=tmp_path / str(overlap))
+    blocks = [float(f[2:14, 2:14].mean()) for f in decode(result.video_path)["frames"]]
+    assert np.allclose(blocks, np.arange(12) * 10, atol=4)
+    assert predictor.images_seen == 12
+    assert [len(r["persons"]) for r in _jsonl(result.files[1])] == [2] * 12
+
+
+def test_overlap_only_where_it_pays_off(monkeypatch):
+    import torch
+
+    from rfdetr_demo.video.pipeline import overlap_pays_off
+
+    assert overlap_pays_off("cuda:0")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: os.cpu_count() or 1)
+    assert not overlap_pays_off("cpu"), "inference already uses every core"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    if (os.cpu_count() or 1) > 1:
+        assert overlap_pays_off("cpu")

@@ -28,7 +28,7 @@ import supervision as sv
 from PIL import Image
 
 from rfdetr_demo.render import normalize_views, render_view, tile_views
-from rfdetr_demo.result import Prediction
+from rfdetr_demo.result import Prediction, with_arrays
 from rfdetr_demo.service import ModelService, ModelUnavailable
 
 Clock = Callable[[], float]
@@ -62,14 +62,7 @@ def mirror_keypoints(key_points: sv.KeyPoints, width: int) -> sv.KeyPoints:
         data["covariance"] = cov
     xy = np.array(key_points.xy, dtype=np.float32, copy=True)
     xy[..., 0] = width - xy[..., 0]
-    return sv.KeyPoints(
-        xy=xy,
-        class_id=key_points.class_id,
-        keypoint_confidence=key_points.keypoint_confidence,
-        detection_confidence=key_points.detection_confidence,
-        visible=key_points.visible,
-        data=data,
-    )
+    return with_arrays(key_points, xy=xy, data=data)
 
 
 def fit_max_side(frame: np.ndarray, max_side: int) -> np.ndarray:

@@ -9,6 +9,7 @@ header does not say how long they are, so a long clip is refused with a message 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +17,16 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+
+def codec_threads() -> int:
+    """Codec threads for decode and encode: 1 on small CPUs, else 0 (the codec's automatic choice).
+
+    On a 2-4 core host torch's OpenMP threads already use every core for inference; x264's frame threads and
+    the decoder's threads then oversubscribe the CPU and OpenMP stalls waiting for descheduled peers. Measured on 2
+    cores (bench/bench_video.py): automatic codec threads made the whole pipeline ~17 % slower than a plain loop.
+    """
+    return 1 if (os.cpu_count() or 1) <= 4 else 0
 
 
 class VideoLoadError(ValueError):
@@ -165,7 +176,8 @@ def iter_frames(path: str | Path, seg: Segment, max_seconds: float | None = None
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame threads: decoding overlaps itself on multi-core machines
+        if codec_threads() != 1:
+            stream.thread_type = "AUTO"  # frame threads: decoding overlaps itself on machines with cores to spare
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         tb = float(stream.time_base) if stream.time_base else 1.0 / fps
         # Timestamps are counted from the stream's own start (some files start at a non-zero pts).

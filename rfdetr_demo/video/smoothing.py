@@ -13,6 +13,7 @@ import math
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.result import with_arrays
 from rfdetr_demo.video.tracking import UNCONFIRMED
 
 
@@ -74,11 +75,4 @@ class KeypointSmoother:
             xy[row, upd] = state.x[upd].astype(np.float32)
         for tid in [t for t, s in self._tracks.items() if timestamp - s.t > self.max_age_s]:
             del self._tracks[tid]
-        return sv.KeyPoints(
-            xy=xy,
-            class_id=key_points.class_id,
-            keypoint_confidence=key_points.keypoint_confidence,
-            detection_confidence=key_points.detection_confidence,
-            visible=key_points.visible,
-            data=dict(key_points.data),
-        )
+        return with_arrays(key_points, xy=xy)

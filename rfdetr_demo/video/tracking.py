@@ -12,7 +12,7 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from rfdetr_demo.result import boxes_of
+from rfdetr_demo.result import boxes_of, with_arrays
 
 UNCONFIRMED = -1
 
@@ -50,11 +50,4 @@ class PersonTracker:
             ids[np.asarray(tracked.data["row"], dtype=int)] = tracked.tracker_id
         data = dict(key_points.data)
         data["tracker_id"] = ids
-        return sv.KeyPoints(
-            xy=key_points.xy,
-            class_id=key_points.class_id,
-            keypoint_confidence=key_points.keypoint_confidence,
-            detection_confidence=key_points.detection_confidence,
-            visible=key_points.visible,
-            data=data,
-        )
+        return with_arrays(key_points, data=data)
