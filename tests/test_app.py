@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -12,12 +11,7 @@ from PIL import Image
 from rfdetr_demo.app_factory import create_app
 from rfdetr_demo.config import Settings
 from tests.conftest import make_replay_service
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,9 @@ import pytest
 from rfdetr_demo.app_factory import create_app, launch_kwargs
 from rfdetr_demo.config import Settings
 from tests.conftest import REPO, make_replay_service
-from tests.test_app import free_port
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")

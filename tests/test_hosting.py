@@ -7,7 +7,6 @@ import csv
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import types
@@ -25,6 +24,7 @@ from rfdetr_demo import cli, zerogpu
 from rfdetr_demo.config import ENV_PREFIX, Settings, build_parser, env_name, load_settings
 from rfdetr_demo.replay import ReplayPredictor
 from tests.conftest import COCO_DIR, REPO, make_replay_service
+from tests.helpers import free_port
 
 USER, PASSWORD = "ann", "s3cret"
 
@@ -145,19 +145,13 @@ def test_example_caching_is_lazy_on_spaces_only(monkeypatch: pytest.MonkeyPatch)
 
 
 # -- a live server -----------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(coco_json: Path):
     """The real app (replay model) launched with auth and a 200 kB upload cap, on a free local port."""
     from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
 
     predictor = ReplayPredictor.from_coco(coco_json)
-    argv = ["--auth", f"{USER}:{PASSWORD}", "--max-file-size", "200kb", "--port", str(_free_port())]
+    argv = ["--auth", f"{USER}:{PASSWORD}", "--max-file-size", "200kb", "--port", str(free_port())]
     settings = load_settings(argv, {})
     demo = create_app(settings, service=make_replay_service(predictor))
     configure_queue(demo, settings)
@@ -235,7 +229,7 @@ def test_healthcheck_counts_a_login_wall_as_up(served) -> None:
     _demo, url, _predictor = served
     healthy, reason = check(url + INFO_ROUTE)
     assert healthy and "401" in reason
-    assert not check(f"http://127.0.0.1:{_free_port()}{INFO_ROUTE}", timeout=2)[0]
+    assert not check(f"http://127.0.0.1:{free_port()}{INFO_ROUTE}", timeout=2)[0]
     assert health_url({"GRADIO_SERVER_PORT": "7000"}).endswith(":7000/gradio_api/info")
     assert health_url({"RFDETR_DEMO_PORT": "7001", "GRADIO_SERVER_PORT": "7000"}).startswith("http://127.0.0.1:7001")
 
@@ -247,7 +241,7 @@ def test_cached_examples_run_the_model_once(coco_json: Path, tmp_path: Path, mon
 
     monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples_cache"))
     predictor = ReplayPredictor.from_coco(coco_json)
-    settings = load_settings(["--cache-examples", "lazy", "--port", str(_free_port())], {})
+    settings = load_settings(["--cache-examples", "lazy", "--port", str(free_port())], {})
     demo = create_app(settings, service=make_replay_service(predictor))
     configure_queue(demo, settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import gradio as gr
@@ -12,22 +11,17 @@ from rfdetr_demo.config import Settings
 from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.video_helpers import decode, make_clip
 
 MAX_SECONDS = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(coco_json):
     service = make_replay_service(ReplayPredictor.from_coco(coco_json))
     demo = build_demo(Settings(max_video_seconds=MAX_SECONDS, resolution=288), service)
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -90,11 +84,7 @@ def test_output_video_plays_in_chromium(server, video_dir):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-gpu"],
-        )  # fmt: skip
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(server, wait_until="domcontentloaded")
@@ -139,7 +129,7 @@ def slow_server(coco_json):
 
     predictor = ReplayPredictor(slow)
     demo = build_demo(Settings(resolution=288), make_replay_service(predictor))
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", predictor
     demo.close()
@@ -152,11 +142,7 @@ def test_cancel_button_stops_the_run(slow_server, tmp_path):
     url, predictor = slow_server
     src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-gpu"],
-        )  # fmt: skip
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(url, wait_until="domcontentloaded")

@@ -22,17 +22,10 @@ from rfdetr_demo.live.mjpeg_server import MjpegServer
 from rfdetr_demo.replay import ReplayPredictor, load_coco_truth, scale_keypoints
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
+# The shared Chromium settings plus a fake camera that needs no permission prompt.
+BROWSER_ARGS = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 STREAM_SECONDS = 8.0
 
 
