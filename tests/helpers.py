@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 # Debian's chromium (apt-get install chromium); Playwright's own browser download is not available offline.
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -23,3 +27,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_replay_app(coco_json, settings=None) -> Iterator[tuple[str, object]]:
+    """The real Blocks app, launched on loopback with the app's own launch settings, around the replay model.
+
+    Yields ``(url, predictor)``; the predictor's ``calls`` tell whether a UI action ran the model.
+    """
+    from rfdetr_demo.app_factory import create_app, launch_kwargs
+    from rfdetr_demo.config import Settings
+    from rfdetr_demo.replay import ReplayPredictor
+    from tests.conftest import make_replay_service
+
+    predictor = ReplayPredictor.from_coco(coco_json)
+    settings = replace(settings or Settings(), port=free_port())
+    demo = create_app(settings, service=make_replay_service(predictor))
+    demo.queue()
+    kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", predictor
+    finally:
+        demo.close()
+
+
+def run_concurrently(fn: Callable[[], object], n: int, timeout_s: float) -> tuple[list[object], list[BaseException]]:
+    """Call ``fn`` from ``n`` threads at once; return what they returned and what they raised."""
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            results.append(fn())
+        except Exception as exc:  # noqa: BLE001 - handed back to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout_s)
+    return results, errors

@@ -8,26 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rfdetr_demo.app_factory import create_app
-from rfdetr_demo.config import Settings
-from tests.conftest import make_replay_service
-from tests.helpers import free_port
+from tests.helpers import serve_replay_app
 
 
 @pytest.fixture(scope="module")
 def served_app(coco_json):
-    from rfdetr_demo.replay import ReplayPredictor
-
-    predictor = ReplayPredictor.from_coco(coco_json)
-    service = make_replay_service(predictor)
-    demo = create_app(Settings(), service=service)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", predictor
-    finally:
-        demo.close()
+    with serve_replay_app(coco_json) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rfdetr_demo.app_factory import create_app, launch_kwargs
-from rfdetr_demo.config import Settings
-from tests.conftest import REPO, make_replay_service
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.conftest import REPO
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, serve_replay_app
 
 pytestmark = pytest.mark.browser
 
@@ -30,17 +28,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page_url(coco_json):
-    from rfdetr_demo.replay import ReplayPredictor
-
-    predictor = ReplayPredictor.from_coco(coco_json)
-    service = make_replay_service(predictor)
-    demo = create_app(Settings(), service=service)
-    demo.queue()
-    port = free_port()
-    kwargs = launch_kwargs(Settings(port=port))
-    demo.launch(prevent_thread_lock=True, quiet=True, **{k: v for k, v in kwargs.items() if k != "share"})
-    yield f"http://127.0.0.1:{port}/", predictor
-    demo.close()
+    with serve_replay_app(coco_json) as served:
+        yield served
 
 
 def test_upload_shows_views_and_tables(browser, page_url, coco_image_paths, coco_truth, tmp_path):

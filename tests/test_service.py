@@ -1,6 +1,5 @@
 """Model service: one load under concurrency, status on failure, background rows dropped, display-only re-render."""
 
-import threading
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService, ModelUnavailable, shared_service
 from tests.conftest import replay_info
+from tests.helpers import run_concurrently
 
 
 def _kp_with_background(img):
@@ -47,19 +47,7 @@ def test_single_load_under_concurrent_calls():
         return ReplayPredictor(_kp_with_background), KeypointSchema.coco(), replay_info()
 
     service = ModelService(slow_loader)
-    results, errors = [], []
-
-    def call():
-        try:
-            results.append(service.predict(np.zeros((8, 8, 3), np.uint8), 0.1))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    results, errors = run_concurrently(lambda: service.predict(np.zeros((8, 8, 3), np.uint8), 0.1), 8, 10)
     assert not errors and len(results) == 8
     assert len(loads) == 1
 
@@ -132,19 +120,9 @@ def test_real_model_random_weights_fields_and_shapes(random_model_service, coco_
 @pytest.mark.model
 def test_real_model_concurrent_requests_share_one_model(random_model_service):
     rgb = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    out, errors = [], []
-
-    def call():
-        try:
-            out.append(len(random_model_service.predict(rgb, threshold=0.0, resolution=192)))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    out, errors = run_concurrently(
+        lambda: len(random_model_service.predict(rgb, threshold=0.0, resolution=192)), 3, 120
+    )
     assert not errors and len(out) == 3 and len(set(out)) == 1, "same input, same answer, no interference"
 
 
