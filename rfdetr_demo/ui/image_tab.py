@@ -133,43 +133,39 @@ def build_image_tab(
     examples = example_images()
     if examples:
         with input_column:  # created here, below the button, because cached examples need the output components
-            if cache_examples:
-                # The kept run (gr.State) cannot be cached: cache the visible outputs and reset the state, so a
-                # later display change re-runs once instead of redrawing the previous image.
-                cached = gr.Examples(
-                    examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
-                    fn=lambda path: predict_image(path)[:-1], outputs=outputs[:-1],
-                    cache_examples=True, cache_mode="lazy",
-                )  # fmt: skip
-                if cached.cache_event is not None:
-                    cached.cache_event.then(lambda: None, None, state, api_visibility="private", queue=False)
-            else:
-                gr.Examples(
-                    examples=examples,
-                    inputs=[image],
-                    label="Examples (COCO val2017)",
-                    elem_id="image-examples",
-                    cache_examples=False,
-                )
+            # The kept run (gr.State) cannot be cached: with caching, cache the visible outputs and reset the state,
+            # so a later display change re-runs once instead of redrawing the previous image.
+            caching: dict[str, Any] = (
+                {"fn": lambda path: predict_image(path)[:-1], "outputs": outputs[:-1], "cache_mode": "lazy"}
+                if cache_examples
+                else {}
+            )
+            shown = gr.Examples(
+                examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
+                cache_examples=cache_examples, **caching,
+            )  # fmt: skip
+            if cache_examples and shown.cache_event is not None:
+                shown.cache_event.then(lambda: None, None, state, api_visibility="private", queue=False)
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
 
-    def relabel() -> gr.Dropdown:
-        return refreshed_resolution_choices(default_resolution, service.latency, 1)
+    def run_then_relabel(event: Any, fn: Any, **kwargs: Any) -> None:
+        """Run the model on ``event``, then refresh the resolution labels with the latency just measured."""
+        event(fn, inputs, outputs, concurrency_id="model", **kwargs).success(
+            lambda: refreshed_resolution_choices(default_resolution, service.latency, 1),
+            None,
+            controls.resolution,
+            api_visibility="private",
+            queue=False,
+        )
 
-    run_btn.click(predict_image, inputs, outputs, api_name="predict_image", concurrency_id="model").success(
-        relabel, None, controls.resolution, api_visibility="private", queue=False
-    )
+    run_then_relabel(run_btn.click, predict_image, api_name="predict_image")
     if cache_examples:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        image.upload(predict_image, inputs, outputs, api_visibility="private", concurrency_id="model").success(
-            relabel, None, controls.resolution, api_visibility="private", queue=False
-        )
+        run_then_relabel(image.upload, predict_image, api_visibility="private")
         image.clear(_empty, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        image.change(predict_or_clear, inputs, outputs, api_visibility="private", concurrency_id="model").success(
-            relabel, None, controls.resolution, api_visibility="private", queue=False
-        )
+        run_then_relabel(image.change, predict_or_clear, api_visibility="private")
     gr.on(
         [controls.keypoint_threshold.release, controls.views.input],
         rerender,
