@@ -11,7 +11,7 @@ from rfdetr_demo.config import Settings
 from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.helpers import free_port
 from tests.video_helpers import decode, make_clip
 
 MAX_SECONDS = 2.0
@@ -80,38 +80,34 @@ def test_gradio_does_not_reencode_our_output(replay_service, video_dir, tmp_path
 
 
 @pytest.mark.browser
-def test_output_video_plays_in_chromium(server, video_dir):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server, wait_until="domcontentloaded")
-            page.get_by_role("tab", name="Video").click()
-            page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "dance_960x540_5f.mp4"))
-            page.locator("#input-video video").wait_for(timeout=20000)
-            page.locator("#run-video").click()
-            page.locator("#output-video video").wait_for(timeout=60000)
-            page.wait_for_function(
-                "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
-                timeout=20000,
-            )
-            start = page.evaluate(
-                "async () => { const v = document.querySelector('#output-video video'); v.muted = true;"
-                " v.loop = true; await v.play(); return v.currentTime; }"
-            )
-            page.wait_for_timeout(700)
-            state = page.evaluate(
-                "() => { const v = document.querySelector('#output-video video');"
-                " return {t: v.currentTime, rs: v.readyState, err: v.error && v.error.code,"
-                " w: v.videoWidth, h: v.videoHeight}; }"
-            )
-            assert state["err"] is None and state["rs"] >= 2
-            assert state["t"] > start or state["t"] > 0
-            assert (state["w"], state["h"]) == (960, 540)
-        finally:
-            browser.close()
+def test_output_video_plays_in_chromium(browser, server, video_dir):
+    page = browser.new_page()
+    try:
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "dance_960x540_5f.mp4"))
+        page.locator("#input-video video").wait_for(timeout=20000)
+        page.locator("#run-video").click()
+        page.locator("#output-video video").wait_for(timeout=60000)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
+            timeout=20000,
+        )
+        start = page.evaluate(
+            "async () => { const v = document.querySelector('#output-video video'); v.muted = true;"
+            " v.loop = true; await v.play(); return v.currentTime; }"
+        )
+        page.wait_for_timeout(700)
+        state = page.evaluate(
+            "() => { const v = document.querySelector('#output-video video');"
+            " return {t: v.currentTime, rs: v.readyState, err: v.error && v.error.code,"
+            " w: v.videoWidth, h: v.videoHeight}; }"
+        )
+        assert state["err"] is None and state["rs"] >= 2
+        assert state["t"] > start or state["t"] > 0
+        assert (state["w"], state["h"]) == (960, 540)
+    finally:
+        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -136,28 +132,24 @@ def slow_server(coco_json):
 
 
 @pytest.mark.browser
-def test_cancel_button_stops_the_run(slow_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
     url, predictor = slow_server
     src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            page.get_by_role("tab", name="Video").click()
-            page.locator("#input-video input[type=file]").set_input_files(str(src))
-            page.locator("#input-video video").wait_for(timeout=20000)
-            page.locator("#run-video").click()
-            page.get_by_text("frames/s").first.wait_for(timeout=20000)  # the progress bar shows speed and time left
-            assert predictor.images_seen < 100
-            page.locator("#cancel-video").click()
-            page.get_by_text("Cancelled").first.wait_for(timeout=10000)
-            seen = predictor.images_seen
-            page.wait_for_timeout(800)
-            assert predictor.images_seen - seen <= 1  # nothing keeps running after the run reported cancelled
-            assert predictor.images_seen < 90
-            assert page.locator("#output-video video").count() == 0  # no partial video is shown
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(src))
+        page.locator("#input-video video").wait_for(timeout=20000)
+        page.locator("#run-video").click()
+        page.get_by_text("frames/s").first.wait_for(timeout=20000)  # the progress bar shows speed and time left
+        assert predictor.images_seen < 100
+        page.locator("#cancel-video").click()
+        page.get_by_text("Cancelled").first.wait_for(timeout=10000)
+        seen = predictor.images_seen
+        page.wait_for_timeout(800)
+        assert predictor.images_seen - seen <= 1  # nothing keeps running after the run reported cancelled
+        assert predictor.images_seen < 90
+        assert page.locator("#output-video video").count() == 0  # no partial video is shown
+    finally:
+        page.close()
