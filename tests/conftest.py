@@ -106,15 +106,26 @@ def random_model_service() -> ModelService:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium driven by Playwright (skipped with a reason when Chromium is not installed)."""
-    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+def playwright_session():
+    """One Playwright driver for the whole run (a second sync driver cannot start while one is open).
+
+    Skipped with a reason when Debian's Chromium is not installed.
+    """
+    from tests.helpers import CHROMIUM
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """Headless Debian Chromium with the project's standard flags."""
+    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+
+    b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield b
+    b.close()

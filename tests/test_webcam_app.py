@@ -120,45 +120,43 @@ def _collect_js() -> str:
 
 
 @pytest.mark.browser
-def test_webcam_streams_annotated_frames_in_chromium(tmp_path, video_dir, any_frame_person, coco_image_paths):
+def test_webcam_streams_annotated_frames_in_chromium(
+    playwright_session, tmp_path, video_dir, any_frame_person, coco_image_paths
+):
     from gradio_client import Client, handle_file
-    from playwright.sync_api import sync_playwright
 
     coco_image = next(iter(coco_image_paths.values()))
 
     y4m = tmp_path / "camera.y4m"
     write_y4m(video_dir / "dance_960x540_5f.mp4", y4m)
     service = make_replay_service(any_frame_person)
+    browser = playwright_session.chromium.launch(
+        executable_path=CHROMIUM, args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
+    )
     demo, url = _launch(service, Settings())
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
-            )
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.add_init_script(_collect_js())
-            page.goto(url)
-            page.get_by_role("tab", name="Webcam").click()
-            page.locator("#webcam-input").get_by_text("Click to Access Webcam").click()
-            page.locator("#webcam-input button[aria-label='capture photo']").click()  # "Record": start streaming
-            page.wait_for_function("window.__shown.length >= 2", timeout=30_000)
-            t0 = page.evaluate("performance.now()")
-            n0 = page.evaluate("window.__shown.length")
-            # While the webcam streams (holding its 'webcam' slot), an Image-tab request must still go through.
-            client = Client(url, verbose=False)
-            t_img = time.perf_counter()
-            image_out = client.predict(
-                handle_file(str(coco_image)), 0.5, 0.3, 576, ["Combined"], api_name="/predict_image"
-            )
-            image_request_s = time.perf_counter() - t_img
-            time.sleep(max(0.0, STREAM_SECONDS - image_request_s))
-            posts = page.evaluate("window.__posts")
-            shown = page.evaluate("window.__shown")
-            t1 = page.evaluate("performance.now()")
-            readout = page.locator("#webcam-readout").inner_text()
-            src = page.locator("#webcam-output img").get_attribute("src")
-            browser.close()
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.add_init_script(_collect_js())
+        page.goto(url)
+        page.get_by_role("tab", name="Webcam").click()
+        page.locator("#webcam-input").get_by_text("Click to Access Webcam").click()
+        page.locator("#webcam-input button[aria-label='capture photo']").click()  # "Record": start streaming
+        page.wait_for_function("window.__shown.length >= 2", timeout=30_000)
+        t0 = page.evaluate("performance.now()")
+        n0 = page.evaluate("window.__shown.length")
+        # While the webcam streams (holding its 'webcam' slot), an Image-tab request must still go through.
+        client = Client(url, verbose=False)
+        t_img = time.perf_counter()
+        image_out = client.predict(handle_file(str(coco_image)), 0.5, 0.3, 576, ["Combined"], api_name="/predict_image")
+        image_request_s = time.perf_counter() - t_img
+        time.sleep(max(0.0, STREAM_SECONDS - image_request_s))
+        posts = page.evaluate("window.__posts")
+        shown = page.evaluate("window.__shown")
+        t1 = page.evaluate("performance.now()")
+        readout = page.locator("#webcam-readout").inner_text()
+        src = page.locator("#webcam-output img").get_attribute("src")
     finally:
+        browser.close()
         demo.close()
 
     assert src.startswith("data:image/jpeg;base64,")
@@ -191,14 +189,13 @@ def test_webcam_streams_annotated_frames_in_chromium(tmp_path, video_dir, any_fr
 
 
 @pytest.mark.browser
-def test_stream_source_in_chromium(coco_json, coco_truth, coco_image_paths, any_frame_person):
+def test_stream_source_in_chromium(playwright_session, coco_json, coco_truth, coco_image_paths, any_frame_person):
     """Disabled: a URL is refused with a clear message. Enabled: frames from a loopback MJPEG camera are annotated."""
-    from playwright.sync_api import sync_playwright
 
     service = make_replay_service(any_frame_person)
     jpeg = next(iter(coco_image_paths.values())).read_bytes()
-    with MjpegServer([jpeg], fps=10) as camera, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with MjpegServer([jpeg], fps=10) as camera:
+        browser = playwright_session.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         for enabled in (False, True):
             settings = Settings(enable_stream_source=enabled, stream_allow_hosts="127.0.0.1" if enabled else "")
             demo, url = _launch(service, settings)
