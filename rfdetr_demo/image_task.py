@@ -67,12 +67,18 @@ def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float) -> str
     info = p.model_info
     lines = [
         f"**{len(p)} instance(s)** · inference **{p.inference_ms:.0f} ms** at {p.resolution}² · "
-        f"rendering {render_ms:.0f} ms · {info.get('device', '?')} / {info.get('precision', '?')} · "
+        f"rendering {render_ms:.0f} ms · {info.get('device', '?')} / {info.get('engine', '?')} / "
+        f"{info.get('precision', '?')} · "
         f"image {p.image_size[0]}×{p.image_size[1]} · detection ≥ {p.threshold:.2f}, keypoints ≥ "
         f"{keypoint_threshold:.2f}"
     ]
     if info.get("random_weights"):
         lines.append("⚠️ Random weights: these detections are noise.")
+    if "preparing" in str(info.get("engine", "")):
+        lines.append(
+            f"ℹ️ OpenVINO is preparing {p.resolution}² in the background (about a minute on a small CPU); "
+            "this run used torch, later runs at this resolution will be faster."
+        )
     lines += [f"ℹ️ {n}" for n in run.notes]
     return "\n\n".join(lines)
 

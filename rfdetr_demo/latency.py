@@ -28,14 +28,25 @@ class LatencyBook:
 
     def __init__(self, window: int = 9) -> None:
         self._samples: dict[int, deque[float]] = {}
+        self._engines: dict[int, str] = {}
         self._window = window
         self._lock = threading.Lock()
 
-    def record(self, resolution: int, ms_per_image: float) -> None:
+    def record(self, resolution: int, ms_per_image: float, engine: str | None = None) -> None:
+        """Add one observation; a change of ``engine`` at that resolution forgets the older figures.
+
+        Why: a resolution first served by torch while OpenVINO prepares it gets ~1.3x faster once the export is
+        ready, and a label that mixed both would be wrong for the next nine requests.
+        """
         if not np.isfinite(ms_per_image) or ms_per_image < 0:
             return
+        res = int(resolution)
         with self._lock:
-            self._samples.setdefault(int(resolution), deque(maxlen=self._window)).append(float(ms_per_image))
+            if engine is not None and self._engines.get(res, engine) != engine:
+                self._samples.pop(res, None)
+            if engine is not None:
+                self._engines[res] = engine
+            self._samples.setdefault(res, deque(maxlen=self._window)).append(float(ms_per_image))
 
     def observe(self, prediction: Any) -> None:
         """Record a :class:`~rfdetr_demo.result.Prediction` (uses its ``resolution`` and ``inference_ms``)."""

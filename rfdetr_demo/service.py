@@ -145,8 +145,10 @@ class ModelService:
             # Through the ZeroGPU lease on a ZeroGPU Space; a direct `predictor.predict` call everywhere else.
             raw = run_predictor(predictor, list(images), float(threshold), res)
             elapsed_ms = (time.perf_counter() - t0) * 1000.0
+            engine = engine_at(predictor, res, info.engine)
         per_image_ms = elapsed_ms / len(images)
-        self.latency.record(res, per_image_ms)
+        self.latency.record(res, per_image_ms, engine)
+        model_info = {**info.as_dict(), "engine": engine}
         return [
             Prediction(
                 key_points=sort_by_score(drop_background(kp)),
@@ -155,13 +157,24 @@ class ModelService:
                 threshold=float(threshold),
                 resolution=res,
                 inference_ms=per_image_ms,
-                model_info=info.as_dict(),
+                model_info=model_info,
             )
             for kp, img in zip(raw, images, strict=True)
         ]
 
     def predict(self, image: np.ndarray, threshold: float = 0.5, resolution: int | None = None) -> Prediction:
         return self.predict_batch([image], threshold, resolution)[0]
+
+
+def engine_at(predictor: Predictor, resolution: int, default: str) -> str:
+    """The engine that serves ``resolution`` (it can differ per resolution, e.g. while an export runs)."""
+    probe = getattr(predictor, "engine_at", None)
+    if probe is None:
+        return default
+    try:
+        return str(probe(resolution))
+    except Exception:  # noqa: BLE001 - a label must never fail a request
+        return default
 
 
 _shared: dict[object, ModelService] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def _no_network():
     socket.getaddrinfo = _loopback_only_getaddrinfo
     yield
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_engine_cache(tmp_path_factory):
+    """Exports made by tests go to a temporary folder, never into the user's ~/.cache (~135 MB each)."""
+    from rfdetr_demo.backends.cache import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("engine-cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 def _require(path: Path) -> Path:

@@ -21,7 +21,9 @@ def five_keypoint_checkpoint(tmp_path_factory):
 
 
 def test_local_checkpoint_with_five_keypoints_uses_generic_names(five_keypoint_checkpoint):
-    predictor, schema, info = load_rfdetr(ModelSpec(checkpoint=str(five_keypoint_checkpoint), device="cpu"))
+    # engine="torch": this test is about the weights; the OpenVINO engine has its own tests in test_speed_backend
+    spec = ModelSpec(checkpoint=str(five_keypoint_checkpoint), device="cpu", engine="torch")
+    predictor, schema, info = load_rfdetr(spec)
     assert info.num_keypoints == 5 and schema.names == ("kp_0", "kp_1", "kp_2", "kp_3", "kp_4")
     assert schema.edges == () and not info.random_weights and info.name == "hand5.pth"
     out = predictor.predict([np.zeros((64, 96, 3), np.uint8)], threshold=0.0, resolution=192)
@@ -32,14 +34,15 @@ def test_schema_file_names_the_keypoints(five_keypoint_checkpoint, tmp_path):
     schema_path = tmp_path / "hand.json"
     schema_path.write_text('{"keypoints": ["wrist", "thumb", "index", "middle", "ring"], "skeleton": [[0, 1]]}')
     _, schema, _ = load_rfdetr(
-        ModelSpec(checkpoint=str(five_keypoint_checkpoint), device="cpu", schema_path=str(schema_path))
+        ModelSpec(checkpoint=str(five_keypoint_checkpoint), device="cpu", schema_path=str(schema_path), engine="torch")
     )
     assert schema.names[0] == "wrist" and schema.edges == ((0, 1),)
 
 
 def test_schema_with_wrong_k_is_refused(five_keypoint_checkpoint, coco_json):
     with pytest.raises(ModelLoadError, match="names 17 keypoints but the checkpoint predicts 5"):
-        load_rfdetr(ModelSpec(checkpoint=str(five_keypoint_checkpoint), device="cpu", schema_path=str(coco_json)))
+        spec = ModelSpec(checkpoint=str(five_keypoint_checkpoint), schema_path=str(coco_json), engine="torch")
+        load_rfdetr(spec)
 
 
 def test_missing_and_corrupt_checkpoints_give_advice(tmp_path):
@@ -48,7 +51,7 @@ def test_missing_and_corrupt_checkpoints_give_advice(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"definitely not a torch checkpoint")
     with pytest.raises(ModelLoadError, match="complete RF-DETR keypoint checkpoint"):
-        load_rfdetr(ModelSpec(checkpoint=str(bad), device="cpu"))
+        load_rfdetr(ModelSpec(checkpoint=str(bad), device="cpu", engine="torch"))
 
 
 def test_hub_download_failure_is_explained(monkeypatch, tmp_path):

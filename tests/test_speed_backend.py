@@ -139,9 +139,8 @@ def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> 
     assert len(got) == len(ref) == len(images)
     for g, r in zip(got, ref, strict=True):
         assert len(g) == len(r) > 0
-        assert (
-            g.visible.any() and np.ptp(r.xy) > 10
-        )  # informative keypoints, not all zero        np.testing.assert_array_equal(g.class_id, r.class_id)
+        assert g.visible.any() and np.ptp(r.xy) > 10  # informative keypoints, not all zero
+        np.testing.assert_array_equal(g.class_id, r.class_id)
         assert np.abs(g.xy - r.xy).max() < 1e-3  # pixels
         assert np.abs(g.data["xyxy"] - r.data["xyxy"]).max() < 1e-3
         assert np.abs(g.detection_confidence - r.detection_confidence).max() < 1e-4
@@ -203,6 +202,12 @@ def test_latency_book_labels_from_observations_and_measurement(replay_service, c
         book.record(576, ms)
     assert book.latency_ms(576) == 500.0  # median of the last 3
     assert dict((v, k) for k, v in book.choices())[576] == "576² · most accurate · ~0.50 s"
+    # a resolution served by torch while OpenVINO prepared it: the engine switch forgets the torch figures
+    for ms, engine in ((1300.0, "torch (openvino preparing 480²)"), (1250.0, "torch (openvino preparing 480²)")):
+        book.record(480, ms, engine)
+    assert book.latency_ms(480) == 1275.0
+    book.record(480, 900.0, "openvino")
+    assert book.latency_ms(480) == 900.0
 
     clock = {"t": 0.0}
     seen = []
@@ -275,3 +280,78 @@ def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
         frames = [np.zeros((48, 64, 3), np.uint8)] * 19
         assert len(pred.predict(frames, 0.5, 288)) == 19
     assert fake.batch_sizes == [8, 8, 3]
+
+
+@pytest.mark.model
+def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images, ov_cache, monkeypatch) -> None:
+    """A new resolution is answered by torch at once while OpenVINO prepares it, then by OpenVINO."""
+    pytest.importorskip("openvino")
+    import threading
+
+    from rfdetr_demo.backends import openvino_backend
+
+    res = 240
+    ov = openvino_backend.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache, background=True)
+    started, release = threading.Event(), threading.Event()
+    real_build = ov._build
+
+    def held_build(resolution):
+        started.set()
+        assert release.wait(120)
+        return real_build(resolution)
+
+    monkeypatch.setattr(ov, "_build", held_build)
+    live_network_seen = []
+    real_forward_module = openvino_backend._compiled_forward_module
+
+    def recording_forward_module(compiled):
+        module = real_forward_module(compiled)
+        real_forward = module.forward
+
+        def forward(batch):
+            live_network_seen.append(type(rf_model.model.model).__name__)
+            return real_forward(batch)
+
+        module.forward = forward
+        return module
+
+    monkeypatch.setattr(openvino_backend, "_compiled_forward_module", recording_forward_module)
+
+    ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, res)
+    first = ov.predict(images[:1], 0.0, res)  # returns while the export is held
+    assert started.wait(30)
+    assert ov.engine_at(res) == f"torch (openvino preparing {res}²)"
+    np.testing.assert_array_equal(first[0].xy, ref[0].xy)  # torch's own result
+    future = ov.prepare_in_background(res)  # joins the running job instead of starting a second export
+    release.set()
+    future.result(timeout=300)
+    assert ov.engine_at(res) == "openvino" and res not in ov.failed
+    later = ov.predict(images[:1], 0.0, res)
+    assert np.abs(later[0].xy - ref[0].xy).max() < 1e-3
+    # the OpenVINO call ran on a copy: the live rfdetr model kept its torch network, which a concurrent export copies
+    assert live_network_seen and all(name != "OpenVINOForward" for name in live_network_seen)
+
+
+def test_service_reports_the_engine_that_served_each_resolution(coco_image_paths) -> None:
+    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.service import ModelService
+    from tests.conftest import replay_info
+
+    class TwoEngines:
+        def predict(self, images, threshold, resolution):
+            import supervision as sv
+
+            return [sv.KeyPoints.empty() for _ in images]
+
+        def engine_at(self, resolution):
+            return "openvino" if resolution == 576 else f"torch (openvino preparing {resolution}²)"
+
+    service = ModelService(lambda: (TwoEngines(), KeypointSchema.coco(), replay_info()))
+    image = load_image(str(sorted(coco_image_paths.values())[0]), max_side=320).rgb
+    assert service.predict(image, resolution=576).model_info["engine"] == "openvino"
+    slow = service.predict(image, resolution=384)
+    assert slow.model_info["engine"] == "torch (openvino preparing 384²)"
+    from rfdetr_demo.image_task import ImageRun, summarize
+
+    text = summarize(ImageRun(image, slow, KeypointSchema.coco(), "x.jpg", []), 0.3, 1.0)
+    assert "cpu / torch (openvino preparing 384²) / fp32" in text and "preparing 384² in the background" in text

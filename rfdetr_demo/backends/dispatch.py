@@ -64,7 +64,8 @@ def build_predictor(
         try:
             from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
 
-            predictor = OpenVINOPredictor(model, precision=precision, cache=cache)
+            # Other resolutions are exported in the background on first use, served by torch meanwhile.
+            predictor = OpenVINOPredictor(model, precision=precision, cache=cache, background=True)
             predictor.prepare(default_resolution)  # export/compile now, while the page says "loading"
             return EngineChoice(predictor, "openvino", predictor.precision)
         except Exception as exc:  # noqa: BLE001 - engine trouble must leave a working torch model

@@ -14,12 +14,13 @@ Exactness: OpenVINO on CPUs with bf16 support silently defaults to bf16 math; ``
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import logging
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -101,24 +102,30 @@ def _compiled_forward_module(compiled: Any) -> Any:
     return OpenVINOForward().eval()
 
 
-@contextlib.contextmanager
-def _forward_swapped(rf_model: Any, module: Any) -> Iterator[None]:
-    """Temporarily replace the torch network inside rfdetr's model context (restored even on errors)."""
-    ctx = rf_model.model
-    original = ctx.model
-    ctx.model = module
-    try:
-        yield
-    finally:
-        ctx.model = original
+def _engine_view(rf_model: Any, module: Any) -> Any:
+    """A shallow copy of the rfdetr model whose network is ``module``; the live model is never touched.
+
+    Why a copy instead of swapping the live model's network for the call: an export running in a background thread
+    deep-copies the live network, and must never copy the OpenVINO stand-in. The copy shares everything else
+    (post-processing, configuration), so ``predict`` behaves exactly as on the original.
+    """
+    view = copy.copy(rf_model)
+    view.model = copy.copy(rf_model.model)
+    view.model.model = module
+    return view
 
 
 class OpenVINOPredictor:
     """A :class:`~rfdetr_demo.predictor.Predictor` running the network with OpenVINO on CPU.
 
-    One compiled graph per resolution (exported lazily on first use, from the disk cache when present). If a
-    resolution cannot be exported or compiled, that resolution is served by plain torch and the reason is logged
-    once; ``failed`` records it.
+    One compiled graph per resolution, from the disk cache when present, else exported. If a resolution cannot be
+    exported or compiled, that resolution is served by plain torch and the reason is logged once; ``failed``
+    records it.
+
+    ``background=True`` (the app): a request at a resolution with no graph yet is answered by torch at once while
+    one worker thread exports and compiles it (25-90 s on 2 vCPUs), instead of holding every user behind the
+    export; later requests at that resolution run on OpenVINO. ``background=False`` (benchmarks, library use)
+    prepares synchronously on first use. :meth:`engine_at` says which engine served a resolution.
     """
 
     engine = "openvino"
@@ -131,6 +138,7 @@ class OpenVINOPredictor:
         core: Any = None,
         max_compiled: int = 4,
         verify_exports: bool = True,
+        background: bool = False,
     ) -> None:
         if not openvino_available():
             raise EngineUnavailable("openvino is not installed (pip install -r requirements-speed.txt)")
@@ -148,12 +156,22 @@ class OpenVINOPredictor:
         self.device = "cpu"
         self.max_compiled = max_compiled
         self.verify_exports = verify_exports
+        self.background = background
         self.fallback = RFDETRPredictor(model, device="cpu", precision="fp32")
         self.export_count = 0
         self.failed: dict[int, str] = {}
         self._compiled: OrderedDict[int, Any] = OrderedDict()
+        self._pending: dict[int, Future[Any]] = {}
         self._fingerprint: str | None = None
-        self._lock = threading.RLock()
+        # _state guards the dicts above (held briefly); _run serialises every forward pass (OpenVINO requests are
+        # not re-entrant, and torch forwards on the live model must not overlap the export check). Exports hold
+        # neither, so requests keep being served while one runs.
+        self._state = threading.Lock()
+        self._run = threading.RLock()
+        self._prepare_locks: dict[int, threading.Lock] = {}
+        # Background exports run one at a time: two at once would only split the same cores and double the memory.
+        self._export_serial = threading.Lock()
+        self._closed = False
         # No OpenVINO CACHE_DIR: compiling takes ~1-2 s, and its blobs (~165 MB each) would grow without bound.
 
     # -- export + compile ----------------------------------------------------------------------------------------
@@ -174,7 +192,8 @@ class OpenVINOPredictor:
                 output_name="model",
                 verbose=False,
             )
-        self.export_count += 1
+        with self._state:
+            self.export_count += 1
         return Path(path)
 
     def _verify(self, compiled: Any, resolution: int) -> None:
@@ -183,67 +202,138 @@ class OpenVINOPredictor:
 
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(1, 3, resolution, resolution, generator=gen)
-        with torch.inference_mode():
+        with self._run, torch.inference_mode():
             ref = self.model.model.model.eval()(x)
-        got = _as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
+            got = _as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
         worst = max(float((got[k] - ref[k].float()).abs().max()) for k in ("pred_boxes", "pred_keypoints"))
         if not np.isfinite(worst) or worst > EXPORT_CHECK_TOLERANCE:
             raise EngineUnavailable(f"OpenVINO export differs from torch by {worst:.3g} at {resolution}²")
         log.info("OpenVINO export at %d² matches torch within %.2g", resolution, worst)
 
-    def prepare(self, resolution: int) -> Any:
-        """The compiled graph for ``resolution`` (export → disk cache → compile); raises on failure."""
-        resolution = validate_resolution(resolution)
-        with self._lock:
+    def _ready(self, resolution: int) -> Any | None:
+        with self._state:
             compiled = self._compiled.get(resolution)
             if compiled is not None:
                 self._compiled.move_to_end(resolution)
-                return compiled
-            versions = _tool_versions()
-            key = cache_key(self.fingerprint, resolution, versions)
-            meta = {"resolution": resolution, "weights_sha256": self.fingerprint, **versions}
-            xml, created = self.cache.get_or_create(key, ARTEFACT, lambda d: self._export(resolution, d), meta)
-            config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision]}
-            graph = self.core.read_model(str(xml))
-            try:
-                graph.reshape({graph.inputs[0]: [1, 3, resolution, resolution]})
-            except Exception as exc:  # noqa: BLE001 - a dynamic batch axis still works, only a little slower
-                log.info("keeping the dynamic batch axis: %s", exc)
-            compiled = self.core.compile_model(graph, "CPU", config)
-            if self.verify_exports and self.precision == "fp32":
-                try:
-                    self._verify(compiled, resolution)
-                except EngineUnavailable:
-                    if not created:  # a cached export that no longer matches: drop it so the next start re-exports
-                        import shutil
+            return compiled
 
-                        shutil.rmtree(xml.parent, ignore_errors=True)
-                    raise
-            self._compiled[resolution] = compiled
-            while len(self._compiled) > self.max_compiled:
-                self._compiled.popitem(last=False)
+    def prepare(self, resolution: int) -> Any:
+        """The compiled graph for ``resolution`` (export → disk cache → compile → check); raises on failure."""
+        resolution = validate_resolution(resolution)
+        compiled = self._ready(resolution)
+        if compiled is not None:
+            return compiled
+        with self._state:
+            gate = self._prepare_locks.setdefault(resolution, threading.Lock())
+        with gate:  # one export per resolution even when a request and the worker ask at once
+            compiled = self._ready(resolution)
+            if compiled is not None:
+                return compiled
+            compiled, created = self._build(resolution)
+            with self._state:
+                self._compiled[resolution] = compiled
+                while len(self._compiled) > self.max_compiled:
+                    self._compiled.popitem(last=False)
             log.info(
                 "OpenVINO %s graph ready at %d² (%s)", self.precision, resolution, "exported" if created else "cached"
             )
             return compiled
 
+    def _build(self, resolution: int) -> tuple[Any, bool]:
+        versions = _tool_versions()
+        key = cache_key(self.fingerprint, resolution, versions)
+        meta = {"resolution": resolution, "weights_sha256": self.fingerprint, **versions}
+        xml, created = self.cache.get_or_create(key, ARTEFACT, lambda d: self._export(resolution, d), meta)
+        config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision]}
+        graph = self.core.read_model(str(xml))
+        try:
+            graph.reshape({graph.inputs[0]: [1, 3, resolution, resolution]})
+        except Exception as exc:  # noqa: BLE001 - a dynamic batch axis still works, only a little slower
+            log.info("keeping the dynamic batch axis: %s", exc)
+        compiled = self.core.compile_model(graph, "CPU", config)
+        if self.verify_exports and self.precision == "fp32":
+            try:
+                self._verify(compiled, resolution)
+            except EngineUnavailable:
+                if not created:  # a cached export that no longer matches: drop it so the next start re-exports
+                    import shutil
+
+                    shutil.rmtree(xml.parent, ignore_errors=True)
+                raise
+        return compiled, created
+
+    def prepare_in_background(self, resolution: int) -> Future[Any]:
+        """Start (or join) the export of ``resolution`` in a background thread; failures land in ``failed``.
+
+        Daemon threads rather than an executor: a server shutting down must not wait a minute for an export.
+        """
+        resolution = validate_resolution(resolution)
+        with self._state:
+            future = self._pending.get(resolution)
+            if future is not None:
+                return future
+            future = self._pending[resolution] = Future()
+            if self._closed:
+                future.cancel()
+                self._pending.pop(resolution)
+                return future
+        threading.Thread(
+            target=self._prepare_job, args=(resolution, future), name=f"openvino-export-{resolution}", daemon=True
+        ).start()
+        return future
+
+    def _prepare_job(self, resolution: int, future: Future[Any]) -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            with self._export_serial:
+                compiled = self.prepare(resolution)
+        except Exception as exc:  # noqa: BLE001 - recorded for the page; that resolution stays on torch
+            self._mark_failed(resolution, exc, "unavailable")
+            future.set_exception(exc)
+        else:
+            future.set_result(compiled)
+        finally:
+            with self._state:
+                self._pending.pop(resolution, None)
+
+    def _mark_failed(self, resolution: int, exc: BaseException, what: str) -> None:
+        with self._state:
+            self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
+        log.warning("OpenVINO %s at %d², using torch for it: %s", what, resolution, exc)
+
+    def engine_at(self, resolution: int) -> str:
+        """Which engine serves ``resolution`` now, worded for the page."""
+        with self._state:
+            if resolution in self._compiled:
+                return "openvino"
+            if resolution in self.failed:
+                return f"torch (openvino failed at {resolution}²)"
+            if resolution in self._pending:
+                return f"torch (openvino preparing {resolution}²)"
+        return "openvino" if not self.background else "torch"
+
     # -- inference -----------------------------------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
         if not images:
             return []
-        if resolution not in self.failed:
-            try:
-                compiled = self.prepare(resolution)
-            except Exception as exc:  # noqa: BLE001 - any engine failure must degrade to torch, not fail the request
-                self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
-                log.warning("OpenVINO unavailable at %d², using torch for it: %s", resolution, exc)
+        resolution = validate_resolution(resolution)
+        compiled = self._ready(resolution)
+        if compiled is None and resolution not in self.failed:
+            if self.background:
+                self.prepare_in_background(resolution)  # this request runs on torch; later ones on OpenVINO
             else:
                 try:
-                    return self._predict_compiled(compiled, images, threshold, resolution)
-                except Exception as exc:  # noqa: BLE001 - retry with torch; if torch fails too, that error surfaces
-                    self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
-                    log.warning("OpenVINO failed at %d², using torch for it: %s", resolution, exc)
-        with self._lock:  # the fallback shares the rfdetr model whose forward is swapped during OpenVINO calls
+                    compiled = self.prepare(resolution)
+                except Exception as exc:  # noqa: BLE001 - any engine failure must degrade to torch, not fail
+                    self._mark_failed(resolution, exc, "unavailable")
+        if compiled is not None:
+            try:
+                return self._predict_compiled(compiled, images, threshold, resolution)
+            except Exception as exc:  # noqa: BLE001 - retry with torch; if torch fails too, that error surfaces
+                self._mark_failed(resolution, exc, "failed")
+                with self._state:
+                    self._compiled.pop(resolution, None)
+        with self._run:
             return self.fallback.predict(images, threshold, resolution)
 
     def _predict_compiled(
@@ -253,8 +343,12 @@ class OpenVINOPredictor:
 
         # Arrays only: a str would make rfdetr open a path or fetch a URL on the user's behalf.
         batch = [np.ascontiguousarray(img, dtype=np.uint8) for img in images]
-        with self._lock, torch.inference_mode(), _forward_swapped(self.model, _compiled_forward_module(compiled)):
-            out = self.model.predict(
-                batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False
-            )
+        view = _engine_view(self.model, _compiled_forward_module(compiled))
+        with self._run, torch.inference_mode():
+            out = view.predict(batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False)
         return list(out)
+
+    def close(self) -> None:
+        """Start no further background exports (a running one finishes in its daemon thread)."""
+        with self._state:
+            self._closed = True
