@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -113,6 +114,19 @@ def _engine_view(rf_model: Any, module: Any) -> Any:
     view.model = copy.copy(rf_model.model)
     view.model.model = module
     return view
+
+
+def _lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let requests win the cores over a background export (Linux: ``nice`` applies per thread; no-op elsewhere).
+
+    Only this thread and the threads it creates are lowered; OpenVINO's and torch's worker pools started earlier
+    (at load) keep their priority, so requests still slow down while the conversion runs (docs/speed.md). 10, not
+    19: under a steady stream of requests a 19 would starve the export for many minutes.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower the export thread's priority: %s", exc)
 
 
 class OpenVINOPredictor:
@@ -244,6 +258,12 @@ class OpenVINOPredictor:
         key = cache_key(self.fingerprint, resolution, versions)
         meta = {"resolution": resolution, "weights_sha256": self.fingerprint, **versions}
         xml, created = self.cache.get_or_create(key, ARTEFACT, lambda d: self._export(resolution, d), meta)
+        # Compiling (all cores) and checking (a torch and an OpenVINO forward) take a few seconds: done holding the
+        # run lock, a request waits that long instead of crawling beside them.
+        with self._run:
+            return self._compile_and_check(xml, created, resolution), created
+
+    def _compile_and_check(self, xml: Path, created: bool, resolution: int) -> Any:
         config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision]}
         graph = self.core.read_model(str(xml))
         try:
@@ -260,7 +280,7 @@ class OpenVINOPredictor:
 
                     shutil.rmtree(xml.parent, ignore_errors=True)
                 raise
-        return compiled, created
+        return compiled
 
     def prepare_in_background(self, resolution: int) -> Future[Any]:
         """Start (or join) the export of ``resolution`` in a background thread; failures land in ``failed``.
@@ -284,6 +304,7 @@ class OpenVINOPredictor:
 
     def _prepare_job(self, resolution: int, future: Future[Any]) -> None:
         future.set_running_or_notify_cancel()
+        _lower_this_threads_priority()
         try:
             with self._export_serial:
                 compiled = self.prepare(resolution)
