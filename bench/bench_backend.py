@@ -5,6 +5,8 @@ over plain ``predict``, each latency as a multiple of the compute floor (FLOPs o
 measured in this same run), and the largest |difference| of boxes, keypoints and scores against plain ``predict``.
 
     python bench/bench_backend.py --runs 7 --resolutions 576 384
+    python bench/bench_backend.py --device cuda          # GPU: plain vs fp16 autocast vs fp16 model.inference,
+                                                         # plus images/s at batch sizes 1-16
 
 Random weights by default (no download); ``--checkpoint`` for real ones. The first call per engine and resolution
 (export/compile) is excluded from the timings and reported separately.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,26 +27,70 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import describe  # noqa: E402
 from rfdetr_demo.backends.cache import ExportCache  # noqa: E402
 from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor, openvino_available  # noqa: E402
 from rfdetr_demo.images import load_image  # noqa: E402
 from rfdetr_demo.predictor import RFDETRPredictor  # noqa: E402
 
 
-def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 8) -> float:
+def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 8, device: str = "cpu") -> float:
     """Best observed GFLOP/s of an n×n matmul with the threads torch uses (the compute ceiling of this host)."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    if device.startswith("cuda"):
+        n = max(n, 8192)  # small products do not fill a GPU
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
+
+
+CPU_ENGINES = ("plain_predict_fp32", "openvino_fp32", "openvino_bf16")
+CUDA_ENGINES = ("plain_predict_fp32", "autocast_fp16", "inference_fp16")
+PUBLISHED_T4_TENSORRT_FP16_MS = 9.7  # RF-DETR keypoint preview, 576², from the model card
+
+
+def build_engine(name: str, rf, device: str, cache):
+    """One engine by name; ``inference_*`` are the CUDA path's ``model.inference`` views (any device)."""
+    import torch
+
+    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+
+    if name == "plain_predict_fp32":
+        return RFDETRPredictor(rf, device=device, precision="fp32")
+    if name.startswith("autocast_"):
+        return RFDETRPredictor(rf, device=device, precision=name.split("_")[1])
+    if name.startswith("inference_"):
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name.split("_")[1]]
+        return CUDAPredictor(rf, device=device, precision="fp16", half_dtype=dtype, max_batch=64)
+    if name.startswith("openvino_"):
+        return OpenVINOPredictor(rf, precision=name.split("_")[1], cache=cache)
+    raise SystemExit(f"unknown engine {name!r}")
+
+
+def floor_kind(name: str) -> str:
+    return next((k for k in ("bf16", "fp16") if name.endswith(k)), "fp32")
+
+
+def throughput(engine, images: list[np.ndarray], batch: int, runs: int, resolution: int) -> float:
+    """Images per second for batches of ``batch`` images (cycled from ``images``), median of ``runs``."""
+    frames = [images[i % len(images)] for i in range(batch)]
+    engine.predict(frames, 0.5, resolution)  # allocation / kernel selection for this batch size
+    return batch / statistics.median(time_calls(lambda: engine.predict(frames, 0.5, resolution), runs))
 
 
 def forward_gflop(rf, resolution: int) -> float:
@@ -53,7 +98,7 @@ def forward_gflop(rf, resolution: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     module = rf.model.model.eval()
-    x = torch.randn(1, 3, resolution, resolution)
+    x = torch.randn(1, 3, resolution, resolution, device=next(module.parameters()).device)
     flags = [(p, p.requires_grad) for p in module.parameters()]
     for p, _ in flags:  # FlopCounterMode's module tracker trips over grad-requiring params under no_grad
         p.requires_grad_(False)
@@ -153,6 +198,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--images", type=int, default=2, help="COCO images from ../shared/data (batch of 1 each)")
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--engines", nargs="+", default=None, help=f"default: {CPU_ENGINES} / on cuda {CUDA_ENGINES}")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=None, help="images/s per batch (cuda: 1-16)")
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
@@ -160,8 +208,19 @@ def main() -> None:
     import torch
     from rfdetr import RFDETRKeypointPreview
 
+    cuda = args.device.startswith("cuda")
+    names = list(args.engines or (CUDA_ENGINES if cuda else CPU_ENGINES))
+    if args.no_bf16:
+        names = [n for n in names if not n.endswith("bf16")]
+    if any(n.startswith("openvino") for n in names) and (cuda or not openvino_available()):
+        print("openvino not installed or not a CPU run: OpenVINO engines skipped", flush=True)
+        names = [n for n in names if not n.startswith("openvino")]
+    if "plain_predict_fp32" not in names:
+        names.insert(0, "plain_predict_fp32")  # the baseline every ratio is against
+    batch_sizes = args.batch_sizes if args.batch_sizes is not None else ([1, 2, 4, 8, 16] if cuda else [])
+
     torch.manual_seed(0)  # same random weights every run, so the export cache is reused across runs
-    rf = RFDETRKeypointPreview(pretrain_weights=args.checkpoint, device="cpu")
+    rf = RFDETRKeypointPreview(pretrain_weights=args.checkpoint, device=args.device)
     if args.checkpoint is None:
         from rfdetr_demo.backends.synthetic import fill_zero_keypoint_heads
 
@@ -172,13 +231,12 @@ def main() -> None:
     if not images:
         images = [np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)]
 
-    peaks = {"fp32": matmul_peak("fp32")}
-    if not args.no_bf16:
-        peaks["bf16"] = matmul_peak("bf16")
+    kinds = sorted({floor_kind(n) for n in names})
+    peaks = {k: matmul_peak(k, device=args.device) for k in kinds}
     load = os.getloadavg()
     report: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}",
+        "machine": describe(),
+        "device": args.device,
         "loadavg_at_start": load,
         "matmul_peak_gflops": peaks,
         "images": [p.name for p in paths] or ["random 640x480"],
@@ -188,15 +246,9 @@ def main() -> None:
     }
     print(json.dumps({k: report[k] for k in ("machine", "loadavg_at_start", "matmul_peak_gflops")}), flush=True)
 
-    plain = RFDETRPredictor(rf, device="cpu", precision="fp32")
-    engines: dict[str, object] = {"plain_predict_fp32": plain}
-    if openvino_available():
-        cache = ExportCache()
-        engines["openvino_fp32"] = OpenVINOPredictor(rf, precision="fp32", cache=cache)
-        if not args.no_bf16:
-            engines["openvino_bf16"] = OpenVINOPredictor(rf, precision="bf16", cache=cache)
-    else:
-        print("openvino not installed: only plain predict is timed", flush=True)
+    cache = ExportCache()
+    engines: dict[str, object] = {name: build_engine(name, rf, args.device, cache) for name in names}
+    plain = engines["plain_predict_fp32"]
 
     for res in args.resolutions:
         gflop = forward_gflop(rf, res)
@@ -217,7 +269,7 @@ def main() -> None:
                 for name, eng in engines.items():
                     samples[name] += time_calls(lambda im=im, eng=eng, res=res: eng.predict([im], 0.5, res), 1)
         for name in engines:
-            floor = floors["bf16" if name.endswith("bf16") else "fp32"]
+            floor = floors[floor_kind(name)]
             entry = {
                 "first_call_s": setups[name],
                 "min_s": min(samples[name]),
@@ -227,6 +279,11 @@ def main() -> None:
                 "diff_vs_plain": max_differences(firsts[name], refs),
                 "raw_diff_vs_torch": raw_output_differences(rf, engines[name], images[0], res),
             }
+            if batch_sizes and not name.startswith("openvino"):
+                entry["images_per_s"] = {
+                    str(b): throughput(engines[name], images, b, args.runs, res) for b in batch_sizes
+                }
+                entry["best_images_per_s"] = max(entry["images_per_s"].values())
             row["engines"][name] = entry
             print(res, name, json.dumps(entry), flush=True)
         base = row["engines"]["plain_predict_fp32"]["median_s"]
@@ -236,19 +293,28 @@ def main() -> None:
     report["loadavg_at_end"] = os.getloadavg()
     # Other processes may have shared the CPU while the peak was measured: measure again and keep the best, so the
     # floor is never understated. Floors and ×floor figures are recomputed with the final peak.
-    end_peaks = {k: matmul_peak(k) for k in peaks}
+    end_peaks = {k: matmul_peak(k, device=args.device) for k in peaks}
     report["matmul_peak_gflops_start_end"] = {k: [peaks[k], end_peaks[k]] for k in peaks}
     peaks = {k: max(peaks[k], end_peaks[k]) for k in peaks}
     report["matmul_peak_gflops"] = peaks
     for row in report["results"].values():
         row["floor_s"] = {k: row["forward_gflop"] / v for k, v in peaks.items()}
         for name, entry in row["engines"].items():
-            floor = row["floor_s"]["bf16" if name.endswith("bf16") else "fp32"]
+            floor = row["floor_s"][floor_kind(name)]
             entry["min_x_floor"] = entry["min_s"] / floor
             entry["median_x_floor"] = entry["median_s"] / floor
     text = json.dumps(report, indent=2)
     print(text)
     print(markdown_table(report))
+    if batch_sizes:
+        print("\n| res | engine | ms/image at batch 1 | images/s by batch size | best images/s |")
+        print("|---|---|---|---|---|")
+        for res, row in report["results"].items():
+            for name, e in row["engines"].items():
+                if "images_per_s" in e:
+                    per = ", ".join(f"{b}: {v:.1f}" for b, v in e["images_per_s"].items())
+                    print(f"| {res}² | {name} | {e['median_s'] * 1000:.1f} | {per} | {e['best_images_per_s']:.1f} |")
+        print(f"(published: {PUBLISHED_T4_TENSORRT_FP16_MS} ms per image on a T4 with TensorRT FP16 at 576²)")
     if args.json:
         Path(args.json).write_text(text)
 

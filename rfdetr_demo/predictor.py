@@ -80,10 +80,10 @@ def pick_device(requested: str = "auto") -> str:
 
 
 class RFDETRPredictor:
-    """Wraps an ``rfdetr`` keypoint model.
+    """Wraps an ``rfdetr`` keypoint model: plain ``predict``, optionally under autocast.
 
-    fp16 on CUDA runs through autocast rather than ``model.inference(dtype=...)`` so that every resolution the user
-    picks keeps working (``inference`` fixes one resolution and batch size).
+    Autocast keeps every resolution working on the live model; the CUDA path
+    (:mod:`rfdetr_demo.backends.cuda_backend`) adds fp16 ``model.inference(...)`` views, one per resolution.
     """
 
     def __init__(self, model: Any, device: str, precision: str = "fp32") -> None:

@@ -253,33 +253,89 @@ class _FakeRF:
 
 
 def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
-    """The GPU path's logic, exercised on CPU with a fake model and a fake clock (no CUDA here)."""
+    """The GPU path's choice logic, exercised on CPU with a fake model and a fake clock (no CUDA here)."""
     import warnings
 
     from rfdetr_demo.backends import cuda_backend
     from rfdetr_demo.backends.cuda_backend import CUDAPredictor
 
     fake = _FakeRF()
-    pred = CUDAPredictor(fake, device="cuda", precision="fp16", max_batch=8)
-    cost = {"fp16": 1.0, "fp32": 2.5}
+    cost = {"inference": 1.0, "autocast": 1.8, "plain": 2.5}
     clock = {"t": 0.0}
+    views_made = []
+
+    class FakeView(_FakeRF):
+        def predict(self, batch, threshold, shape, include_source_image):
+            clock["t"] += cost["inference"]
+            return fake.predict(batch, threshold, shape, include_source_image)
+
+    def fake_view(model, resolution, dtype):
+        views_made.append(resolution)
+        return FakeView()
+
     real_predict = cuda_backend.RFDETRPredictor.predict
 
     def timed_predict(self, images, threshold, resolution):
-        clock["t"] += cost[self.precision]
+        clock["t"] += cost["autocast" if self.precision == "fp16" else "plain"]
         return real_predict(self, images, threshold, resolution)
 
+    monkeypatch.setattr(cuda_backend, "inference_view", fake_view)
     monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", timed_predict)
+    pred = CUDAPredictor(fake, device="cuda", precision="fp16", max_batch=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns that CUDA autocast is unavailable on this CPU-only machine
-        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16"
-        assert pred.precision == "fp16" and pred.warmup_ms == {"fp16": 1000.0, "fp32": 2500.0}
-        cost["fp16"] = 4.0  # a GPU where fp16 is slower: keep fp32, never slower than plain predict
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16 (model.inference)"
+        assert pred.warmup_ms == pytest.approx({"inference": 1000.0, "autocast": 1800.0, "plain": 2500.0})
+        assert views_made == [288]  # one view per resolution, reused across calls
+        pred.predict([np.zeros((48, 64, 3), np.uint8)], 0.5, 384)
+        assert views_made == [288, 384]
+        cost["inference"] = 4.0  # a GPU where pure fp16 weights are slower: autocast wins
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16 (autocast)"
+        cost["autocast"] = 3.0  # and where fp16 is slower altogether: plain fp32, never slower than plain predict
         assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp32" and pred.precision == "fp32"
         fake.batch_sizes.clear()
         frames = [np.zeros((48, 64, 3), np.uint8)] * 19
         assert len(pred.predict(frames, 0.5, 288)) == 19
     assert fake.batch_sizes == [8, 8, 3]
+
+    def broken_view(model, resolution, dtype):
+        raise RuntimeError("simulated: no fp16 kernels")
+
+    monkeypatch.setattr(cuda_backend, "inference_view", broken_view)
+    cost.update(inference=1.0, autocast=1.8, plain=2.5)
+    pred = CUDAPredictor(fake, device="cuda", precision="fp16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16 (autocast)"
+    assert "no fp16 kernels" in pred.view_failure
+
+
+@pytest.mark.model
+def test_inference_views_per_resolution_match_plain_predict(rf_model, images) -> None:
+    """rfdetr's own ``model.inference`` per resolution, on CPU: an fp32 view equals plain predict, bf16 runs."""
+    import torch
+
+    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+
+    plain = RFDETRPredictor(rf_model, device="cpu")
+    live_resolution = rf_model.model.resolution
+    pred = CUDAPredictor(rf_model, device="cpu", precision="fp16", half_dtype=torch.float32)
+    assert pred.mode == "inference" and pred.label == "fp16 (model.inference)"
+    for res in (RES, 240):  # two resolutions, two views, while the live model keeps its own resolution
+        got = pred.predict(images, 0.0, res)
+        ref = plain.predict(images, 0.0, res)
+        for g, r in zip(got, ref, strict=True):
+            assert len(g) == len(r) > 0 and np.abs(g.xy - r.xy).max() < 1e-3
+            assert np.abs(g.detection_confidence - r.detection_confidence).max() < 1e-4
+    assert sorted(pred._views) == [240, RES]
+    assert not rf_model._is_optimized_for_inference and rf_model.model.resolution == live_resolution
+    assert plain.predict(images[:1], 0.0, 192)[0].xy.shape[1:] == (17, 2)  # the live model serves any resolution
+
+    bf16 = CUDAPredictor(rf_model, device="cpu", precision="bf16")
+    out = bf16.predict(images[:1], 0.0, RES)
+    assert bf16._views[RES].model.inference_model is not None
+    assert next(bf16._views[RES].model.inference_model.parameters()).dtype == torch.bfloat16
+    assert out[0].xy.shape[1:] == (17, 2) and np.isfinite(out[0].xy).all()
 
 
 @pytest.mark.model

@@ -1,19 +1,27 @@
-"""GPU path: fp16 autocast, batched frames, warm-up at load, and a measured guarantee of "never slower".
+"""GPU path: fp16 through rfdetr's own ``model.inference(...)`` per resolution, batched frames, warm-up at load, and a
+measured guarantee of "never slower than plain predict".
 
-Why autocast and not ``model.inference(dtype=float16)``: rfdetr's ``inference`` freezes one resolution (and, when
-compiled, one batch size), while the page lets people switch resolution per request and video sends batches of
-frames. Autocast keeps every resolution and batch size working. Because fp16 is not faster on every GPU/driver mix,
-the warm-up times both precisions on a dummy frame and keeps the faster one.
+``model.inference(dtype=float16)`` casts a copy of the network to fp16 and fixes one resolution. The page lets people
+switch resolution per request, so each resolution gets its own *view*: a shallow copy of the rfdetr model whose
+``inference()`` copy is made for that resolution (``compile=False``, so any batch size works and video frames go
+through in batches). The live model is never modified. Views are made on first use and the newest ``max_views`` kept.
 
-UNVERIFIED ON A GPU: written and unit-tested on a CPU-only machine (the choice logic and batching are tested with
-fakes); no CUDA timing has been taken.
+Modes, chosen at load by timing each on a dummy frame (the fastest wins; the requested one wins ties within 3 %):
+``inference`` (fp16 weights via ``model.inference``), ``autocast`` (fp32 weights, fp16 autocast) and ``plain`` (fp32,
+which is plain ``predict``). fp16 is not faster on every GPU/driver mix, hence the measurement.
+
+UNVERIFIED ON A GPU: written on a CPU-only machine. The views are tested on CPU (fp32 views equal plain predict;
+bf16 views run), the choice logic and batching with fakes; no CUDA timing has been taken.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import statistics
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,44 +63,122 @@ def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def inference_view(rf_model: Any, resolution: int, dtype: Any) -> Any:
+    """A shallow copy of the rfdetr model, optimized by rfdetr's ``inference()`` for ``resolution`` and ``dtype``.
+
+    ``inference()`` deep-copies the network, switches it to export mode and casts it; on the copy, the flags it sets
+    and the resolution it fixes stay off the live model, which keeps serving every other resolution and can still
+    be exported.
+    """
+    view = copy.copy(rf_model)
+    view.model = copy.copy(rf_model.model)
+    view.model.resolution = int(resolution)
+    view.model.inference_model = None
+    view.inference(compile=False, dtype=dtype)
+    return view
+
+
+MODES = ("inference", "autocast", "plain")
+
+
 class CUDAPredictor(RFDETRPredictor):
-    """RFDETRPredictor for CUDA: warm-up at load, fastest precision by measurement, frames in bounded batches."""
+    """RFDETRPredictor for CUDA: fp16 ``inference`` views per resolution, fastest mode by measurement, batches."""
 
     engine = "torch-cuda"
 
-    def __init__(self, model: Any, device: str, precision: str = "fp16", max_batch: int = 8) -> None:
+    def __init__(
+        self,
+        model: Any,
+        device: str,
+        precision: str = "fp16",
+        max_batch: int = 8,
+        max_views: int = 4,
+        half_dtype: Any = None,
+    ) -> None:
         super().__init__(model, device=device, precision=precision)
+        import torch
+
         self.requested_precision = precision
         self.max_batch = max_batch
+        self.max_views = max_views
+        self.half_dtype = half_dtype or (torch.bfloat16 if precision == "bf16" else torch.float16)
+        self.mode = "plain" if precision == "fp32" else "inference"
         self.warmup_ms: dict[str, float] = {}
+        self.view_failure: str | None = None
+        self._views: OrderedDict[int, Any] = OrderedDict()
+        self._views_lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        """Precision as shown on the page, e.g. ``fp16 (model.inference)``."""
+        if self.mode == "inference":
+            return f"{self.requested_precision} (model.inference)"
+        return f"{self.precision} (autocast)" if self.mode == "autocast" else "fp32"
+
+    def _set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.precision = "fp32" if mode == "plain" else self.requested_precision
+
+    def view(self, resolution: int) -> Any:
+        """The ``inference`` view for ``resolution`` (made on first use, ~1 s; newest ``max_views`` kept)."""
+        with self._views_lock:
+            view = self._views.get(resolution)
+            if view is None:
+                view = self._views[resolution] = inference_view(self.model, resolution, self.half_dtype)
+                while len(self._views) > self.max_views:
+                    self._views.popitem(last=False)
+            else:
+                self._views.move_to_end(resolution)
+            return view
+
+    def _predict_chunk(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
+        if self.mode == "inference":
+            import torch
+
+            try:
+                view = self.view(resolution)
+            except Exception as exc:  # noqa: BLE001 - keep serving with autocast rather than failing requests
+                self.view_failure = f"{exc.__class__.__name__}: {exc}"
+                log.warning("model.inference view failed at %d² (%s); using fp16 autocast", resolution, exc)
+                self._set_mode("autocast")
+            else:
+                batch = [np.ascontiguousarray(img, dtype=np.uint8) for img in images]
+                with torch.inference_mode():
+                    out = view.predict(
+                        batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False
+                    )
+                return list(out)
+        return RFDETRPredictor.predict(self, images, threshold, resolution)
 
     def warm_up(self, resolution: int, runs: int = 3, timer: Callable[[], float] = time.perf_counter) -> str:
-        """Run dummy frames so the first user request doesn't pay CUDA start-up; keep fp16 only if it is faster."""
+        """Run dummy frames so the first request doesn't pay CUDA start-up; keep the fastest mode (page label)."""
         frame = np.zeros((resolution, resolution, 3), dtype=np.uint8)
         if self.requested_precision == "fp32":
-            RFDETRPredictor.predict(self, [frame], 0.5, resolution)
-            return self.precision
+            self._set_mode("plain")
+            self._predict_chunk([frame], 0.5, resolution)
+            return self.label
 
-        def run_with(precision: str) -> Callable[[], object]:
+        def run_in(mode: str) -> Callable[[], object]:
             def call() -> object:
-                self.precision = precision
-                return RFDETRPredictor.predict(self, [frame], 0.5, resolution)
+                self._set_mode(mode)
+                return self._predict_chunk([frame], 0.5, resolution)
 
             return call
 
         best, medians = choose_fastest(
-            {self.requested_precision: run_with(self.requested_precision), "fp32": run_with("fp32")},
-            runs=runs,
-            timer=timer,
-            prefer=self.requested_precision,
+            {mode: run_in(mode) for mode in MODES}, runs=runs, timer=timer, prefer="inference"
         )
-        self.precision = best
+        if self.view_failure is not None and best == "inference":
+            best = "autocast"
+        self._set_mode(best)
         self.warmup_ms = {k: v * 1000.0 for k, v in medians.items()}
-        log.info("CUDA warm-up at %d²: %s; using %s", resolution, self.warmup_ms, best)
-        return best
+        log.info("CUDA warm-up at %d²: %s ms; using %s", resolution, self.warmup_ms, self.label)
+        return self.label
 
     def predict(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
         out: list[sv.KeyPoints] = []
         for chunk in batches(list(images), self.max_batch):
-            out.extend(super().predict(chunk, threshold, resolution))
+            out.extend(self._predict_chunk(chunk, threshold, resolution))
         return out
