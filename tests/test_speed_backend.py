@@ -87,6 +87,28 @@ def test_cache_reuse_atomic_and_pruned(tmp_path) -> None:
     assert cache.lookup("k4", "model.xml") is None and not (tmp_path / "k4").exists()
 
 
+def test_cache_sweeps_exports_abandoned_by_a_killed_process(tmp_path) -> None:
+    import os
+    import time
+
+    cache = ExportCache(tmp_path)
+    abandoned, in_progress = tmp_path / ".key-r576.abcd", tmp_path / ".key-r384.efgh"
+    for d in (abandoned, in_progress):
+        d.mkdir()
+        (d / "model.bin").write_bytes(b"x" * 1000)
+    old = time.time() - 2 * 3600
+    os.utime(abandoned, (old, old))
+
+    def build(d):
+        (d / "model.xml").write_text("<net/>")
+        return d / "model.xml"
+
+    cache.get_or_create("k1", "model.xml", build, {"r": 1})
+    assert not abandoned.exists()  # killed mid-export two hours ago: gone
+    assert in_progress.exists()  # may be another process exporting right now: kept
+    assert cache.lookup("k1", "model.xml") is not None
+
+
 def test_cache_key_depends_on_weights_resolution_and_versions() -> None:
     torch = pytest.importorskip("torch")
     a = weights_fingerprint({"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)})

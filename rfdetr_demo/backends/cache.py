@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,24 @@ class ExportCache:
             removed.append(entry)
         return removed
 
+    def sweep_abandoned(self, older_than_s: float = 3600.0) -> list[Path]:
+        """Delete half-written export folders left by a process killed mid-export (~135 MB each).
+
+        Only folders untouched for an hour go: an export takes a minute or two, so a younger one may belong to
+        another process that is still writing it.
+        """
+        removed = []
+        now = time.time()
+        for tmp in self.root.glob(".*"):
+            try:
+                stale = tmp.is_dir() and now - tmp.stat().st_mtime > older_than_s
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        return removed
+
     def get_or_create(
         self, key: str, artefact: str, build: Callable[[Path], Path], meta: Mapping[str, Any] | None = None
     ) -> tuple[Path, bool]:
@@ -100,6 +119,7 @@ class ExportCache:
         if found is not None:
             return found, False
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep_abandoned()
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             built = Path(build(tmp))
