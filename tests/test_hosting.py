@@ -453,6 +453,8 @@ def test_dockerfile_is_safe_and_matches_ci() -> None:
     assert any(line.startswith("HEALTHCHECK") for line in instructions)
     assert "rfdetr_demo.healthcheck" in text and "/gradio_api/info" in (REPO / "rfdetr_demo/healthcheck.py").read_text()
     assert re.search(r"pip install (--no-cache-dir )?-r requirements.txt", text)
+    # the CPU image carries the OpenVINO engine unless built with WITH_OPENVINO=0
+    assert "ARG WITH_OPENVINO=1" in text and re.search(r"pip install (--no-cache-dir )?-r requirements-speed.txt", text)
     assert "RF_HOME=/cache" in text and "HF_HOME=/cache" in text and 'VOLUME ["/cache"]' in text
     assert not re.search(r"(TOKEN|PASSWORD|SECRET|RFDETR_DEMO_AUTH)\s*=", text)  # nothing secret baked in
     ignored = (REPO / ".dockerignore").read_text().split()
