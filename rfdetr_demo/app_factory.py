@@ -38,6 +38,14 @@ def mcp_available() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
+# The views keep their own aspect ratio instead of square letterboxed tiles, so the gallery (height max-content)
+# shows every chosen view without an inner scroll box.
+APP_CSS = """
+#views-gallery .thumbnail-item { aspect-ratio: auto !important; }
+#views-gallery .thumbnail-item img { height: auto !important; }
+"""
+
+
 def launch_kwargs(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "server_name": settings.host,
@@ -46,6 +54,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "share": settings.share and not on_spaces(),
         "max_file_size": settings.max_file_size,
         "theme": gr.themes.Soft(),
+        "css": APP_CSS,
         "show_error": True,
     }
     if settings.auth_pair:

@@ -205,7 +205,7 @@ def process_image(service: ModelService, path: Path, name: str, options: BatchOp
         "ok",
         "; ".join(run.notes),
         outputs=[str(annotated), *(str(p) for p in output.files)],
-        instances=len(run.prediction),
+        instances=len(run.shown()),
         inference_ms=round(run.prediction.inference_ms, 1),
     )
 

@@ -24,16 +24,44 @@ from rfdetr_demo.service import ModelService
 from rfdetr_demo.tables import keypoints_table, persons_table
 from rfdetr_demo.workdirs import new_request_dir
 
+# The model runs at this detection threshold (or the user's, if lower) and the chosen threshold is applied when
+# drawing, so moving the detection slider anywhere above it redraws at once instead of running the model again.
+MODEL_THRESHOLD_FLOOR = 0.1
+
 
 @dataclass
 class ImageRun:
-    """What a session keeps between the model run and later display-only changes."""
+    """What a session keeps between the model run and later display-only changes.
+
+    ``prediction`` holds every person above the run's (floor) threshold; ``threshold`` is the one shown.
+    """
 
     rgb: np.ndarray
     prediction: Prediction
     schema: KeypointSchema
     source_name: str | None
     notes: list[str] = field(default_factory=list)
+    source_path: str | None = None  # the uploaded file the run came from (to recognise the same input again)
+    threshold: float | None = None  # detection threshold to show; None = the prediction's own
+
+    def covers(self, threshold: float) -> bool:
+        """Whether this run can show ``threshold`` without running the model again."""
+        return float(threshold) >= self.prediction.threshold
+
+    def same_request(self, source: object, threshold: float, resolution: int) -> bool:
+        """Whether running ``source`` with these settings would only reproduce this run (the model is deterministic)."""
+        return (
+            self.source_path is not None
+            and isinstance(source, (str, Path))
+            and str(source) == self.source_path
+            and self.covers(threshold)
+            and int(resolution) == self.prediction.resolution
+        )
+
+    def shown(self, threshold: float | None = None) -> Prediction:
+        """The prediction at the detection threshold to show (default: the run's own)."""
+        chosen = self.threshold if threshold is None else threshold
+        return self.prediction if chosen is None else self.prediction.above(chosen)
 
 
 @dataclass
@@ -56,17 +84,22 @@ def run_image(
     source_name: str | None = None,
 ) -> ImageRun:
     """Decode the image and run the model once."""
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
     loaded = load_image(source, max_side=max_side)
-    prediction = service.predict(loaded.rgb, threshold=threshold, resolution=resolution)
+    model_threshold = min(float(threshold), MODEL_THRESHOLD_FLOOR)
+    prediction = service.predict(loaded.rgb, threshold=model_threshold, resolution=resolution)
     name = source_name or (Path(source).name if isinstance(source, (str, Path)) else None)
-    return ImageRun(loaded.rgb, prediction, service.schema, name, loaded.notes)
+    path = str(source) if isinstance(source, (str, Path)) else None
+    return ImageRun(loaded.rgb, prediction, service.schema, name, loaded.notes, path, float(threshold))
 
 
-def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float) -> str:
-    p = run.prediction
+def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float, prediction: Prediction | None = None) -> str:
+    p = prediction or run.shown()
     info = p.model_info
+    found = f"{len(p)} instance" if len(p) == 1 else f"{len(p)} instances"
     lines = [
-        f"**{len(p)} instance(s)** · inference **{p.inference_ms:.0f} ms** at {p.resolution}² · "
+        f"**{found}** · inference **{p.inference_ms:.0f} ms** at {p.resolution}² · "
         f"rendering {render_ms:.0f} ms · {info.get('device', '?')} / {info.get('engine', '?')} / "
         f"{info.get('precision', '?')} · "
         f"image {p.image_size[0]}×{p.image_size[1]} · detection ≥ {p.threshold:.2f}, keypoints ≥ "
@@ -88,25 +121,27 @@ def render_run(
     keypoint_threshold: float = 0.3,
     views: Sequence[str] | str | None = None,
     out_dir: Path | None = None,
+    threshold: float | None = None,
 ) -> ImageOutput:
-    """Views, tables and downloads for a kept run; cheap, never runs the model."""
+    """Views, tables and downloads for a kept run at a detection ``threshold`` it covers; never runs the model."""
     if not 0.0 <= float(keypoint_threshold) <= 1.0:
         raise ValueError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
     chosen = normalize_views(views)
     t0 = time.perf_counter()
-    displayed = run.prediction.displayed(float(keypoint_threshold))
+    prediction = run.shown(threshold)
+    displayed = prediction.displayed(float(keypoint_threshold))
     rendered = render_views(run.rgb, displayed, run.schema, chosen)
     render_ms = (time.perf_counter() - t0) * 1000.0
     out_dir = out_dir or new_request_dir("image_")
     files = write_exports(
-        out_dir, run.prediction, displayed, keypoint_threshold, run.source_name, stem=run.source_name or "keypoints"
+        out_dir, prediction, displayed, keypoint_threshold, run.source_name, stem=run.source_name or "keypoints"
     )
     return ImageOutput(
         views=[(img, name) for name, img in rendered],
         persons=persons_table(displayed),
-        keypoints=keypoints_table(displayed, run.prediction.keypoint_names),
-        result=result_dict(run.prediction, displayed, keypoint_threshold, run.source_name),
+        keypoints=keypoints_table(displayed, prediction.keypoint_names),
+        result=result_dict(prediction, displayed, keypoint_threshold, run.source_name),
         files=files,
-        summary=summarize(run, keypoint_threshold, render_ms),
+        summary=summarize(run, keypoint_threshold, render_ms, prediction),
         render_ms=render_ms,
     )

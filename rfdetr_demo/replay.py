@@ -109,7 +109,7 @@ class ReplayPredictor:
         for img in images:
             kp = self.lookup(img)
             score = kp.detection_confidence if kp.detection_confidence is not None else np.ones(len(kp))
-            out.append(kp[score >= threshold] if len(kp) else kp)
+            out.append(kp[score > threshold] if len(kp) else kp)  # strictly above, as rfdetr filters
         return out
 
     @classmethod

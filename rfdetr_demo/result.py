@@ -8,7 +8,7 @@ stay aligned with ``xy``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -129,6 +129,20 @@ class Prediction:
 
     def __len__(self) -> int:
         return len(self.key_points)
+
+    def above(self, threshold: float) -> Prediction:
+        """The result rfdetr would have returned at a higher detection ``threshold``, without running it again.
+
+        rfdetr keeps the top-k queries and then the rows scoring strictly above the threshold (no NMS after it), so
+        filtering a low-threshold result with the same ``>`` gives exactly the rows of a run at ``threshold``.
+        """
+        threshold = float(threshold)
+        if threshold < self.threshold:
+            raise ValueError(f"this result only holds people scoring above {self.threshold}, not {threshold}")
+        if threshold == self.threshold or not len(self.key_points):
+            return replace(self, threshold=threshold)
+        keep = np.asarray(self.key_points.detection_confidence) > threshold
+        return replace(self, key_points=self.key_points[keep], threshold=threshold)
 
     def displayed(self, keypoint_threshold: float) -> sv.KeyPoints:
         """The keypoints as shown for a given display threshold."""

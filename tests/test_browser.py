@@ -34,7 +34,7 @@ def test_upload_shows_views_and_tables(browser, page_url, coco_image_paths, coco
     )
     widths = gallery_images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
     assert all(w == 640 for w in widths), widths
-    page.get_by_text("instance(s)", exact=False).first.wait_for(timeout=10_000)
+    page.get_by_text("4 instances", exact=False).first.wait_for(timeout=10_000)
     shot = tmp_path / "screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
     from playwright.sync_api import expect
@@ -63,4 +63,55 @@ def test_example_click_runs_and_view_change_does_not_rerun(browser, page_url):
     page.locator("#views-gallery img").nth(4).wait_for(timeout=30_000)
     assert page.locator("#views-gallery img").count() == 5
     assert predictor.calls == calls, "a display-only change must not run the model"
+    page.close()
+
+
+def test_replacing_images_thresholds_and_bad_uploads(browser, page_url, coco_image_paths, coco_truth, tmp_path):
+    """Regressions seen in review: double model runs, hidden views, a slider that did nothing, raw errors."""
+    from playwright.sync_api import expect
+
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#image-examples img").first.click()
+    summary = page.locator("#image-summary")
+    expect(summary).to_contain_text("instance", timeout=60_000)
+
+    # Replacing an uploaded image with another runs the model once (Gradio fires `change` twice for it).
+    upload = page.locator("#input-image input[type=file]")
+    for image_id in (196141, 40083):
+        calls = predictor.calls
+        upload.set_input_files(str(coco_image_paths[image_id]))
+        shown = int((coco_truth[image_id].key_points.detection_confidence > 0.5).sum())  # default threshold 0.5
+        expect(summary).to_contain_text(f"{shown} instance", timeout=60_000)
+        page.wait_for_timeout(1500)  # let a duplicate event arrive if there is one
+        assert predictor.calls == calls + 1, f"model ran {predictor.calls - calls} times for one upload"
+
+    # Every chosen view is visible in the page, not clipped inside an inner scroll box.
+    for name in ("Vertices", "Uncertainty halo", "Boxes"):
+        page.get_by_role("checkbox", name=name, exact=True).check()
+    items = page.locator("#views-gallery .thumbnail-item")
+    expect(items).to_have_count(7, timeout=30_000)
+    gallery_box = page.locator("#views-gallery").bounding_box()
+    last = items.nth(6).bounding_box()
+    assert last["y"] + last["height"] <= gallery_box["y"] + gallery_box["height"] + 1
+
+    # The detection threshold applies at once, without running the model.
+    scores = coco_truth[40083].key_points.detection_confidence
+    cut = float(scores.max() + scores.min()) / 2  # between the best and the worst person's score
+    assert 0 < int((scores > cut).sum()) < int((scores > 0.5).sum())
+    calls = predictor.calls
+    number = page.get_by_label("number input for Detection threshold")
+    number.fill(f"{cut:.3f}")
+    number.press("Tab")
+    expect(summary).to_contain_text(f"{int((scores > cut).sum())} instance", timeout=30_000)
+    assert predictor.calls == calls
+
+    # A file that is not an image, after an example click: our message, and the old results are cleared.
+    fake = tmp_path / "fake.png"
+    fake.write_text("this is not an image")
+    upload.set_input_files(str(fake))
+    expect(page.locator(".toast-body").first).to_contain_text("Could not read fake.png as an image", timeout=30_000)
+    expect(summary).not_to_contain_text("instance", timeout=30_000)
+    assert "preprocess" not in page.locator(".toast-body").first.inner_text()
     page.close()

@@ -105,3 +105,25 @@ def test_names_and_ids():
     assert image_id_from_name("holiday.png") == 0
     assert safe_stem("../../etc/pass wd.jpg") == "pass_wd"
     assert safe_stem(None) == "keypoints"
+
+
+def test_detection_threshold_is_applied_when_drawing_exactly_as_a_model_run(replay_service, coco_image_paths):
+    """The image run keeps people down to the floor threshold; any higher threshold is a filter, not a re-run."""
+    from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, render_run, run_image
+
+    path = coco_image_paths[196141]
+    run = run_image(replay_service, str(path), threshold=0.5)
+    assert run.prediction.threshold == MODEL_THRESHOLD_FLOOR and run.threshold == 0.5
+    for threshold in (0.5, 0.975, 0.995):
+        shown = render_run(run, 0.3, ["Skeleton"], threshold=threshold)
+        direct = replay_service.predict(run.rgb, threshold=threshold)  # what a model run at that threshold returns
+        assert len(shown.persons) == len(direct) == int((direct.key_points.detection_confidence > threshold).sum())
+        np.testing.assert_array_equal(
+            shown.keypoints[["x", "y"]].to_numpy(),
+            keypoints_table(direct.displayed(0.3), direct.keypoint_names)[["x", "y"]].to_numpy(),
+        )
+        assert shown.result["settings"]["threshold"] == threshold and len(shown.result["instances"]) == len(direct)
+    assert len(render_run(run, 0.3, ["Skeleton"]).persons) == 4  # the run's own threshold (0.5)
+    assert run.covers(0.2) and not run.covers(0.05)
+    with pytest.raises(ValueError, match="only holds people scoring above"):
+        run.prediction.above(0.05)

@@ -54,36 +54,6 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def guard_image_preprocess(component: gr.Image) -> gr.Image:
-    """Make a corrupt or empty upload fail with our clear message instead of Gradio's internal one.
-
-    ``gr.Image`` opens the file with PIL while preprocessing, before our handler runs, and reports failures as a
-    "could not preprocess input component" error. Wrapping the instance's ``preprocess`` keeps the stock frontend
-    component while turning that into a ``gr.Error`` that says what is wrong with the file.
-    """
-    original = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return original(payload)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            from rfdetr_demo.images import load_image
-
-            path = getattr(payload, "path", None)
-            message = f"Could not read the uploaded file as an image ({exc})."
-            if path:
-                try:
-                    load_image(path)
-                except ImageLoadError as load_exc:
-                    message = str(load_exc)
-            raise gr.Error(message, title="Cannot process this input") from exc
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
-
-
 def parse_resolution(value: object) -> int:
     """Dropdown values may arrive as text from API clients; anything but a multiple of 24 gets a clear error."""
     from rfdetr_demo.predictor import validate_resolution
@@ -126,10 +96,13 @@ class Controls:
     views: gr.CheckboxGroup
 
 
-def make_controls(default_resolution: int, default_views: tuple[str, ...] = DEFAULT_VIEWS) -> Controls:
+def make_controls(
+    default_resolution: int,
+    default_views: tuple[str, ...] = DEFAULT_VIEWS,
+    threshold_info: str = "Minimum person score.",
+) -> Controls:
     threshold = gr.Slider(
-        0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold",
-        info="Minimum person score (re-runs the model).",
+        0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold", info=threshold_info,
     )  # fmt: skip
     keypoint_threshold = gr.Slider(
         0.0, 1.0, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.01, label="Keypoint confidence threshold",

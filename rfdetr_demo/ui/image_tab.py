@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo.image_task import ImageOutput, ImageRun, render_run, run_image
+from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageOutput, ImageRun, render_run, run_image
 from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
@@ -15,12 +15,12 @@ from rfdetr_demo.ui.common import (
     DEFAULT_KEYPOINT_THRESHOLD,
     DEFAULT_THRESHOLD,
     MODEL_WAIT_S,
-    guard_image_preprocess,
     make_controls,
     parse_resolution,
     refreshed_resolution_choices,
     user_errors,
 )
+from rfdetr_demo.ui.guarded_image import GuardedImage
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
@@ -80,8 +80,26 @@ def build_image_tab(
         run = run_image(service, image, float(threshold), parse_resolution(resolution), max_image_side)
         return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
 
-    def predict_or_clear(image: str | None, *args: Any) -> tuple[Any, ...]:
-        return predict_image(image, *args) if image else _empty()
+    @user_errors
+    def predict_or_clear(
+        image: str | None,
+        threshold: float,
+        keypoint_threshold: float,
+        resolution: int,
+        views: list[str],
+        run: ImageRun | None,
+    ) -> tuple[Any, ...]:
+        """A new image (upload, paste, example) runs at once; clearing clears the results.
+
+        Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is
+        answered from the kept run instead of running the model again.
+        """
+        if not image:
+            return _empty()
+        if run is not None and run.same_request(image, threshold, parse_resolution(resolution)):
+            out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=float(threshold))
+            return _outputs(out, run)
+        return predict_image(image, threshold, keypoint_threshold, resolution, views)
 
     @user_errors
     def rerender(
@@ -92,27 +110,32 @@ def build_image_tab(
         threshold: float = DEFAULT_THRESHOLD,
         resolution: int = default_resolution,
     ) -> tuple[Any, ...]:
-        """Display-only change: redraw from the kept result without running the model.
+        """Display-only change (thresholds, views): redraw from the kept result without running the model.
 
-        With no kept result but an image shown (a cached example restores outputs, not the run), run once.
+        The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not
+        the run), or when the detection threshold drops below what the kept run holds.
         """
-        if run is None:
+        if run is None or not run.covers(threshold):
             return predict_image(image, threshold, keypoint_threshold, resolution, views) if image else _empty()
-        return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
+        out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=float(threshold))
+        return _outputs(out, run)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320) as input_column:
-            image = guard_image_preprocess(
-                gr.Image(
-                    type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
-                )
+            image = GuardedImage(
+                type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
             )
-            controls = make_controls(default_resolution)
+            controls = make_controls(
+                default_resolution,
+                threshold_info=(
+                    f"Minimum person score (redraws at once; below {MODEL_THRESHOLD_FLOOR} it re-runs the model)."
+                ),
+            )
             run_btn = gr.Button("Detect keypoints", variant="primary", elem_id="run-image")
         with gr.Column(scale=2, min_width=480):
             summary = gr.Markdown(elem_id="image-summary")
             gallery = gr.Gallery(
-                label="Views", columns=2, height="auto", format="jpeg", object_fit="contain",
+                label="Views", show_label=False, columns=2, height="max-content", format="jpeg", object_fit="contain",
                 preview=False, elem_id="views-gallery", interactive=False,
             )  # fmt: skip
             with gr.Tab("Persons"):
@@ -148,15 +171,21 @@ def build_image_tab(
                 shown.cache_event.then(lambda: None, None, state, api_visibility="private", queue=False)
     inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
 
-    def run_then_relabel(event: Any, fn: Any, **kwargs: Any) -> None:
-        """Run the model on ``event``, then refresh the resolution labels with the latency just measured."""
-        event(fn, inputs, outputs, concurrency_id="model", **kwargs).success(
+    def run_then_relabel(event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), **kwargs: Any) -> None:
+        """Run the model on ``event``, then refresh the resolution labels with the latency just measured.
+
+        On failure (a file that is not an image, a model error) the previous image's results are cleared, so they
+        are never shown next to an input they do not belong to.
+        """
+        dependency = event(fn, [*inputs, *extra_inputs], outputs, concurrency_id="model", **kwargs)
+        dependency.success(
             lambda: refreshed_resolution_choices(default_resolution, service.latency, 1),
             None,
             controls.resolution,
             api_visibility="private",
             queue=False,
         )
+        dependency.failure(_empty, None, outputs, api_visibility="private", queue=False)
 
     run_then_relabel(run_btn.click, predict_image, api_name="predict_image")
     if cache_examples:
@@ -165,9 +194,9 @@ def build_image_tab(
         image.clear(_empty, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        run_then_relabel(image.change, predict_or_clear, api_visibility="private")
+        run_then_relabel(image.change, predict_or_clear, (state,), api_visibility="private")
     gr.on(
-        [controls.keypoint_threshold.release, controls.views.input],
+        [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
         rerender,
         [state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
