@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rfdetr_demo.render import DEFAULT_VIEWS
 from tests.helpers import serve_replay_app
 
 
@@ -59,6 +60,12 @@ def test_predict_image_returns_views_tables_and_json(client, coco_image_paths, c
         coco = json.load(fh)
     assert {r["image_id"] for r in coco} == {196141}
     assert "inference" in summary
+
+    views, *_, summary = client.predict(
+        image=handle_file(str(coco_image_paths[196141])), views=[], api_name="/predict_image"
+    )
+    assert [v["caption"] for v in views] == list(DEFAULT_VIEWS)
+    assert "No view selected: showing the default views" in summary
 
 
 @pytest.mark.parametrize(("content", "message"), [(b"", "empty"), (b"%PDF-1.4 not an image", "Could not read")])

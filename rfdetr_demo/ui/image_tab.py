@@ -37,6 +37,21 @@ def _outputs(out: ImageOutput, run: ImageRun | None) -> tuple[Any, ...]:
     )
 
 
+def _rendered(
+    run: ImageRun, keypoint_threshold: float, views: list[str] | None, threshold: float | None = None
+) -> tuple[Any, ...]:
+    """Outputs for a kept run; with no view ticked, the default views are drawn and the summary says so."""
+    out = render_run(
+        run,
+        float(keypoint_threshold),
+        views or list(DEFAULT_VIEWS),
+        threshold=None if threshold is None else float(threshold),
+    )
+    if not views:
+        out.summary += "\n\nℹ️ No view selected: showing the default views."
+    return _outputs(out, run)
+
+
 def _empty() -> tuple[Any, ...]:
     return ([], None, None, None, None, "", None)
 
@@ -78,7 +93,7 @@ def build_image_tab(
             raise gr.Error("Please upload, paste or pick an image first.", title="No image")
         service.wait(MODEL_WAIT_S)
         run = run_image(service, image, float(threshold), parse_resolution(resolution), max_image_side)
-        return _outputs(render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS)), run)
+        return _rendered(run, keypoint_threshold, views)
 
     @user_errors
     def predict_or_clear(
@@ -97,8 +112,7 @@ def build_image_tab(
         if not image:
             return _empty()
         if run is not None and run.same_request(image, threshold, parse_resolution(resolution)):
-            out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=float(threshold))
-            return _outputs(out, run)
+            return _rendered(run, keypoint_threshold, views, threshold)
         return predict_image(image, threshold, keypoint_threshold, resolution, views)
 
     @user_errors
@@ -117,8 +131,7 @@ def build_image_tab(
         """
         if run is None or not run.covers(threshold):
             return predict_image(image, threshold, keypoint_threshold, resolution, views) if image else _empty()
-        out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=float(threshold))
-        return _outputs(out, run)
+        return _rendered(run, keypoint_threshold, views, threshold)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320) as input_column:
