@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import threading
@@ -221,8 +222,25 @@ def test_tracker_keeps_ids_for_smoothly_moving_people():
         a_row = int(np.argmin(kp.xy[:, 0, 0]))  # person a stays left of b over the whole sequence
         ids_a.append(int(ids[a_row]))
         ids_b.append(int(ids[1 - a_row]))
-    assert ids_a[0] == UNCONFIRMED and ids_b[0] == UNCONFIRMED
-    assert len(set(ids_a[1:])) == 1 and len(set(ids_b[1:])) == 1 and ids_a[1] != ids_b[1]
+    # A real id from the very first frame (never the library's "unconfirmed" -1), kept for the whole sequence.
+    assert {ids_a[0], ids_b[0]} == {0, 1}
+    assert set(ids_a) == {ids_a[0]} and set(ids_b) == {ids_b[0]}
+
+
+def test_tracker_numbers_a_newcomer_on_its_first_frame():
+    tracker = PersonTracker(frame_rate=10, detection_threshold=0.5)
+    for i in range(6):
+        people = [_person(10 + 2 * i, 20)] + ([_person(150, 10, 0.6)] if i >= 3 else [])
+        ids = tracker.update(_kp(people), i / 10).data["tracker_id"].tolist()
+        assert ids == ([0] if i < 3 else [0, 1]), (i, ids)
+
+
+def test_tracker_numbers_people_below_the_default_floor():
+    """A user threshold of 0.01 shows people scored 0.03; they still get an id on their first frame."""
+    tracker = PersonTracker(frame_rate=10, detection_threshold=0.01)
+    for i in range(3):
+        ids = tracker.update(_kp([_person(10, 20, 0.03), _person(150, 10, 0.9)]), i / 10).data["tracker_id"]
+        assert sorted(ids.tolist()) == [0, 1] and UNCONFIRMED not in ids
 
 
 @pytest.mark.parametrize(("smoothing", "workers"), [(False, None), (True, None), (False, 3)])
@@ -240,15 +258,35 @@ def test_tracking_ids_in_video_exports(tmp_path, smoothing, workers):
     blocks = [float(f[2:14, 2:14].mean()) for f in decode(result.video_path)["frames"]]
     assert np.allclose(blocks, np.arange(20) * 10, atol=4)  # frames come out in order (also with a render pool)
     lines = _jsonl(result.files[1])
-    left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
-    right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
-    assert len(set(left_ids)) == 1 and len(set(right_ids)) == 1 and left_ids[0] != right_ids[0]
+    left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines]
+    right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines]
+    assert {left_ids[0], right_ids[0]} == {0, 1}  # real ids from frame 0 on
+    assert set(left_ids) == {left_ids[0]} and set(right_ids) == {right_ids[0]}
     csv_lines = result.files[2].read_text().splitlines()
     assert len(csv_lines) == 1 + 20 * 2 * 17
     # Keypoints stay on (smoothing: near) the oracle's positions; a smoother may lag, never jump.
     last = min(lines[-1]["persons"], key=lambda p: p["box_xyxy"][0])["keypoints"][0]
     lag = abs(last["x"] - (10 + 4 * 19))
     assert lag < 8 and (lag > 0.01) == smoothing
+
+
+def test_people_have_real_ids_from_frame_zero_in_every_export(replay_service, coco_truth, tmp_path):
+    """The first frame's people are numbered in the JSONL, the CSV and the page's table alike, and keep their ids."""
+    truth, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=3)
+    n = len(truth.key_points)
+    result = run_video(replay_service, path, _opts(tracking=True), out_dir=tmp_path)
+    lines = _jsonl(result.files[1])
+    ids_by_frame = [sorted(p["id"] for p in r["persons"]) for r in lines]
+    assert n >= 2 and ids_by_frame == [list(range(n))] * 3
+    # Same person (same box), same id, on every frame.
+    box_to_id = [{tuple(p["box_xyxy"]): p["id"] for p in r["persons"]} for r in lines]
+    assert box_to_id[0] == box_to_id[1] == box_to_id[2]
+    with result.files[2].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    frame0 = {int(r["person_id"]) for r in rows if r["frame"] == "0"}
+    assert frame0 == set(range(n))
+    assert result.frames["ids"].iloc[0].split() == [str(i) for i in sorted(frame0)]
+    assert "-1" not in " ".join(result.frames["ids"])
 
 
 def test_smoothing_reduces_jitter_and_respects_confidence():
