@@ -113,6 +113,21 @@ def test_overlays_drawn_at_oracle_keypoints(replay_service, coco_truth, tmp_path
     assert diff[far].mean() < 6
 
 
+def test_default_video_views_are_combined_only(replay_service, coco_truth, tmp_path):
+    """No views chosen → Combined alone, not the Image tab's four views overlaid (a wall of joint labels)."""
+    _, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=1)
+
+    def frame(views) -> np.ndarray:
+        out = tmp_path / str(views)
+        return decode(run_video(replay_service, path, _opts(views=views), out_dir=out).video_path)["frames"][0]
+
+    default = frame(None)
+    assert np.array_equal(default, frame([]))
+    assert np.array_equal(default, frame(["Combined"]))
+    crowded = frame(["Combined", "Skeleton", "Uncertainty ellipses", "Labels"])  # still selectable
+    assert np.abs(crowded.astype(int) - default.astype(int)).max(axis=2).astype(bool).mean() > 0.01
+
+
 # -- audio, rotation, odd sizes, bad files, caps --------------------------------------------------------------------
 def test_audio_track_is_kept_and_trimmed(replay_service, tmp_path):
     src = make_clip(tmp_path / "a.mp4", 30, fps=10, audio="aac")

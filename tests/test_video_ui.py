@@ -31,6 +31,24 @@ def _video_path(value) -> Path:
     return Path(value["video"] if isinstance(value, dict) else value)
 
 
+def _component(server: str, elem_id: str) -> dict:
+    """A component's props as the page receives them (the app's /config)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server + "config", timeout=10) as r:
+        config = json.loads(r.read())
+    return next(c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def test_video_tab_defaults_to_the_combined_view_only(server):
+    from rfdetr_demo.render import ALL_VIEWS
+
+    views = _component(server, "video-views")
+    assert views["value"] == ["Combined"]
+    assert [value for _, value in views["choices"]] == list(ALL_VIEWS)  # the other views stay selectable
+
+
 def test_gradio_client_predict_video(server, video_dir):
     from gradio_client import Client, handle_file
 

@@ -16,7 +16,6 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import (
     DEFAULT_KEYPOINT_THRESHOLD,
@@ -28,6 +27,7 @@ from rfdetr_demo.ui.common import (
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
+    VIDEO_DEFAULT_VIEWS,
     ProgressInfo,
     VideoCancelled,
     VideoResult,
@@ -111,7 +111,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             threshold: minimum detection score, 0-1.
             keypoint_threshold: joints below this confidence are hidden, 0-1.
             resolution: inference side length, a multiple of 24.
-            views: annotator views to draw.
+            views: annotator views to draw (default: Combined only; more views on one frame get crowded).
             layout: "combined" (all views on one video) or "grid" (one tile per view).
             stride: process every n-th frame (the output frame rate is divided by it).
             start: start of the segment in seconds.
@@ -128,7 +128,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             threshold=float(threshold),
             keypoint_threshold=float(keypoint_threshold),
             resolution=int(resolution),
-            views=views or list(DEFAULT_VIEWS),
+            views=views or list(VIDEO_DEFAULT_VIEWS),
             layout=str(layout),
             stride=int(stride),
             start=float(start or 0.0),
@@ -159,9 +159,11 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
-            controls = make_controls(default_res)
-            # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below).
+            # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below), so the
+            # default is Combined alone: overlaid Skeleton/Ellipses/Labels would bury people under joint tags.
+            controls = make_controls(default_res, VIDEO_DEFAULT_VIEWS)
             controls.views.label = "Views"
+            controls.views.elem_id = "video-views"
             controls.views.info = "Drawn together on one video, or one tile each with the grid layout."
             with gr.Accordion("Video options", open=True):
                 layout = gr.Radio(

@@ -63,6 +63,9 @@ GRID_MAX_SIZE = (1920, 1080)
 # Drawing order when views are combined on one frame: soft overlays first, text last, so nothing hides the labels.
 OVERLAY_ORDER = (VIEW_HALO, VIEW_ELLIPSES, VIEW_BOXES, VIEW_SKELETON, VIEW_COMBINED, VIEW_VERTICES, VIEW_LABELS)
 GPU_BATCH = 8
+# Views drawn when the request names none. Video overlays every view on one frame (unlike the Image tab's tiles), and
+# Skeleton + Ellipses + Labels on top of Combined bury small people under joint tags, so the default is Combined alone.
+VIDEO_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED,)
 
 
 class VideoCancelled(RuntimeError):
@@ -74,7 +77,7 @@ class VideoOptions:
     threshold: float = 0.5
     keypoint_threshold: float = 0.3
     resolution: int | None = None
-    views: Sequence[str] | str | None = None
+    views: Sequence[str] | str | None = None  # None or empty: VIDEO_DEFAULT_VIEWS
     layout: str = LAYOUT_COMBINED
     stride: int = 1
     start: float = 0.0
@@ -93,8 +96,15 @@ class VideoOptions:
             raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
         if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
             raise ValueError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
-        normalize_views(self.views)
+        video_views(self.views)
         return self
+
+
+def video_views(views: Sequence[str] | str | None) -> list[str]:
+    """The chosen views in drawing order, or :data:`VIDEO_DEFAULT_VIEWS` when none are chosen."""
+    if views is None or len(views) == 0:
+        return list(VIDEO_DEFAULT_VIEWS)
+    return normalize_views(views)
 
 
 @dataclass(frozen=True)
@@ -298,7 +308,7 @@ def run_video(
     """Process a clip end to end; return the published video and exports, or raise (nothing published)."""
     options = (options or VideoOptions()).validated()
     path = Path(path)
-    views = normalize_views(options.views)
+    views = video_views(options.views)
     info = probe(path)
     seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
     total = expected_frames(info, seg)
