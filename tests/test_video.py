@@ -304,6 +304,27 @@ def test_people_have_real_ids_from_frame_zero_in_every_export(replay_service, co
     assert "-1" not in " ".join(result.frames["ids"])
 
 
+def test_video_csv_spells_visible_like_the_image_csv(replay_service, coco_truth, tmp_path):
+    """Both CSV downloads write ``visible`` as True/False, so one reader (csv or pandas) handles either file."""
+    import pandas as pd
+
+    from rfdetr_demo.result import apply_keypoint_threshold
+    from rfdetr_demo.tables import keypoints_table
+
+    truth, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=1)
+    result = run_video(replay_service, path, _opts(keypoint_threshold=0.7), out_dir=tmp_path)
+    with result.files[2].open(newline="") as f:
+        video_visible = [r["visible"] for r in csv.DictReader(f)]
+    shown = apply_keypoint_threshold(truth.key_points, 0.7)
+    image_csv = tmp_path / "image.csv"
+    keypoints_table(shown, KeypointSchema.coco().names, decimals=2).to_csv(image_csv, index=False)
+    with image_csv.open(newline="") as f:
+        image_visible = [r["visible"] for r in csv.DictReader(f)]
+    assert set(video_visible) == {"True", "False"}  # occluded (0.6) and unlabelled joints are hidden at 0.7
+    assert video_visible == image_visible
+    assert pd.read_csv(result.files[2])["visible"].dtype == bool
+
+
 def test_smoothing_reduces_jitter_and_respects_confidence():
     rng = np.random.default_rng(0)
     smoother = KeypointSmoother(min_cutoff=0.5, beta=0.0)
