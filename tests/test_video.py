@@ -378,6 +378,44 @@ def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json, worker
     service.predict(np.zeros((48, 64, 3), np.uint8))  # the model is free for the next request
 
 
+def _slow_start_service(coco_json: Path, first_call_s: float):
+    """A replay model whose first inference takes ``first_call_s`` (like a real model's warm-up), then is instant."""
+    oracle = ReplayPredictor.from_coco(coco_json)
+    calls = [0]
+
+    def lookup(img: np.ndarray) -> sv.KeyPoints:
+        calls[0] += 1
+        if calls[0] == 1:
+            time.sleep(first_call_s)
+        return oracle.lookup(img)
+
+    return make_replay_service(ReplayPredictor(lookup))
+
+
+def test_summary_speed_excludes_start_up(tmp_path, coco_json):
+    from rfdetr_demo.ui.video_tab import summarize
+
+    service = _slow_start_service(coco_json, 0.8)
+    src = make_clip(tmp_path / "c.mp4", 8, size=(64, 48))
+    result = run_video(service, src, _opts(batch_size=1), out_dir=tmp_path)
+    assert result.warmup_frames == 1 and result.warmup_s >= 0.8
+    assert result.fps < 8 / 0.8  # the whole-run rate is dominated by the slow first frame...
+    assert result.steady_fps is not None and result.steady_fps > 3 * result.fps  # ...the steady rate is not
+    text = summarize(result)
+    assert f"**{result.steady_fps:.1f} frames/s** after the first frame" in text
+    assert f"which took {result.warmup_s:.1f} s including start-up" in text
+
+
+def test_summary_of_a_one_batch_clip_says_it_includes_start_up(tmp_path, coco_json):
+    from rfdetr_demo.ui.video_tab import summarize
+
+    service = _slow_start_service(coco_json, 0.0)
+    src = make_clip(tmp_path / "c.mp4", 3, size=(64, 48))
+    result = run_video(service, src, _opts(batch_size=4), out_dir=tmp_path)  # all 3 frames in the first batch
+    assert result.warmup_frames == 3 and result.steady_fps is None
+    assert f"({result.fps:.1f} frames/s including start-up; too few frames" in summarize(result)
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

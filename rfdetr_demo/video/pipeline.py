@@ -141,10 +141,23 @@ class VideoResult:
     elapsed_s: float
     inference_ms: float  # mean per frame
     notes: list[str] = field(default_factory=list)
+    # Start-up (thread and codec start, the first inference batch, the first encode) is a fixed cost that dominates
+    # short clips, so the steady rate is measured after it: from the last frame of the first batch to the last frame.
+    warmup_frames: int = 0  # frames in the first inference batch
+    warmup_s: float = 0.0  # from the start until the first batch's last frame was written
+    last_frame_s: float = 0.0  # from the start until the last frame was written (exports/remux come after)
 
     @property
     def fps(self) -> float:
+        """Frames per second over the whole run, start-up and finishing included."""
         return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def steady_fps(self) -> float | None:
+        """Frames per second after the first batch; None when no frame came after it (too short to say)."""
+        frames = self.frames_done - self.warmup_frames
+        span = self.last_frame_s - self.warmup_s
+        return frames / span if frames > 0 and self.warmup_frames > 0 and span > 0 else None
 
 
 ProgressCallback = Callable[[ProgressInfo], None]
@@ -339,6 +352,7 @@ def run_video(
     ]  # fmt: skip
     rows: list[dict[str, Any]] = []
     infer_ms = 0.0
+    warmup_s = last_frame_s = 0.0
     t0 = time.perf_counter()
     last_report = 0.0
     published = False
@@ -350,7 +364,7 @@ def run_video(
     pending: deque[tuple[Future[np.ndarray] | None, Frame, sv.KeyPoints, Prediction]] = deque()
 
     def emit(job: Future[np.ndarray] | None, frame: Frame, shown: sv.KeyPoints, pred: Prediction) -> None:
-        nonlocal infer_ms, last_report
+        nonlocal infer_ms, last_report, warmup_s, last_frame_s
         if cancel.is_set():
             raise VideoCancelled("Cancelled: no output was produced.")
         image = job.result() if job is not None else render_frame(frame.rgb, shown, schema, views, options.layout)
@@ -369,6 +383,9 @@ def run_video(
             }
         )
         now = time.perf_counter()
+        last_frame_s = now - t0
+        if len(rows) == batch_size:
+            warmup_s = last_frame_s
         if progress is not None and (now - last_report > 0.2 or len(rows) == total):
             last_report = now
             progress(ProgressInfo(len(rows), total, now - t0))
@@ -440,4 +457,7 @@ def run_video(
         elapsed_s=elapsed,
         inference_ms=infer_ms / len(rows),
         notes=notes,
+        warmup_frames=min(batch_size, len(rows)),
+        warmup_s=warmup_s if len(rows) >= batch_size else last_frame_s,
+        last_frame_s=last_frame_s,
     )
