@@ -128,6 +128,39 @@ def test_output_video_plays_in_chromium(browser, server, video_dir):
         page.close()
 
 
+def test_preview_note_names_codecs_the_browser_cannot_show(video_dir, tmp_path):
+    from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
+
+    note = preview_note(str(video_dir / "posetrack_1280x720_5f.mp4"))  # MPEG-4 Part 2 (Chromium: error code 4)
+    assert "MPEG-4 Part 2" in note and "Processing still works" in note
+    assert preview_note(str(video_dir / "dance_960x540_5f.mp4")) == PREVIEW_HELP  # H.264 previews fine
+    assert preview_note(None) == PREVIEW_HELP
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert preview_note(str(bad)).startswith("⚠️ Could not read the file as a video")
+
+
+@pytest.mark.browser
+def test_unpreviewable_upload_is_explained_and_still_processed(browser, server, video_dir):
+    """Chromium cannot play MPEG-4 Part 2: the tab says why the preview fails, and processing works anyway."""
+    page = browser.new_page()
+    try:
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "posetrack_1280x720_5f.mp4"))
+        page.locator("#video-preview-note").get_by_text("MPEG-4 Part 2").wait_for(timeout=20000)
+        page.locator("#run-video").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
+            timeout=60000,
+        )
+        size = page.evaluate("() => { const v = document.querySelector('#output-video video');"
+                             " return [v.videoWidth, v.videoHeight, v.error && v.error.code]; }")  # fmt: skip
+        assert size == [1280, 720, None]  # our H.264 output plays where the upload did not
+    finally:
+        page.close()
+
+
 @pytest.fixture(scope="module")
 def slow_server(coco_json):
     """A server whose oracle takes 0.1 s per frame, so a run is long enough to cancel from the page."""

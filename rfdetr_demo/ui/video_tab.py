@@ -34,6 +34,7 @@ from rfdetr_demo.video.pipeline import (
     run_video,
 )
 from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
+from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_RESOLUTION = 576
@@ -175,6 +176,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
+            preview_help = gr.Markdown(PREVIEW_HELP, elem_id="video-preview-note")
             # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below), so the
             # default is Combined alone: overlaid Skeleton/Ellipses/Labels would bury people under joint tags.
             controls = make_controls(default_res, VIDEO_DEFAULT_VIEWS)
@@ -219,6 +221,8 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
         predict_video, inputs, [output, summary, frames, files], api_name="predict_video", concurrency_id="model"
     )
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
+    # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
+    video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
 
     def cancel_on_unload(request: gr.Request) -> None:
         """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
