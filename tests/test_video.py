@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import threading
@@ -110,6 +111,21 @@ def test_overlays_drawn_at_oracle_keypoints(replay_service, coco_truth, tmp_path
             far[max(0, int(y) - 12) : int(y) + 13, max(0, int(x) - 12) : int(x) + 13] = False
     diff = np.abs(frame[:h, :w] - rgb.astype(int)).mean(axis=2)
     assert diff[far].mean() < 6
+
+
+def test_default_video_views_are_combined_only(replay_service, coco_truth, tmp_path):
+    """No views chosen → Combined alone, not the Image tab's four views overlaid (a wall of joint labels)."""
+    _, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=1)
+
+    def frame(views) -> np.ndarray:
+        out = tmp_path / str(views)
+        return decode(run_video(replay_service, path, _opts(views=views), out_dir=out).video_path)["frames"][0]
+
+    default = frame(None)
+    assert np.array_equal(default, frame([]))
+    assert np.array_equal(default, frame(["Combined"]))
+    crowded = frame(["Combined", "Skeleton", "Uncertainty ellipses", "Labels"])  # still selectable
+    assert np.abs(crowded.astype(int) - default.astype(int)).max(axis=2).astype(bool).mean() > 0.01
 
 
 # -- audio, rotation, odd sizes, bad files, caps --------------------------------------------------------------------
@@ -221,8 +237,25 @@ def test_tracker_keeps_ids_for_smoothly_moving_people():
         a_row = int(np.argmin(kp.xy[:, 0, 0]))  # person a stays left of b over the whole sequence
         ids_a.append(int(ids[a_row]))
         ids_b.append(int(ids[1 - a_row]))
-    assert ids_a[0] == UNCONFIRMED and ids_b[0] == UNCONFIRMED
-    assert len(set(ids_a[1:])) == 1 and len(set(ids_b[1:])) == 1 and ids_a[1] != ids_b[1]
+    # A real id from the very first frame (never the library's "unconfirmed" -1), kept for the whole sequence.
+    assert {ids_a[0], ids_b[0]} == {0, 1}
+    assert set(ids_a) == {ids_a[0]} and set(ids_b) == {ids_b[0]}
+
+
+def test_tracker_numbers_a_newcomer_on_its_first_frame():
+    tracker = PersonTracker(frame_rate=10, detection_threshold=0.5)
+    for i in range(6):
+        people = [_person(10 + 2 * i, 20)] + ([_person(150, 10, 0.6)] if i >= 3 else [])
+        ids = tracker.update(_kp(people), i / 10).data["tracker_id"].tolist()
+        assert ids == ([0] if i < 3 else [0, 1]), (i, ids)
+
+
+def test_tracker_numbers_people_below_the_default_floor():
+    """A user threshold of 0.01 shows people scored 0.03; they still get an id on their first frame."""
+    tracker = PersonTracker(frame_rate=10, detection_threshold=0.01)
+    for i in range(3):
+        ids = tracker.update(_kp([_person(10, 20, 0.03), _person(150, 10, 0.9)]), i / 10).data["tracker_id"]
+        assert sorted(ids.tolist()) == [0, 1] and UNCONFIRMED not in ids
 
 
 @pytest.mark.parametrize(("smoothing", "workers"), [(False, None), (True, None), (False, 3)])
@@ -240,15 +273,56 @@ def test_tracking_ids_in_video_exports(tmp_path, smoothing, workers):
     blocks = [float(f[2:14, 2:14].mean()) for f in decode(result.video_path)["frames"]]
     assert np.allclose(blocks, np.arange(20) * 10, atol=4)  # frames come out in order (also with a render pool)
     lines = _jsonl(result.files[1])
-    left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
-    right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines[1:]]
-    assert len(set(left_ids)) == 1 and len(set(right_ids)) == 1 and left_ids[0] != right_ids[0]
+    left_ids = [min(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines]
+    right_ids = [max(r["persons"], key=lambda p: p["box_xyxy"][0])["id"] for r in lines]
+    assert {left_ids[0], right_ids[0]} == {0, 1}  # real ids from frame 0 on
+    assert set(left_ids) == {left_ids[0]} and set(right_ids) == {right_ids[0]}
     csv_lines = result.files[2].read_text().splitlines()
     assert len(csv_lines) == 1 + 20 * 2 * 17
     # Keypoints stay on (smoothing: near) the oracle's positions; a smoother may lag, never jump.
     last = min(lines[-1]["persons"], key=lambda p: p["box_xyxy"][0])["keypoints"][0]
     lag = abs(last["x"] - (10 + 4 * 19))
     assert lag < 8 and (lag > 0.01) == smoothing
+
+
+def test_people_have_real_ids_from_frame_zero_in_every_export(replay_service, coco_truth, tmp_path):
+    """The first frame's people are numbered in the JSONL, the CSV and the page's table alike, and keep their ids."""
+    truth, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=3)
+    n = len(truth.key_points)
+    result = run_video(replay_service, path, _opts(tracking=True), out_dir=tmp_path)
+    lines = _jsonl(result.files[1])
+    ids_by_frame = [sorted(p["id"] for p in r["persons"]) for r in lines]
+    assert n >= 2 and ids_by_frame == [list(range(n))] * 3
+    # Same person (same box), same id, on every frame.
+    box_to_id = [{tuple(p["box_xyxy"]): p["id"] for p in r["persons"]} for r in lines]
+    assert box_to_id[0] == box_to_id[1] == box_to_id[2]
+    with result.files[2].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    frame0 = {int(r["person_id"]) for r in rows if r["frame"] == "0"}
+    assert frame0 == set(range(n))
+    assert result.frames["ids"].iloc[0].split() == [str(i) for i in sorted(frame0)]
+    assert "-1" not in " ".join(result.frames["ids"])
+
+
+def test_video_csv_spells_visible_like_the_image_csv(replay_service, coco_truth, tmp_path):
+    """Both CSV downloads write ``visible`` as True/False, so one reader (csv or pandas) handles either file."""
+    import pandas as pd
+
+    from rfdetr_demo.result import apply_keypoint_threshold
+    from rfdetr_demo.tables import keypoints_table
+
+    truth, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=1)
+    result = run_video(replay_service, path, _opts(keypoint_threshold=0.7), out_dir=tmp_path)
+    with result.files[2].open(newline="") as f:
+        video_visible = [r["visible"] for r in csv.DictReader(f)]
+    shown = apply_keypoint_threshold(truth.key_points, 0.7)
+    image_csv = tmp_path / "image.csv"
+    keypoints_table(shown, KeypointSchema.coco().names, decimals=2).to_csv(image_csv, index=False)
+    with image_csv.open(newline="") as f:
+        image_visible = [r["visible"] for r in csv.DictReader(f)]
+    assert set(video_visible) == {"True", "False"}  # occluded (0.6) and unlabelled joints are hidden at 0.7
+    assert video_visible == image_visible
+    assert pd.read_csv(result.files[2])["visible"].dtype == bool
 
 
 def test_smoothing_reduces_jitter_and_respects_confidence():
@@ -302,6 +376,44 @@ def test_cancel_stops_promptly_and_publishes_nothing(tmp_path, coco_json, worker
     assert after - seen_at_cancel[0] <= 2
     assert list(out_dir.iterdir()) == []
     service.predict(np.zeros((48, 64, 3), np.uint8))  # the model is free for the next request
+
+
+def _slow_start_service(coco_json: Path, first_call_s: float):
+    """A replay model whose first inference takes ``first_call_s`` (like a real model's warm-up), then is instant."""
+    oracle = ReplayPredictor.from_coco(coco_json)
+    calls = [0]
+
+    def lookup(img: np.ndarray) -> sv.KeyPoints:
+        calls[0] += 1
+        if calls[0] == 1:
+            time.sleep(first_call_s)
+        return oracle.lookup(img)
+
+    return make_replay_service(ReplayPredictor(lookup))
+
+
+def test_summary_speed_excludes_start_up(tmp_path, coco_json):
+    from rfdetr_demo.ui.video_tab import summarize
+
+    service = _slow_start_service(coco_json, 0.8)
+    src = make_clip(tmp_path / "c.mp4", 8, size=(64, 48))
+    result = run_video(service, src, _opts(batch_size=1), out_dir=tmp_path)
+    assert result.warmup_frames == 1 and result.warmup_s >= 0.8
+    assert result.fps < 8 / 0.8  # the whole-run rate is dominated by the slow first frame...
+    assert result.steady_fps is not None and result.steady_fps > 3 * result.fps  # ...the steady rate is not
+    text = summarize(result)
+    assert f"**{result.steady_fps:.1f} frames/s** after the first frame" in text
+    assert f"which took {result.warmup_s:.1f} s including start-up" in text
+
+
+def test_summary_of_a_one_batch_clip_says_it_includes_start_up(tmp_path, coco_json):
+    from rfdetr_demo.ui.video_tab import summarize
+
+    service = _slow_start_service(coco_json, 0.0)
+    src = make_clip(tmp_path / "c.mp4", 3, size=(64, 48))
+    result = run_video(service, src, _opts(batch_size=4), out_dir=tmp_path)  # all 3 frames in the first batch
+    assert result.warmup_frames == 3 and result.steady_fps is None
+    assert f"({result.fps:.1f} frames/s including start-up; too few frames" in summarize(result)
 
 
 def _rss_bytes() -> int:

@@ -31,6 +31,24 @@ def _video_path(value) -> Path:
     return Path(value["video"] if isinstance(value, dict) else value)
 
 
+def _component(server: str, elem_id: str) -> dict:
+    """A component's props as the page receives them (the app's /config)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server + "config", timeout=10) as r:
+        config = json.loads(r.read())
+    return next(c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def test_video_tab_defaults_to_the_combined_view_only(server):
+    from rfdetr_demo.render import ALL_VIEWS
+
+    views = _component(server, "video-views")
+    assert views["value"] == ["Combined"]
+    assert [value for _, value in views["choices"]] == list(ALL_VIEWS)  # the other views stay selectable
+
+
 def test_gradio_client_predict_video(server, video_dir):
     from gradio_client import Client, handle_file
 
@@ -106,6 +124,39 @@ def test_output_video_plays_in_chromium(browser, server, video_dir):
         assert state["err"] is None and state["rs"] >= 2
         assert state["t"] > start or state["t"] > 0
         assert (state["w"], state["h"]) == (960, 540)
+    finally:
+        page.close()
+
+
+def test_preview_note_names_codecs_the_browser_cannot_show(video_dir, tmp_path):
+    from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
+
+    note = preview_note(str(video_dir / "posetrack_1280x720_5f.mp4"))  # MPEG-4 Part 2 (Chromium: error code 4)
+    assert "MPEG-4 Part 2" in note and "Processing still works" in note
+    assert preview_note(str(video_dir / "dance_960x540_5f.mp4")) == PREVIEW_HELP  # H.264 previews fine
+    assert preview_note(None) == PREVIEW_HELP
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert preview_note(str(bad)).startswith("⚠️ Could not read the file as a video")
+
+
+@pytest.mark.browser
+def test_unpreviewable_upload_is_explained_and_still_processed(browser, server, video_dir):
+    """Chromium cannot play MPEG-4 Part 2: the tab says why the preview fails, and processing works anyway."""
+    page = browser.new_page()
+    try:
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "posetrack_1280x720_5f.mp4"))
+        page.locator("#video-preview-note").get_by_text("MPEG-4 Part 2").wait_for(timeout=20000)
+        page.locator("#run-video").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
+            timeout=60000,
+        )
+        size = page.evaluate("() => { const v = document.querySelector('#output-video video');"
+                             " return [v.videoWidth, v.videoHeight, v.error && v.error.code]; }")  # fmt: skip
+        assert size == [1280, 720, None]  # our H.264 output plays where the upload did not
     finally:
         page.close()
 

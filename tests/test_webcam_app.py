@@ -59,6 +59,17 @@ def _launch(service, settings: Settings):
     return demo, url
 
 
+def test_webcam_controls_describe_a_live_stream(coco_json):
+    """The shared controls' image wording ("re-runs the model") is replaced by what happens on a stream."""
+    demo = build_demo(Settings(), make_replay_service(ReplayPredictor.from_coco(coco_json)))
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"] if "props" in c}
+    threshold, views = props["webcam-threshold"], props["webcam-views"]
+    assert "re-run" not in threshold["info"] and "next frames" in threshold["info"]
+    # Live views are tiles, two per row (FrameHandler.render), not one overlaid frame.
+    assert views["label"] == "Views (one tile each, two per row)"
+    assert views["value"] == ["Combined", "Uncertainty halo"]
+
+
 def test_predict_frame_api_and_private_stream_events(tmp_path, coco_truth, coco_image_paths):
     from gradio_client import Client, handle_file
 

@@ -16,7 +16,6 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import (
     DEFAULT_KEYPOINT_THRESHOLD,
@@ -28,12 +27,14 @@ from rfdetr_demo.ui.common import (
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
+    VIDEO_DEFAULT_VIEWS,
     ProgressInfo,
     VideoCancelled,
     VideoResult,
     run_video,
 )
 from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
+from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_RESOLUTION = 576
@@ -70,11 +71,27 @@ class CancelRegistry:
         return len(events)
 
 
+def speed_text(result: VideoResult) -> str:
+    """Processing speed without letting start-up pass for it.
+
+    On a 5-frame clip the whole-run rate mostly measures start-up (threads, codecs, the first inference), so the
+    headline rate is the steady one after the first batch; a clip too short to have one says so instead.
+    """
+    head = f"**{result.frames_done} frames** processed in {result.elapsed_s:.1f} s"
+    steady = result.steady_fps
+    if steady is None:
+        return f"{head} ({result.fps:.1f} frames/s including start-up; too few frames to measure a steady rate)"
+    first = "first frame" if result.warmup_frames == 1 else f"first batch of {result.warmup_frames} frames"
+    return (
+        f"{head}: **{steady:.1f} frames/s** after the {first}, which took {result.warmup_s:.1f} s including "
+        f"start-up ({result.fps:.1f} frames/s over the whole run)"
+    )
+
+
 def summarize(result: VideoResult) -> str:
     info = result.info
     lines = [
-        f"**{result.frames_done} frames** processed in {result.elapsed_s:.1f} s (**{result.fps:.1f} frames/s**, "
-        f"inference {result.inference_ms:.0f} ms/frame) · source {info.width}×{info.height} at "
+        f"{speed_text(result)} · inference {result.inference_ms:.0f} ms/frame · source {info.width}×{info.height} at "
         f"{float(info.fps):.2f} fps → output {result.output_size[0]}×{result.output_size[1]} at "
         f"{float(result.output_fps):.2f} fps, H.264" + (" with the source audio" if info.has_audio else "")
     ]
@@ -111,7 +128,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             threshold: minimum detection score, 0-1.
             keypoint_threshold: joints below this confidence are hidden, 0-1.
             resolution: inference side length, a multiple of 24.
-            views: annotator views to draw.
+            views: annotator views to draw (default: Combined only; more views on one frame get crowded).
             layout: "combined" (all views on one video) or "grid" (one tile per view).
             stride: process every n-th frame (the output frame rate is divided by it).
             start: start of the segment in seconds.
@@ -128,7 +145,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             threshold=float(threshold),
             keypoint_threshold=float(keypoint_threshold),
             resolution=int(resolution),
-            views=views or list(DEFAULT_VIEWS),
+            views=views or list(VIDEO_DEFAULT_VIEWS),
             layout=str(layout),
             stride=int(stride),
             start=float(start or 0.0),
@@ -159,9 +176,12 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
-            controls = make_controls(default_res)
-            # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below).
+            preview_help = gr.Markdown(PREVIEW_HELP, elem_id="video-preview-note")
+            # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below), so the
+            # default is Combined alone: overlaid Skeleton/Ellipses/Labels would bury people under joint tags.
+            controls = make_controls(default_res, VIDEO_DEFAULT_VIEWS)
             controls.views.label = "Views"
+            controls.views.elem_id = "video-views"
             controls.views.info = "Drawn together on one video, or one tile each with the grid layout."
             with gr.Accordion("Video options", open=True):
                 layout = gr.Radio(
@@ -201,6 +221,8 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
         predict_video, inputs, [output, summary, frames, files], api_name="predict_video", concurrency_id="model"
     )
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
+    # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
+    video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
 
     def cancel_on_unload(request: gr.Request) -> None:
         """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""

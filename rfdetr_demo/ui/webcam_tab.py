@@ -238,6 +238,13 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
                 elem_id="webcam-input", height=320,
             )  # fmt: skip
             controls = make_controls(default_res, LIVE_DEFAULT_VIEWS)
+            # The shared wording is written for one-shot images; on a live stream nothing is "re-run", a changed
+            # threshold simply applies to the frames that follow. Views are tiles here (FrameHandler.render).
+            controls.threshold.info = "Minimum person score; applies to the next frames (no restart needed)."
+            controls.threshold.elem_id = "webcam-threshold"
+            controls.views.label = "Views (one tile each, two per row)"
+            controls.views.info = "All tiles come from the same single inference per frame; fewer views draw faster."
+            controls.views.elem_id = "webcam-views"
             mirror_display = gr.Checkbox(
                 value=True, label="Mirror the annotated view",
                 info="Display only: inference always sees the un-mirrored frame, so left joints stay left.",

@@ -3,7 +3,8 @@
 Written line by line so memory stays flat for long clips, and only published (renamed into place) when the whole
 run succeeded, so a cancelled run never leaves a file that looks complete. Persons come from the shared
 :func:`rfdetr_demo.exports.instances`, so ids (tracker ids when tracking), scores, boxes and keypoints match the
-Image tab's JSON exactly.
+Image tab's JSON exactly, and the CSV writes ``visible`` as ``True``/``False`` like the Image tab's CSV (pandas'
+spelling of a bool column), so one reader handles both files.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class FrameExporter:
                 self._csv.writerow(
                     (
                         record["frame"], record["timestamp_s"], person["id"], person["class_name"], person["score"],
-                        point["name"], point["x"], point["y"], point["confidence"], int(point["visible"]),
+                        point["name"], point["x"], point["y"], point["confidence"], bool(point["visible"]),
                     )
                 )  # fmt: skip
         return record

@@ -63,6 +63,9 @@ GRID_MAX_SIZE = (1920, 1080)
 # Drawing order when views are combined on one frame: soft overlays first, text last, so nothing hides the labels.
 OVERLAY_ORDER = (VIEW_HALO, VIEW_ELLIPSES, VIEW_BOXES, VIEW_SKELETON, VIEW_COMBINED, VIEW_VERTICES, VIEW_LABELS)
 GPU_BATCH = 8
+# Views drawn when the request names none. Video overlays every view on one frame (unlike the Image tab's tiles), and
+# Skeleton + Ellipses + Labels on top of Combined bury small people under joint tags, so the default is Combined alone.
+VIDEO_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED,)
 
 
 class VideoCancelled(RuntimeError):
@@ -74,7 +77,7 @@ class VideoOptions:
     threshold: float = 0.5
     keypoint_threshold: float = 0.3
     resolution: int | None = None
-    views: Sequence[str] | str | None = None
+    views: Sequence[str] | str | None = None  # None or empty: VIDEO_DEFAULT_VIEWS
     layout: str = LAYOUT_COMBINED
     stride: int = 1
     start: float = 0.0
@@ -93,8 +96,15 @@ class VideoOptions:
             raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
         if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
             raise ValueError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
-        normalize_views(self.views)
+        video_views(self.views)
         return self
+
+
+def video_views(views: Sequence[str] | str | None) -> list[str]:
+    """The chosen views in drawing order, or :data:`VIDEO_DEFAULT_VIEWS` when none are chosen."""
+    if views is None or len(views) == 0:
+        return list(VIDEO_DEFAULT_VIEWS)
+    return normalize_views(views)
 
 
 @dataclass(frozen=True)
@@ -131,10 +141,23 @@ class VideoResult:
     elapsed_s: float
     inference_ms: float  # mean per frame
     notes: list[str] = field(default_factory=list)
+    # Start-up (thread and codec start, the first inference batch, the first encode) is a fixed cost that dominates
+    # short clips, so the steady rate is measured after it: from the last frame of the first batch to the last frame.
+    warmup_frames: int = 0  # frames in the first inference batch
+    warmup_s: float = 0.0  # from the start until the first batch's last frame was written
+    last_frame_s: float = 0.0  # from the start until the last frame was written (exports/remux come after)
 
     @property
     def fps(self) -> float:
+        """Frames per second over the whole run, start-up and finishing included."""
         return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def steady_fps(self) -> float | None:
+        """Frames per second after the first batch; None when no frame came after it (too short to say)."""
+        frames = self.frames_done - self.warmup_frames
+        span = self.last_frame_s - self.warmup_s
+        return frames / span if frames > 0 and self.warmup_frames > 0 and span > 0 else None
 
 
 ProgressCallback = Callable[[ProgressInfo], None]
@@ -298,7 +321,7 @@ def run_video(
     """Process a clip end to end; return the published video and exports, or raise (nothing published)."""
     options = (options or VideoOptions()).validated()
     path = Path(path)
-    views = normalize_views(options.views)
+    views = video_views(options.views)
     info = probe(path)
     seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
     total = expected_frames(info, seg)
@@ -329,6 +352,7 @@ def run_video(
     ]  # fmt: skip
     rows: list[dict[str, Any]] = []
     infer_ms = 0.0
+    warmup_s = last_frame_s = 0.0
     t0 = time.perf_counter()
     last_report = 0.0
     published = False
@@ -340,7 +364,7 @@ def run_video(
     pending: deque[tuple[Future[np.ndarray] | None, Frame, sv.KeyPoints, Prediction]] = deque()
 
     def emit(job: Future[np.ndarray] | None, frame: Frame, shown: sv.KeyPoints, pred: Prediction) -> None:
-        nonlocal infer_ms, last_report
+        nonlocal infer_ms, last_report, warmup_s, last_frame_s
         if cancel.is_set():
             raise VideoCancelled("Cancelled: no output was produced.")
         image = job.result() if job is not None else render_frame(frame.rgb, shown, schema, views, options.layout)
@@ -359,6 +383,9 @@ def run_video(
             }
         )
         now = time.perf_counter()
+        last_frame_s = now - t0
+        if len(rows) == batch_size:
+            warmup_s = last_frame_s
         if progress is not None and (now - last_report > 0.2 or len(rows) == total):
             last_report = now
             progress(ProgressInfo(len(rows), total, now - t0))
@@ -430,4 +457,7 @@ def run_video(
         elapsed_s=elapsed,
         inference_ms=infer_ms / len(rows),
         notes=notes,
+        warmup_frames=min(batch_size, len(rows)),
+        warmup_s=warmup_s if len(rows) >= batch_size else last_frame_s,
+        last_frame_s=last_frame_s,
     )
