@@ -237,10 +237,13 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
                 webcam_options=gr.WebcamOptions(mirror=True, constraints=WEBCAM_CONSTRAINTS),
                 elem_id="webcam-input", height=320,
             )  # fmt: skip
-            controls = make_controls(default_res, LIVE_DEFAULT_VIEWS)
-            # The shared wording is written for one-shot images; on a live stream nothing is "re-run", a changed
-            # threshold simply applies to the frames that follow. Views are tiles here (FrameHandler.render).
-            controls.threshold.info = "Minimum person score; applies to the next frames (no restart needed)."
+            # On a live stream a changed threshold simply applies to the frames that follow.
+            controls = make_controls(
+                default_res,
+                LIVE_DEFAULT_VIEWS,
+                threshold_info="Minimum person score; applies to the next frames (no restart needed).",
+            )
+            # Views are tiles here (FrameHandler.render), not the Image tab's side-by-side gallery.
             controls.threshold.elem_id = "webcam-threshold"
             controls.views.label = "Views (one tile each, two per row)"
             controls.views.info = "All tiles come from the same single inference per frame; fewer views draw faster."
