@@ -17,7 +17,8 @@ DEFAULT_RESOLUTION = 576  # the preview checkpoint's own; the status line shows 
 INTRO = (
     "# RF-DETR Keypoint\n"
     "A real-time DETR that finds people and their 17 COCO keypoints, with a confidence and an uncertainty "
-    "(covariance) for every joint. Left joints are **blue**, right joints **orange**, the centre line **green**."
+    "(covariance) for every joint. Left joints are **blue**, right joints **orange**, the centre line **green**. "
+    "Uncertainty ellipses: **green** = 1σ, **red** = 2σ of each joint's predicted covariance (the halo is 2σ)."
 )
 
 
