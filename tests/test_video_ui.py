@@ -97,20 +97,25 @@ def test_gradio_does_not_reencode_our_output(replay_service, video_dir, tmp_path
     assert Path(data.path) == result.video_path and calls == []
 
 
+def upload_and_run(page, server: str, clip: Path, upload_shown: str, shown_text: str | None = None) -> None:
+    """Open the Video tab, upload ``clip``, wait for ``upload_shown``, process it, wait until the result can play."""
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    shown = page.locator(upload_shown)
+    (shown.get_by_text(shown_text) if shown_text else shown).wait_for(timeout=20000)
+    page.locator("#run-video").click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
+        timeout=60000,
+    )
+
+
 @pytest.mark.browser
 def test_output_video_plays_in_chromium(browser, server, video_dir):
     page = browser.new_page()
     try:
-        page.goto(server, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Video").click()
-        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "dance_960x540_5f.mp4"))
-        page.locator("#input-video video").wait_for(timeout=20000)
-        page.locator("#run-video").click()
-        page.locator("#output-video video").wait_for(timeout=60000)
-        page.wait_for_function(
-            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
-            timeout=20000,
-        )
+        upload_and_run(page, server, video_dir / "dance_960x540_5f.mp4", "#input-video video")
         start = page.evaluate(
             "async () => { const v = document.querySelector('#output-video video'); v.muted = true;"
             " v.loop = true; await v.play(); return v.currentTime; }"
@@ -145,14 +150,8 @@ def test_unpreviewable_upload_is_explained_and_still_processed(browser, server, 
     """Chromium cannot play MPEG-4 Part 2: the tab says why the preview fails, and processing works anyway."""
     page = browser.new_page()
     try:
-        page.goto(server, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Video").click()
-        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "posetrack_1280x720_5f.mp4"))
-        page.locator("#video-preview-note").get_by_text("MPEG-4 Part 2").wait_for(timeout=20000)
-        page.locator("#run-video").click()
-        page.wait_for_function(
-            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
-            timeout=60000,
+        upload_and_run(
+            page, server, video_dir / "posetrack_1280x720_5f.mp4", "#video-preview-note", shown_text="MPEG-4 Part 2"
         )
         size = page.evaluate("() => { const v = document.querySelector('#output-video video');"
                              " return [v.videoWidth, v.videoHeight, v.error && v.error.code]; }")  # fmt: skip
