@@ -8,6 +8,7 @@ faster engines can slot in without touching the UI.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,20 @@ class ModelInfo:
             "num_keypoints": self.num_keypoints,
             "random_weights": self.random_weights,
         }
+
+
+def rfdetr_view(rf_model: Any, **context: Any) -> Any:
+    """A shallow copy of an rfdetr model whose model context (``rf_model.model``) has ``context`` attributes replaced.
+
+    Why: engines run rfdetr's own ``predict`` (pre-processing, post-processing, class naming) with another network
+    or a fixed resolution. Changing those on the live model would leak into every other request and into exports
+    made meanwhile; the copy shares everything else, so ``predict`` behaves exactly as on the original.
+    """
+    view = copy.copy(rf_model)
+    view.model = copy.copy(rf_model.model)
+    for name, value in context.items():
+        setattr(view.model, name, value)
+    return view
 
 
 def validate_resolution(resolution: int) -> int:

@@ -16,7 +16,6 @@ bf16 views run), the choice logic and batching with fakes; no CUDA timing has be
 
 from __future__ import annotations
 
-import copy
 import logging
 import statistics
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.predictor import RFDETRPredictor
+from rfdetr_demo.predictor import RFDETRPredictor, rfdetr_view
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +69,7 @@ def inference_view(rf_model: Any, resolution: int, dtype: Any) -> Any:
     and the resolution it fixes stay off the live model, which keeps serving every other resolution and can still
     be exported.
     """
-    view = copy.copy(rf_model)
-    view.model = copy.copy(rf_model.model)
-    view.model.resolution = int(resolution)
-    view.model.inference_model = None
+    view = rfdetr_view(rf_model, resolution=int(resolution), inference_model=None)
     view.inference(compile=False, dtype=dtype)
     return view
 

@@ -2,11 +2,11 @@
 
 Why this shape: ``RFDETR.predict`` does the resizing, normalisation, top-k post-processing, class naming and
 covariance fusion that turn raw tensors into ``sv.KeyPoints``. Rewriting that would drift from rfdetr, so this
-engine keeps ``predict`` and swaps only the network: during a call, the model context's ``model`` attribute is a
-tiny module that feeds the normalised batch to the compiled OpenVINO graph and returns the same
-``pred_boxes``/``pred_logits``/``pred_keypoints`` dict the torch module returns. The export itself is rfdetr's
-``model.export(format="openvino")`` (one per resolution: the IR bakes the DINOv2 position embeddings for one
-shape), cached on disk so later starts only compile (~1-2 s).
+engine keeps ``predict`` and swaps only the network: each call runs ``predict`` on a shallow view of the model
+(:func:`~rfdetr_demo.predictor.rfdetr_view`) whose network is a tiny module that feeds the normalised batch to the
+compiled OpenVINO graph and returns the same ``pred_boxes``/``pred_logits``/``pred_keypoints`` dict the torch module
+returns. The export itself is rfdetr's ``model.export(format="openvino")`` (one per resolution: the IR bakes the
+DINOv2 position embeddings for one shape), cached on disk so later starts only compile (~1-2 s).
 
 Exactness: OpenVINO on CPUs with bf16 support silently defaults to bf16 math; ``fp32`` here pins
 ``INFERENCE_PRECISION_HINT=f32`` and checks each fresh export against the torch forward pass before using it.
@@ -14,7 +14,6 @@ Exactness: OpenVINO on CPUs with bf16 support silently defaults to bf16 math; ``
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import threading
@@ -29,7 +28,7 @@ import numpy as np
 import supervision as sv
 
 from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
-from rfdetr_demo.predictor import RFDETRPredictor, validate_resolution
+from rfdetr_demo.predictor import RFDETRPredictor, rfdetr_view, validate_resolution
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +102,6 @@ def _compiled_forward_module(compiled: Any) -> Any:
     return OpenVINOForward().eval()
 
 
-def _engine_view(rf_model: Any, module: Any) -> Any:
-    """A shallow copy of the rfdetr model whose network is ``module``; the live model is never touched.
-
-    Why a copy instead of swapping the live model's network for the call: an export running in a background thread
-    deep-copies the live network, and must never copy the OpenVINO stand-in. The copy shares everything else
-    (post-processing, configuration), so ``predict`` behaves exactly as on the original.
-    """
-    view = copy.copy(rf_model)
-    view.model = copy.copy(rf_model.model)
-    view.model.model = module
-    return view
-
-
 def _lower_this_threads_priority(niceness: int = 10) -> None:
     """Let requests win the cores over a background export (Linux: ``nice`` applies per thread; no-op elsewhere).
 
@@ -185,7 +171,6 @@ class OpenVINOPredictor:
         self._prepare_locks: dict[int, threading.Lock] = {}
         # Background exports run one at a time: two at once would only split the same cores and double the memory.
         self._export_serial = threading.Lock()
-        self._closed = False
         # No OpenVINO CACHE_DIR: compiling takes ~1-2 s, and its blobs (~165 MB each) would grow without bound.
 
     # -- export + compile ----------------------------------------------------------------------------------------
@@ -293,10 +278,6 @@ class OpenVINOPredictor:
             if future is not None:
                 return future
             future = self._pending[resolution] = Future()
-            if self._closed:
-                future.cancel()
-                self._pending.pop(resolution)
-                return future
         threading.Thread(
             target=self._prepare_job, args=(resolution, future), name=f"openvino-export-{resolution}", daemon=True
         ).start()
@@ -364,12 +345,8 @@ class OpenVINOPredictor:
 
         # Arrays only: a str would make rfdetr open a path or fetch a URL on the user's behalf.
         batch = [np.ascontiguousarray(img, dtype=np.uint8) for img in images]
-        view = _engine_view(self.model, _compiled_forward_module(compiled))
+        # A view, not the live model with its network swapped: a background export deep-copies the live network.
+        view = rfdetr_view(self.model, model=_compiled_forward_module(compiled))
         with self._run, torch.inference_mode():
             out = view.predict(batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False)
         return list(out)
-
-    def close(self) -> None:
-        """Start no further background exports (a running one finishes in its daemon thread)."""
-        with self._state:
-            self._closed = True
