@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo.images import ImageLoadError
+from rfdetr_demo.images import ImageLoadError, load_image
 
 
 class GuardedImage(gr.Image):
@@ -30,8 +30,6 @@ class GuardedImage(gr.Image):
         except gr.Error:
             raise
         except Exception as exc:
-            from rfdetr_demo.images import load_image
-
             path = getattr(payload, "path", None)
             message = f"Could not read the uploaded file as an image ({exc})."
             if path:

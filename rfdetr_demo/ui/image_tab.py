@@ -41,12 +41,7 @@ def _rendered(
     run: ImageRun, keypoint_threshold: float, views: list[str] | None, threshold: float | None = None
 ) -> tuple[Any, ...]:
     """Outputs for a kept run; with no view ticked, the default views are drawn and the summary says so."""
-    out = render_run(
-        run,
-        float(keypoint_threshold),
-        views or list(DEFAULT_VIEWS),
-        threshold=None if threshold is None else float(threshold),
-    )
+    out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
     return _outputs(out, run)
