@@ -222,7 +222,7 @@ def main() -> None:
     torch.manual_seed(0)  # same random weights every run, so the export cache is reused across runs
     rf = RFDETRKeypointPreview(pretrain_weights=args.checkpoint, device=args.device)
     if args.checkpoint is None:
-        from rfdetr_demo.backends.synthetic import fill_zero_keypoint_heads
+        from tests.support.synthetic import fill_zero_keypoint_heads
 
         fill_zero_keypoint_heads(rf.model.model)  # untrained heads would zero every keypoint: nothing to compare
     coco = REPO.parent / "shared" / "data" / "coco"

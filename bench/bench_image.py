@@ -23,8 +23,8 @@ from bench.machine import describe
 from rfdetr_demo.image_task import render_run, run_image
 from rfdetr_demo.loading import ModelSpec, load_rfdetr
 from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.replay import load_coco_truth, scale_keypoints
 from rfdetr_demo.service import ModelService
+from tests.support.replay import load_coco_truth, scale_keypoints
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco"

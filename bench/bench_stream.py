@@ -48,8 +48,8 @@ def webcam_frames(size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
 def sleeping_service(seconds: float, resolution: int) -> ModelService:
     """A model stand-in with a fixed latency that returns a real annotated COCO person scaled to the frame."""
     from rfdetr_demo.predictor import ModelInfo
-    from rfdetr_demo.replay import ReplayPredictor, load_coco_truth, scale_keypoints
     from rfdetr_demo.schema import KeypointSchema
+    from tests.support.replay import ReplayPredictor, load_coco_truth, scale_keypoints
 
     truth = next(t for t in load_coco_truth(COCO_JSON).values() if len(t.key_points))
 

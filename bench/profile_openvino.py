@@ -37,7 +37,7 @@ def main() -> None:
     import torch
     from rfdetr import RFDETRKeypointPreview
 
-    from rfdetr_demo.backends.synthetic import fill_zero_keypoint_heads
+    from tests.support.synthetic import fill_zero_keypoint_heads
 
     torch.manual_seed(0)
     rf = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")

@@ -1,7 +1,7 @@
 """Predictors: the one seam between the app and whatever runs the network.
 
 Everything above this module (service, tabs, CLI) talks to a :class:`Predictor`: RGB uint8 arrays in, raw
-``sv.KeyPoints`` out. The real one wraps ``rfdetr``; tests use the replay oracle in :mod:`rfdetr_demo.replay`, and
+``sv.KeyPoints`` out. The real one wraps ``rfdetr``; tests use the replay oracle in :mod:`tests.support.replay`, and
 faster engines can slot in without touching the UI.
 """
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rfdetr_demo.predictor import ModelInfo
-from rfdetr_demo.replay import ReplayPredictor, load_coco_truth
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
+from tests.support.replay import ReplayPredictor, load_coco_truth
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()

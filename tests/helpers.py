@@ -37,8 +37,8 @@ def serve_replay_app(coco_json, settings=None) -> Iterator[tuple[str, object]]:
     """
     from rfdetr_demo.app_factory import create_app, launch_kwargs
     from rfdetr_demo.config import Settings
-    from rfdetr_demo.replay import ReplayPredictor
     from tests.conftest import make_replay_service
+    from tests.support.replay import ReplayPredictor
 
     predictor = ReplayPredictor.from_coco(coco_json)
     settings = replace(settings or Settings(), port=free_port())

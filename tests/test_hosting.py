@@ -22,9 +22,9 @@ from PIL import Image
 
 from rfdetr_demo import cli, zerogpu
 from rfdetr_demo.config import ENV_PREFIX, Settings, build_parser, env_name, load_settings
-from rfdetr_demo.replay import ReplayPredictor
 from tests.conftest import COCO_DIR, REPO, make_replay_service
 from tests.helpers import free_port
+from tests.support.replay import ReplayPredictor
 
 USER, PASSWORD = "ann", "s3cret"
 

@@ -8,11 +8,11 @@ import supervision as sv
 
 from rfdetr_demo.image_task import render_run, run_image
 from rfdetr_demo.predictor import ModelInfo
-from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService, ModelUnavailable, shared_service
 from tests.conftest import replay_info
 from tests.helpers import run_concurrently
+from tests.support.replay import ReplayPredictor
 
 
 def _kp_with_background(img):

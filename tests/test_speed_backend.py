@@ -125,7 +125,7 @@ def rf_model():
     import torch
     from rfdetr import RFDETRKeypointPreview
 
-    from rfdetr_demo.backends.synthetic import fill_zero_keypoint_heads
+    from tests.support.synthetic import fill_zero_keypoint_heads
 
     torch.manual_seed(0)  # the same random weights every run (and the keypoint check below is not left to chance)
     model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")

@@ -16,7 +16,6 @@ import supervision as sv
 from PIL import Image
 
 from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
-from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.video.pipeline import VideoCancelled, VideoOptions, run_video
 from rfdetr_demo.video.reader import VideoLoadError, VideoTooLongError
@@ -24,6 +23,7 @@ from rfdetr_demo.video.smoothing import KeypointSmoother
 from rfdetr_demo.video.tracking import UNCONFIRMED, PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
 from tests.conftest import COCO_DIR, make_replay_service
+from tests.support.replay import ReplayPredictor
 from tests.video_helpers import decode, make_clip
 
 

@@ -8,10 +8,10 @@ import gradio as gr
 import pytest
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
 from tests.helpers import free_port
+from tests.support.replay import ReplayPredictor
 from tests.video_helpers import decode, make_clip
 
 MAX_SECONDS = 2.0

@@ -19,7 +19,6 @@ from rfdetr_demo.live.frame_handler import (
     mirror_keypoints,
     unmirror,
 )
-from rfdetr_demo.live.mjpeg_server import MjpegServer, encode_jpegs
 from rfdetr_demo.live.source_session import SourceSession
 from rfdetr_demo.live.stream_source import (
     StreamReader,
@@ -29,10 +28,11 @@ from rfdetr_demo.live.stream_source import (
     validate_stream_url,
 )
 from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES
-from rfdetr_demo.replay import ReplayPredictor
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from tests.conftest import make_replay_service, replay_info
+from tests.support.replay import ReplayPredictor
+from tools.mjpeg_server import MjpegServer, encode_jpegs
 
 COCO = KeypointSchema.coco()
 NAMES = list(COCO.names)

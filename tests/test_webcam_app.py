@@ -18,11 +18,11 @@ import pytest
 from PIL import Image
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.live.mjpeg_server import MjpegServer
-from rfdetr_demo.replay import ReplayPredictor, load_coco_truth, scale_keypoints
 from rfdetr_demo.ui.app import build_demo
 from tests.conftest import make_replay_service
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+from tests.support.replay import ReplayPredictor, load_coco_truth, scale_keypoints
+from tools.mjpeg_server import MjpegServer
 
 # The shared Chromium settings plus a fake camera that needs no permission prompt.
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]

@@ -1,7 +1,7 @@
 """A tiny HTTP MJPEG camera simulator: serves a clip (looped) as ``multipart/x-mixed-replace`` JPEG frames.
 
 Why: IP cameras commonly expose exactly this format, and testing the stream-source path needs a camera that
-exists offline. ``python -m rfdetr_demo.live.mjpeg_server CLIP.mp4 --port 8090`` serves
+exists offline. ``python -m tools.mjpeg_server CLIP.mp4 --port 8090`` serves
 ``http://127.0.0.1:8090/stream.mjpg`` on loopback for trying the Webcam tab's stream source by hand.
 """
 

@@ -1,0 +1,1 @@
+"""Hand-run developer tools (not part of the app): the MJPEG camera simulator."""
