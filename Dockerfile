@@ -16,8 +16,9 @@ FROM python:${PYTHON_VERSION}-slim-bookworm
 # Extra package index for torch: the CPU-only wheels by default (about 5x smaller than the CUDA ones).
 # Set it empty for the CUDA variant.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# OpenVINO (requirements-speed.txt, ~180 MB): the exact CPU engine, 1.28-1.37x faster than plain torch on 2 vCPUs.
-# On by default because CPU hosts are this image's main use; set it to 0 for a smaller image (e.g. the CUDA one).
+# OpenVINO (~180 MB): the exact CPU engine, 1.28-1.37x faster than plain torch on 2 vCPUs. requirements.txt brings it
+# on x86-64, requirements-speed.txt elsewhere. On by default because CPU hosts are this image's main use; set it to 0
+# for a smaller image (e.g. the CUDA one): it is then uninstalled in the same layer.
 ARG WITH_OPENVINO=1
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -40,7 +41,8 @@ WORKDIR /app
 COPY requirements.txt requirements-speed.txt ./
 RUN if [ -n "${TORCH_INDEX_URL}" ]; then export PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}"; fi \
     && pip install --no-cache-dir -r requirements.txt \
-    && if [ "${WITH_OPENVINO}" = "1" ]; then pip install --no-cache-dir -r requirements-speed.txt; fi
+    && if [ "${WITH_OPENVINO}" = "1" ]; then pip install --no-cache-dir -r requirements-speed.txt; \
+       else pip uninstall -y openvino; fi
 
 COPY --chown=app:app app.py ./
 COPY --chown=app:app rfdetr_demo ./rfdetr_demo

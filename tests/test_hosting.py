@@ -488,6 +488,19 @@ def test_space_front_matter() -> None:
     assert len(meta["short_description"]) <= 60  # the Hub's limit
 
 
+def test_requirements_bring_openvino_on_x86_64_only() -> None:
+    """A CPU Space (x86-64) gets the OpenVINO engine from requirements.txt alone; ARM hosts are not forced to."""
+    from packaging.requirements import Requirement
+
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    reqs = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    openvino = [r for r in reqs if r.name == "openvino"]
+    assert len(openvino) == 1 and openvino[0].marker is not None
+    marker = openvino[0].marker
+    assert marker.evaluate({"platform_machine": "x86_64"}) and marker.evaluate({"platform_machine": "AMD64"})
+    assert not marker.evaluate({"platform_machine": "aarch64"}) and not marker.evaluate({"platform_machine": "arm64"})
+
+
 def test_display_change_after_a_cached_example_runs_once(replay_service, coco_image_paths, coco_truth) -> None:
     """A cached example restores the outputs but not the kept run: a display change then runs the model once."""
     from rfdetr_demo.app_factory import create_app
