@@ -22,9 +22,19 @@ def model_service(settings: Settings) -> ModelService:
     return shared_service(spec, partial(load_rfdetr, spec))
 
 
+def apply_capacity(settings: Settings) -> None:
+    """Size the process-wide memory and disk budgets (kept image runs, temp files) from the settings."""
+    from rfdetr_demo import kept_runs
+    from rfdetr_demo.disk_budget import BUDGET, GB
+
+    kept_runs.configure(settings.state_memory_mb)
+    BUDGET.configure(max_bytes=int(settings.max_temp_gb * GB), grace_s=settings.download_grace_s)
+
+
 def create_app(settings: Settings, service: ModelService | None = None) -> gr.Blocks:
     from rfdetr_demo.ui import build_demo
 
+    apply_capacity(settings)
     return build_demo(settings, service or model_service(settings))
 
 

@@ -41,6 +41,9 @@ class Settings:
     stream_allow_hosts: str = ""
     mcp: bool = False
     cache_examples: str = "auto"  # auto | lazy | off
+    state_memory_mb: float = 1024.0  # run_cache.DEFAULT_STATE_MEMORY_MB
+    max_temp_gb: float = 5.0  # disk_budget.DEFAULT_MAX_TEMP_GB
+    download_grace_s: float = 300.0  # disk_budget.DEFAULT_GRACE_S
 
     def model_spec(self) -> Any:
         from rfdetr_demo.loading import ModelSpec
@@ -92,6 +95,11 @@ _HELP: dict[str, str] = {
     "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
     "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
     "cache_examples": "Cache example results: auto (lazily on Hugging Face Spaces, off elsewhere), lazy or off.",
+    "state_memory_mb": "Memory for the Image tab's kept results (instant redraws), all visitors together; least "
+    "recently used are freed first (a redraw then re-runs the model once).",
+    "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",
+    "download_grace_s": "Results younger than this are never deleted, even over --max-temp-gb (about to be "
+    "downloaded).",
 }
 
 # Standard Gradio/Spaces variables used when neither our flag nor our RFDETR_DEMO_* variable is set: Spaces and
@@ -185,6 +193,9 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--concurrency must be at least 1, got {settings.concurrency}")
     if settings.max_video_seconds <= 0:
         raise ValueError(f"--max-video-seconds must be positive, got {settings.max_video_seconds}")
+    for name in ("state_memory_mb", "max_temp_gb", "download_grace_s"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")
     if settings.cache_examples not in CACHE_EXAMPLE_MODES:
         raise ValueError(f"--cache-examples must be one of {CACHE_EXAMPLE_MODES}, got {settings.cache_examples!r}")
 

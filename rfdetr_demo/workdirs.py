@@ -1,46 +1,29 @@
-"""Per-request temporary folders for downloads and videos, cleaned up after a while.
+"""Per-request temporary folders for downloads and videos, inside the pruned temp area.
 
-Each request gets its own folder so nothing one person uploaded or produced is served to another session, and
-folders older than ``max_age_s`` are removed on the next request so a long-running demo does not fill the disk.
-Gradio serves returned files only from its temp dir or ``allowed_paths``; the base here is inside the system
-temp dir, which Gradio allows.
+Each request gets its own folder so nothing one person uploaded or produced is served to another session. The
+folders live under Gradio's temp dir (Gradio serves returned files only from there or ``allowed_paths``), where
+:data:`rfdetr_demo.disk_budget.BUDGET` prunes them, with Gradio's uploads, by age and total size
+(``--max-temp-gb``). A folder created inside a :meth:`~rfdetr_demo.disk_budget.DiskBudget.in_use` scope is held
+until that scope ends, so it is never pruned while its request is still writing it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-_lock = threading.Lock()
+from rfdetr_demo.disk_budget import BUDGET, REQUEST_DIR_NAME
 
 
 def base_dir() -> Path:
-    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "rfdetr_demo"
+    root = BUDGET.root() / REQUEST_DIR_NAME
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
-def prune(max_age_s: float = 3600.0, root: Path | None = None) -> int:
-    """Delete request folders older than ``max_age_s``; return how many were removed."""
-    root = root or base_dir()
-    cutoff = time.time() - max_age_s
-    removed = 0
-    with _lock:
-        for child in root.iterdir():
-            try:
-                if child.is_dir() and child.stat().st_mtime < cutoff:
-                    shutil.rmtree(child, ignore_errors=True)
-                    removed += 1
-            except FileNotFoundError:
-                continue
-    return removed
-
-
-def new_request_dir(prefix: str = "req_", max_age_s: float = 3600.0) -> Path:
-    """A fresh private folder for one request (and a chance to clean old ones)."""
-    prune(max_age_s)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base_dir()))
+def new_request_dir(prefix: str = "req_") -> Path:
+    """A fresh private folder for one request (and a chance to prune old ones)."""
+    BUDGET.maybe_prune()
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base_dir()))
+    BUDGET.adopt(path)
+    return path

@@ -68,6 +68,9 @@ SAMPLE_VALUES: dict[str, str] = {
     "stream_allow_hosts": "cam.local,10.0.0.2",
     "cache_examples": "lazy",
     "engine": "openvino",
+    "state_memory_mb": "64",
+    "max_temp_gb": "0.5",
+    "download_grace_s": "30",
 }
 
 

@@ -1,0 +1,251 @@
+"""Bounded temporary disk: request folders and Gradio's upload/output cache, pruned by age and by total size.
+
+A shared link sends uploads (up to ``--max-file-size`` each), annotated videos and exports to disk all day; Gradio's
+own ``delete_cache`` only removes files by age. Here every folder under Gradio's temp dir (uploads and returned
+files, one folder per content hash) and every request folder of ours (``<temp>/rfdetr_demo/*``) is one *unit*:
+units older than ``max_age_s`` go, then the oldest units go until the total is within ``max_bytes``.
+
+Never pruned, even over budget:
+
+* a unit **in use**: held by a running request (:meth:`DiskBudget.in_use` around the work; request folders
+  created inside that scope by :func:`rfdetr_demo.workdirs.new_request_dir` are held too), so nothing a request
+  reads or is still writing disappears;
+* a unit written within ``grace_s`` (``--download-grace-s``): the files a visitor has just been shown and is about
+  to download, and uploads waiting in the queue for their request to start.
+
+Gradio-free; the clock and roots are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GB = 1024**3
+DEFAULT_MAX_TEMP_GB = 5.0
+DEFAULT_MAX_AGE_S = 3600.0
+DEFAULT_GRACE_S = 300.0
+REQUEST_DIR_NAME = "rfdetr_demo"
+
+
+def gradio_temp_root() -> Path:
+    """Gradio's temp dir (uploads, returned files): ``GRADIO_TEMP_DIR`` or ``<system temp>/gradio``."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One prunable folder (or stray file): its total size and its newest modification time."""
+
+    path: Path
+    bytes: int
+    newest_mtime: float
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    removed: int
+    freed_bytes: int
+    total_bytes: int  # what is left
+    kept_in_use: int  # units over budget or too old that were kept because in use or recent
+
+
+def measure(path: Path) -> Unit | None:
+    """Size and newest mtime of a folder's files (or of one file); None if it vanished meanwhile."""
+    try:
+        if path.is_symlink() or path.is_file():
+            st = path.lstat()
+            return Unit(path, st.st_size, st.st_mtime)
+        total, newest = 0, path.stat().st_mtime
+        for dirpath, _dirs, files in os.walk(path):
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue
+                total += st.st_size
+                newest = max(newest, st.st_mtime)
+        return Unit(path, total, newest)
+    except FileNotFoundError:
+        return None
+
+
+def scan_units(root: Path) -> list[Unit]:
+    """Every unit under Gradio's temp ``root``: its hash folders, and each of our request folders separately."""
+    units: list[Unit] = []
+    for parent in (root, root / REQUEST_DIR_NAME):
+        try:
+            children = list(parent.iterdir())
+        except FileNotFoundError:
+            continue
+        for child in children:
+            if parent == root and child.name == REQUEST_DIR_NAME:
+                continue
+            unit = measure(child)
+            if unit is not None:
+                units.append(unit)
+    return units
+
+
+class DiskBudget:
+    """Prunes the units under ``root()`` by age and total size, sparing the ones in use or recently written."""
+
+    def __init__(
+        self,
+        max_bytes: int = int(DEFAULT_MAX_TEMP_GB * GB),
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        grace_s: float = DEFAULT_GRACE_S,
+        root: Callable[[], Path] = gradio_temp_root,
+        clock: Callable[[], float] = time.time,
+        min_interval_s: float = 2.0,
+    ) -> None:
+        self.max_bytes, self.max_age_s, self.grace_s = int(max_bytes), float(max_age_s), float(grace_s)
+        self._root, self._clock, self._min_interval = root, clock, float(min_interval_s)
+        self._lock = threading.Lock()
+        self._held: Counter[Path] = Counter()
+        self._scopes = threading.local()
+        self._last_prune = float("-inf")
+
+    def root(self) -> Path:
+        return self._root()
+
+    def configure(self, max_bytes: int | None = None, grace_s: float | None = None) -> None:
+        if max_bytes is not None:
+            self.max_bytes = int(max_bytes)
+        if grace_s is not None:
+            self.grace_s = float(grace_s)
+
+    # -- in use --------------------------------------------------------------------------------------------------
+    def _unit_of(self, path: str | Path) -> Path | None:
+        """The unit folder containing ``path`` (a file or folder under the root), or None if outside it."""
+        root = self._root().resolve()
+        try:
+            rel = Path(path).resolve().relative_to(root)
+        except (ValueError, OSError):
+            return None
+        parts = rel.parts
+        if not parts:
+            return None
+        if parts[0] == REQUEST_DIR_NAME:
+            return root / REQUEST_DIR_NAME / parts[1] if len(parts) > 1 else None
+        return root / parts[0]
+
+    def hold(self, path: str | Path) -> Path | None:
+        """Mark the unit holding ``path`` in use until :meth:`release`; returns that unit (None if not ours)."""
+        unit = self._unit_of(path)
+        if unit is not None:
+            with self._lock:
+                self._held[unit] += 1
+        return unit
+
+    def adopt(self, path: str | Path) -> None:
+        """Hold ``path`` until the innermost :meth:`in_use` scope of this thread ends (no scope: nothing)."""
+        stack = getattr(self._scopes, "stack", None)
+        if stack:
+            stack[-1].append(self.hold(path))
+
+    def release(self, unit: Path | None) -> None:
+        if unit is None:
+            return
+        with self._lock:
+            self._held[unit] -= 1
+            if self._held[unit] <= 0:
+                del self._held[unit]
+
+    @contextmanager
+    def in_use(self, *paths: str | Path | None) -> Iterator[None]:
+        """Hold ``paths`` (a request's inputs) and every request folder created in this thread until the end."""
+        stack = self._scopes.__dict__.setdefault("stack", [])
+        stack.append([])
+        try:
+            for p in paths:
+                if p:
+                    self.adopt(p)
+            yield
+        finally:
+            for unit in stack.pop():
+                self.release(unit)
+
+    def is_held(self, path: Path) -> bool:
+        with self._lock:
+            return self._held.get(path, 0) > 0
+
+    # -- pruning -------------------------------------------------------------------------------------------------
+    def maybe_prune(self) -> PruneReport | None:
+        """:meth:`prune`, at most once per ``min_interval_s`` (called on every request)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_prune < self._min_interval:
+                return None
+            self._last_prune = now
+        return self.prune()
+
+    def prune(self) -> PruneReport:
+        """Remove too-old units, then the oldest until the total fits ``max_bytes``; spare units in use or recent."""
+        now = self._clock()
+        units = sorted(scan_units(self._root()), key=lambda u: u.newest_mtime)
+        total = sum(u.bytes for u in units)
+        removed = freed = kept = 0
+        for unit in units:
+            too_old = now - unit.newest_mtime > self.max_age_s
+            if not too_old and total <= self.max_bytes:
+                continue  # sorted oldest first: nothing later is too old either, and the budget is met
+            if self.is_held(unit.path) or now - unit.newest_mtime < self.grace_s:
+                kept += 1
+                continue
+            if _remove(unit.path):
+                removed += 1
+                freed += unit.bytes
+                total -= unit.bytes
+        if total > self.max_bytes:
+            log.warning(
+                "temp files use %.2f GB, over the %.2f GB budget: the rest is in use or younger than %.0f s",
+                total / GB, self.max_bytes / GB, self.grace_s,
+            )  # fmt: skip
+        return PruneReport(removed, freed, total, kept)
+
+    def total_bytes(self) -> int:
+        return sum(u.bytes for u in scan_units(self._root()))
+
+    def start_background(self, interval_s: float = 60.0) -> threading.Thread:
+        """Prune every ``interval_s`` even while no request arrives (uploads alone also fill the disk)."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval_s)
+                try:
+                    self.prune()
+                except OSError:
+                    log.exception("pruning temp files failed")
+
+        thread = threading.Thread(target=loop, name="disk-budget", daemon=True)
+        thread.start()
+        return thread
+
+
+def _remove(path: Path) -> bool:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        log.warning("could not remove %s", path, exc_info=True)
+        return False
+
+
+BUDGET = DiskBudget()

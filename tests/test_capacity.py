@@ -1,0 +1,184 @@
+"""Bounded memory and disk per visitor: the byte-budget LRU of kept runs and the temp-disk pruner (no Gradio)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rfdetr_demo import kept_runs
+from rfdetr_demo.disk_budget import REQUEST_DIR_NAME, DiskBudget, scan_units
+from rfdetr_demo.run_cache import MB, ByteLRU
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _arrays_cache(budget: int, **kwargs) -> ByteLRU[np.ndarray]:
+    return ByteLRU(budget, lambda a: a.nbytes, **kwargs)
+
+
+# -- the byte-budget LRU -------------------------------------------------------------------------------------------
+def test_cache_evicts_least_recently_used_by_bytes() -> None:
+    cache = _arrays_cache(3 * MB)
+    for key in "abc":
+        assert cache.put(key, np.zeros(MB, np.uint8))
+    assert cache.get("a") is not None  # "a" is now the most recently used; "b" the least
+    cache.put("d", np.zeros(MB, np.uint8))
+    assert cache.get("b") is None and cache.get("a") is not None and cache.get("d") is not None
+    stats = cache.stats()
+    assert stats.entries == 3 and stats.bytes == 3 * MB and stats.evictions == 1
+    # one big value pushes out as many small ones as needed, least recently used first: c, a, then d
+    cache.put("big", np.zeros(2 * MB + 1, np.uint8))
+    assert cache.stats().entries == 1 and cache.stats().bytes == 2 * MB + 1 and cache.get("big") is not None
+
+
+def test_cache_never_keeps_a_value_bigger_than_the_budget_and_replaces_per_key() -> None:
+    cache = _arrays_cache(MB)
+    assert not cache.put("huge", np.zeros(MB + 1, np.uint8))
+    assert cache.get("huge") is None and cache.stats().bytes == 0
+    cache.put("s", np.zeros(1000, np.uint8))
+    cache.put("s", np.zeros(2000, np.uint8))  # same session, new run: the old one is not counted twice
+    assert cache.stats().entries == 1 and cache.stats().bytes == 2000
+    cache.resize(1000)  # shrinking the budget evicts at once
+    assert cache.get("s") is None and cache.stats().bytes == 0
+
+
+def test_cache_entries_expire_after_their_ttl() -> None:
+    clock = FakeClock()
+    cache = _arrays_cache(MB, ttl_s=60.0, clock=clock)
+    cache.put("old", np.zeros(10, np.uint8))
+    clock.now += 30
+    cache.put("new", np.zeros(10, np.uint8))
+    clock.now += 40  # "old" was last used 70 s ago, "new" 40 s ago
+    assert cache.get("old") is None and cache.get("new") is not None
+    assert cache.stats().bytes == 10
+
+
+# -- kept image runs -----------------------------------------------------------------------------------------------
+def test_kept_run_costs_its_decoded_image_and_a_new_run_replaces_the_old(replay_service, coco_image_paths) -> None:
+    from rfdetr_demo.image_task import run_image
+
+    path = str(next(iter(coco_image_paths.values())))
+    run = run_image(replay_service, path, 0.5, 576)
+    cost = kept_runs.run_nbytes(run)
+    assert run.rgb.nbytes < cost < run.rgb.nbytes + 256 * 1024  # the image dominates; the prediction is small
+
+    cache = ByteLRU(10 * MB, lambda item: kept_runs.run_nbytes(item[1]))
+    ref = kept_runs.keep(run, "session-a", cache)
+    assert kept_runs.lookup(ref, cache) is run
+    assert ref.same_request(path, 0.5, 576) and not ref.same_request(path, 0.5, 288)
+    assert ref.covers(0.2) and not ref.covers(0.05)  # the model ran at the 0.1 floor
+    newer = kept_runs.keep(run_image(replay_service, path, 0.5, 576), "session-a", cache)
+    assert kept_runs.lookup(ref, cache) is None and kept_runs.lookup(newer, cache) is not None
+    assert cache.stats().entries == 1
+    kept_runs.forget("session-a", cache)
+    assert kept_runs.lookup(newer, cache) is None and cache.stats().bytes == 0
+    assert kept_runs.lookup(None, cache) is None
+
+
+def test_kept_runs_of_many_sessions_stay_within_the_budget(replay_service, coco_image_paths) -> None:
+    from rfdetr_demo.image_task import run_image
+
+    paths = [str(p) for p in coco_image_paths.values()][:6]
+    runs = [run_image(replay_service, p, 0.5, 576) for p in paths]
+    one = max(kept_runs.run_nbytes(r) for r in runs)
+    cache = ByteLRU(int(2.5 * one), lambda item: kept_runs.run_nbytes(item[1]))
+    refs = [kept_runs.keep(r, f"s{i}", cache) for i, r in enumerate(runs)]
+    assert cache.stats().bytes <= 2.5 * one
+    alive = [kept_runs.lookup(r, cache) is not None for r in refs]
+    assert alive[-2:] == [True, True] and not any(alive[:-3])  # the newest survive, the oldest were evicted
+
+
+# -- the temp-disk pruner ------------------------------------------------------------------------------------------
+def _unit(root: Path, name: str, size: int, age_s: float, now: float) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    f = folder / "data.bin"
+    f.write_bytes(b"\0" * size)
+    os.utime(f, (now - age_s, now - age_s))
+    os.utime(folder, (now - age_s, now - age_s))
+    return folder
+
+
+def _budget(root: Path, max_bytes: int, clock: FakeClock, grace_s: float = 10.0) -> DiskBudget:
+    return DiskBudget(max_bytes=max_bytes, max_age_s=3600, grace_s=grace_s, root=lambda: root, clock=clock)
+
+
+def test_pruner_removes_old_units_then_oldest_until_within_budget(tmp_path: Path) -> None:
+    now = time.time()
+    clock = FakeClock(now)
+    upload = _unit(tmp_path, "a" * 40, 4000, 7200, now)  # a Gradio upload folder, two hours old
+    req = tmp_path / REQUEST_DIR_NAME
+    oldest = _unit(req, "image_1", 3000, 600, now)
+    middle = _unit(req, "video_2", 3000, 500, now)
+    newest = _unit(req, "image_3", 3000, 400, now)
+    assert {u.path for u in scan_units(tmp_path)} == {upload, oldest, middle, newest}
+
+    report = _budget(tmp_path, 6500, clock).prune()
+    assert not upload.exists() and not oldest.exists()  # too old; then the oldest, to fit the budget
+    assert middle.exists() and newest.exists()
+    assert report.removed == 2 and report.total_bytes == 6000 and report.freed_bytes == 7000
+
+
+def test_pruner_never_deletes_a_unit_in_use_or_just_written(tmp_path: Path) -> None:
+    now = time.time()
+    clock = FakeClock(now)
+    req = tmp_path / REQUEST_DIR_NAME
+    writing = _unit(req, "video_running", 5000, 900, now)  # a long video job, last write long ago
+    shown = _unit(req, "image_shown", 5000, 5, now)  # results just returned: the visitor may click download
+    stale = _unit(req, "image_stale", 5000, 800, now)
+    budget = _budget(tmp_path, 1000, clock)
+    with budget.in_use(writing / "data.bin"):
+        report = budget.prune()
+        assert writing.exists() and shown.exists() and not stale.exists()
+        assert report.kept_in_use == 2 and report.total_bytes == 10000  # over budget, but nothing else may go
+    clock.now += 20  # the request ended and the grace period passed
+    budget.prune()
+    assert not writing.exists() and not shown.exists()
+
+
+def test_request_dirs_made_inside_a_request_are_held_until_it_ends(tmp_path: Path, monkeypatch) -> None:
+    from rfdetr_demo import disk_budget, workdirs
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setattr(disk_budget.BUDGET, "grace_s", 0.0)
+    monkeypatch.setattr(disk_budget.BUDGET, "max_bytes", 0)
+    with disk_budget.BUDGET.in_use():
+        folder = workdirs.new_request_dir("video_")
+        assert folder.parent == tmp_path / REQUEST_DIR_NAME
+        (folder / "out.mp4").write_bytes(b"\0" * 100)
+        disk_budget.BUDGET.prune()
+        assert (folder / "out.mp4").exists()  # over a zero budget, yet still being written
+    assert not disk_budget.BUDGET.is_held(folder)
+    disk_budget.BUDGET.prune()
+    assert not folder.exists()
+
+
+def test_capacity_options_size_the_budgets() -> None:
+    from rfdetr_demo import disk_budget, run_cache
+    from rfdetr_demo.app_factory import apply_capacity
+    from rfdetr_demo.config import Settings, load_settings
+
+    defaults = Settings()
+    assert defaults.state_memory_mb == run_cache.DEFAULT_STATE_MEMORY_MB
+    assert defaults.max_temp_gb == disk_budget.DEFAULT_MAX_TEMP_GB
+    assert defaults.download_grace_s == disk_budget.DEFAULT_GRACE_S
+    with pytest.raises(ValueError, match="--max-temp-gb"):
+        load_settings(["--max-temp-gb", "-1"], {})
+    try:
+        apply_capacity(
+            load_settings(["--state-memory-mb", "64", "--max-temp-gb", "0.5"], {"RFDETR_DEMO_DOWNLOAD_GRACE_S": "7"})
+        )
+        assert kept_runs.KEPT_RUNS.budget_bytes == 64 * MB
+        assert disk_budget.BUDGET.max_bytes == disk_budget.GB // 2 and disk_budget.BUDGET.grace_s == 7.0
+    finally:
+        apply_capacity(defaults)
