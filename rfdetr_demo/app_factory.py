@@ -12,6 +12,7 @@ import gradio as gr
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.loading import load_rfdetr
 from rfdetr_demo.service import ModelService, shared_service
+from rfdetr_demo.ui.styles import APP_CSS
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,6 @@ def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:
 def mcp_available() -> bool:
     """``gradio[mcp]`` is an optional extra: serve MCP only when its ``mcp`` package is importable."""
     return importlib.util.find_spec("mcp") is not None
-
-
-# The views keep their own aspect ratio instead of square letterboxed tiles, so the gallery (height max-content)
-# shows every chosen view without an inner scroll box.
-APP_CSS = """
-#views-gallery .thumbnail-item { aspect-ratio: auto !important; }
-#views-gallery .thumbnail-item img { height: auto !important; }
-"""
 
 
 def launch_kwargs(settings: Settings) -> dict[str, Any]:

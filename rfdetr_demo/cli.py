@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from PIL import Image
 
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
+from rfdetr_demo.defaults import MODEL_WAIT_S
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
 from rfdetr_demo.service import ModelService
@@ -44,7 +45,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg"})
 COMBINED_COCO_NAME = "coco_results.json"
 SUMMARY_NAME = "summary.json"
-MODEL_WAIT_S = 900.0
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 

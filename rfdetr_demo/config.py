@@ -44,6 +44,7 @@ class Settings:
     state_memory_mb: float = 1024.0  # run_cache.DEFAULT_STATE_MEMORY_MB
     max_temp_gb: float = 5.0  # disk_budget.DEFAULT_MAX_TEMP_GB
     download_grace_s: float = 300.0  # disk_budget.DEFAULT_GRACE_S
+    examples_dir: str | None = None  # None: the checkout's examples/ (rfdetr_demo.defaults)
 
     def model_spec(self) -> Any:
         from rfdetr_demo.loading import ModelSpec
@@ -100,6 +101,7 @@ _HELP: dict[str, str] = {
     "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",
     "download_grace_s": "Results younger than this are never deleted, even over --max-temp-gb (about to be "
     "downloaded).",
+    "examples_dir": "Folder of example images (*.jpg) and videos (*.mp4) (default: the checkout's examples/).",
 }
 
 # Standard Gradio/Spaces variables used when neither our flag nor our RFDETR_DEMO_* variable is set: Spaces and

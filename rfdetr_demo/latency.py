@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-PRESETS: tuple[int, ...] = (288, 384, 480, 576)
-PRESET_NOTES = {288: "fastest", 384: "fast", 480: "balanced", 576: "most accurate"}
+from rfdetr_demo.defaults import PRESET_NOTES, RESOLUTION_PRESETS
 
 
 class LatencyBook:
@@ -57,13 +56,13 @@ class LatencyBook:
             samples = self._samples.get(int(resolution))
             return statistics.median(samples) if samples else None
 
-    def table(self, presets: Iterable[int] = PRESETS) -> dict[int, float | None]:
+    def table(self, presets: Iterable[int] = RESOLUTION_PRESETS) -> dict[int, float | None]:
         return {r: self.latency_ms(r) for r in presets}
 
     def measure(
         self,
         predict: Callable[[np.ndarray, int], object],
-        presets: Iterable[int] = PRESETS,
+        presets: Iterable[int] = RESOLUTION_PRESETS,
         runs: int = 2,
         size: tuple[int, int] = (640, 480),
         timer: Callable[[], float] = time.perf_counter,
@@ -91,13 +90,13 @@ class LatencyBook:
             parts.append(f"~{ms / 1000:.2f} s" if ms >= 100 else f"~{ms:.0f} ms")
         return " · ".join(parts)
 
-    def choices(self, presets: Iterable[int] = PRESETS) -> list[tuple[str, int]]:
+    def choices(self, presets: Iterable[int] = RESOLUTION_PRESETS) -> list[tuple[str, int]]:
         """``(label, value)`` pairs for a dropdown/radio: ``("384² · fast · ~0.45 s", 384)``."""
         return [(self.label(r), int(r)) for r in presets]
 
 
 def labelled_resolution_choices(
-    default: int, book: LatencyBook, presets: Iterable[int] = PRESETS
+    default: int, book: LatencyBook, presets: Iterable[int] = RESOLUTION_PRESETS
 ) -> list[tuple[str, int]]:
     """Dropdown choices for the presets plus the model's default resolution, each labelled with its latency."""
     return book.choices(sorted(set(presets) | {int(default)}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 
@@ -114,4 +115,35 @@ def test_replacing_images_thresholds_and_bad_uploads(browser, page_url, coco_ima
     expect(page.locator(".toast-body").first).to_contain_text("Could not read fake.png as an image", timeout=30_000)
     expect(summary).not_to_contain_text("instance", timeout=30_000)
     assert "preprocess" not in page.locator(".toast-body").first.inner_text()
+    page.close()
+
+
+def test_phone_shows_views_right_under_the_input_one_per_row(browser, page_url, coco_image_paths, tmp_path):
+    """On a 390-px phone the views come straight after the photo, full width; the desktop keeps two columns."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(page_url[0], wait_until="domcontentloaded")
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[196141]))
+    images = page.locator("#views-gallery img")
+    images.nth(3).wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#views-gallery img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    source = page.locator("#input-image").bounding_box()
+    gallery = page.locator("#views-gallery").bounding_box()
+    assert 0 <= gallery["y"] - (source["y"] + source["height"]) < 40, (source, gallery)
+    # Nothing of the tab (controls, examples, summary) sits between the photo and the views.
+    for selector in ("#run-image", "#image-examples", "#image-summary", "#input-image ~ .form"):
+        box = page.locator(selector).first.bounding_box()
+        assert box is None or box["y"] >= gallery["y"] + gallery["height"] - 1, selector
+    boxes = [images.nth(i).bounding_box() for i in range(images.count())]
+    assert all(b["width"] >= 0.85 * gallery["width"] for b in boxes), (gallery, boxes)  # full width, not thumbnails
+    assert all(b2["y"] >= b1["y"] + b1["height"] - 1 for b1, b2 in itertools.pairwise(boxes)), boxes  # one row each
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+    page.set_viewport_size({"width": 1400, "height": 1000})  # desktop: results in the right-hand column
+    page.wait_for_timeout(300)
+    source = page.locator("#input-image").bounding_box()
+    gallery = page.locator("#views-gallery").bounding_box()
+    assert gallery["x"] >= source["x"] + source["width"] and gallery["y"] < source["y"] + source["height"]
     page.close()

@@ -67,6 +67,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_video_seconds": "12.5",
     "stream_allow_hosts": "cam.local,10.0.0.2",
     "cache_examples": "lazy",
+    "examples_dir": "/srv/examples",
     "engine": "openvino",
     "state_memory_mb": "64",
     "max_temp_gb": "0.5",
@@ -137,7 +138,7 @@ def test_launch_kwargs_reflect_settings(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_example_caching_is_lazy_on_spaces_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rfdetr_demo.ui.app import examples_cached
+    from rfdetr_demo.ui.common import examples_cached
 
     monkeypatch.delenv("SYSTEM", raising=False)
     assert not examples_cached(load_settings([], {}))
@@ -506,13 +507,13 @@ def test_requirements_bring_openvino_on_x86_64_only() -> None:
 
 def test_display_change_after_a_cached_example_runs_once(replay_service, coco_image_paths, coco_truth) -> None:
     """A cached example restores the outputs but not the kept run: a display change then runs the model once."""
-    from rfdetr_demo.app_factory import create_app
+    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.image_tab import rerender
 
-    demo = create_app(load_settings(["--cache-examples", "lazy"], {}), service=replay_service)
-    rerender = next(f.fn for f in demo.fns.values() if f.name == "rerender")
+    ctx = UiContext(replay_service, load_settings(["--cache-examples", "lazy"], {}))
     image_id, truth = next(iter(coco_truth.items()))
-    out = rerender(None, 0.3, ["Combined"], str(coco_image_paths[image_id]), 0.5, 576)
+    out = rerender(ctx, None, 0.3, ["Combined"], str(coco_image_paths[image_id]), 0.5, 576)
     run = out[-1]
     assert run is not None and len(run.prediction) == len(truth.key_points)
     assert [caption for _img, caption in out[0]] == ["Combined"]
-    assert rerender(None, 0.3, ["Combined"], None, 0.5, 576)[-1] is None  # no image: cleared, no model run
+    assert rerender(ctx, None, 0.3, ["Combined"], None, 0.5, 576)[-1] is None  # no image: cleared, no model run

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from rfdetr_demo.defaults import DEFAULT_RESOLUTION
 from rfdetr_demo.predictor import Predictor, RFDETRPredictor
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def build_predictor(
     device: str,
     precision: str,
     engine: str = "auto",
-    default_resolution: int = 576,
+    default_resolution: int = DEFAULT_RESOLUTION,
     cache: Any = None,
 ) -> EngineChoice:
     """Wrap ``model`` (an ``RFDETR`` instance) in the fastest available engine; never raises for engine trouble."""

@@ -2,31 +2,38 @@
 
 One place defines the threshold sliders, resolution choices and view picker so every tab offers the same options
 with the same defaults, and one function turns our exceptions into ``gr.Error`` messages for the page.
+
+Handlers are module-level functions whose first argument is the page's :class:`UiContext`; a tab builder hands
+``bind(handler, ctx)`` to Gradio, and tests call the handler directly with a context of their own.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
+from rfdetr_demo.config import Settings, on_spaces
+from rfdetr_demo.defaults import (
+    DEFAULT_KEYPOINT_THRESHOLD,
+    DEFAULT_RESOLUTION,
+    DEFAULT_THRESHOLD,
+    RESOLUTION_PRESETS,
+    examples_dir,
+)
 from rfdetr_demo.images import ImageLoadError
 from rfdetr_demo.latency import LatencyBook, labelled_resolution_choices
 from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
 from rfdetr_demo.schema import SchemaError
-from rfdetr_demo.service import ModelUnavailable
+from rfdetr_demo.service import ModelService, ModelUnavailable
 
 log = logging.getLogger(__name__)
-
-RESOLUTION_PRESETS: tuple[int, ...] = (288, 384, 480, 576, 672, 768)
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_KEYPOINT_THRESHOLD = 0.3
-# How long a request waits for a model that is still loading before it gives up with a message.
-MODEL_WAIT_S = 600.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,10 +61,15 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_resolution(value: object) -> int:
-    """Dropdown values may arrive as text from API clients; anything but a multiple of 24 gets a clear error."""
+def parse_resolution(value: object, default: int | None = None) -> int:
+    """Dropdown values may arrive as text from API clients; anything but a multiple of 24 gets a clear error.
+
+    An empty value (a direct call that left the resolution out) means ``default`` when one is given.
+    """
     from rfdetr_demo.predictor import validate_resolution
 
+    if value in (None, "") and default is not None:
+        return validate_resolution(int(default))
     try:
         number = float(str(value).strip())
     except ValueError:
@@ -70,16 +82,6 @@ def parse_resolution(value: object) -> int:
 def resolution_choices(default: int, book: LatencyBook | None = None) -> list[tuple[str, int]]:
     """Presets plus the model default, labelled for speed vs accuracy and, once measured, with the latency here."""
     return labelled_resolution_choices(default, book or LatencyBook(), RESOLUTION_PRESETS)
-
-
-# Every resolution dropdown built for the current page, so the page can refresh their latency labels.
-_resolution_dropdowns: list[gr.Dropdown] = []
-
-
-def begin_page() -> list[gr.Dropdown]:
-    """Start collecting the resolution dropdowns of a page being built; returns the list they are added to."""
-    _resolution_dropdowns.clear()
-    return _resolution_dropdowns
 
 
 def refreshed_resolution_choices(default: int, book: LatencyBook, count: int) -> tuple[gr.Dropdown, ...] | Any:
@@ -95,27 +97,98 @@ class Controls:
     resolution: gr.Dropdown
     views: gr.CheckboxGroup
 
+    def __iter__(self) -> Iterator[gr.components.Component]:
+        """The controls in handler-argument order: threshold, keypoint threshold, resolution, views."""
+        return iter((self.threshold, self.keypoint_threshold, self.resolution, self.views))
+
 
 def make_controls(
-    default_resolution: int,
+    ctx: UiContext,
     default_views: tuple[str, ...] = DEFAULT_VIEWS,
     threshold_info: str = "Minimum person score.",
+    views_label: str = "Views (shown side by side)",
+    views_info: str = "All views come from the same single inference.",
+    elem_prefix: str | None = None,
 ) -> Controls:
+    """The four controls every tab shares, built with their final settings (``elem_prefix`` names their ids)."""
     threshold = gr.Slider(
         0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold", info=threshold_info,
+        elem_id=f"{elem_prefix}-threshold" if elem_prefix else None,
     )  # fmt: skip
     keypoint_threshold = gr.Slider(
         0.0, 1.0, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.01, label="Keypoint confidence threshold",
         info="Hides joints below this confidence (display only, no re-run).",
     )  # fmt: skip
     resolution = gr.Dropdown(
-        choices=resolution_choices(default_resolution), value=default_resolution, label="Inference resolution",
-        allow_custom_value=True,
+        choices=resolution_choices(ctx.default_resolution), value=ctx.default_resolution,
+        label="Inference resolution", allow_custom_value=True,
         info="Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people.",
     )  # fmt: skip
     views = gr.CheckboxGroup(
-        choices=list(ALL_VIEWS), value=list(default_views), label="Views (shown side by side)",
-        info="All views come from the same single inference.",
+        choices=list(ALL_VIEWS), value=list(default_views), label=views_label, info=views_info,
+        elem_id=f"{elem_prefix}-views" if elem_prefix else None,
     )  # fmt: skip
-    _resolution_dropdowns.append(resolution)
+    ctx.resolution_dropdowns.append(resolution)
     return Controls(threshold, keypoint_threshold, resolution, views)
+
+
+@dataclass
+class UiContext:
+    """What the handlers of every tab need: the one model service and the launch settings.
+
+    ``resolution_dropdowns`` collects the page's resolution controls so the page can refresh their latency labels.
+    """
+
+    service: ModelService
+    settings: Settings = field(default_factory=Settings)
+    resolution_dropdowns: list[gr.Dropdown] = field(default_factory=list)
+
+    @property
+    def default_resolution(self) -> int:
+        """The launch setting, else the preview checkpoint's own (what the controls start at)."""
+        return self.settings.resolution or DEFAULT_RESOLUTION
+
+    @property
+    def examples(self) -> Path:
+        return examples_dir(self.settings.examples_dir)
+
+    @property
+    def cache_examples(self) -> bool:
+        return examples_cached(self.settings)
+
+
+def examples_cached(settings: Settings) -> bool:
+    """Lazy example caching: on by default on Spaces (shared GPU time), off locally (results would go stale)."""
+    if settings.cache_examples == "auto":
+        return on_spaces()
+    return settings.cache_examples == "lazy"
+
+
+def bind(handler: Callable[..., Any], ctx: UiContext, **shown_defaults: Any) -> Callable[..., Any]:
+    """``handler`` with its first argument (the context) filled in, for a Gradio event.
+
+    A real function rather than ``functools.partial``: Gradio reads the name (API name), the docstring (API docs),
+    the signature without the context and the type hints (``gr.Request`` injection) from it, and calls a
+    generator handler as a stream only if the bound function is a generator function too. ``shown_defaults``
+    replace parameter defaults in that signature, which is what the API page advertises and API clients send
+    (e.g. this server's default resolution instead of the handler's ``None``).
+    """
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            yield from handler(ctx, *args, **kwargs)
+
+    else:
+
+        @functools.wraps(handler)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return handler(ctx, *args, **kwargs)
+
+    signature = inspect.signature(handler)
+    parameters = [
+        p.replace(default=shown_defaults[p.name]) if p.name in shown_defaults else p
+        for p in list(signature.parameters.values())[1:]
+    ]
+    bound.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return bound

@@ -1,28 +1,34 @@
-"""Image tab: upload/paste/example → views side by side, tables, downloads; API endpoint ``/predict_image``."""
+"""Image tab: upload/paste/example → views side by side, tables, downloads; API endpoint ``/predict_image``.
+
+The handlers are module-level functions of a :class:`UiContext` (tests call them directly); ``build_image_tab`` is
+the layout and ``_wire`` connects the events. On a phone the CSS of :mod:`rfdetr_demo.ui.styles` moves the views
+right under the input, one per row.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageOutput, ImageRun, render_run, run_image
 from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.service import ModelService
 from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.common import (
-    DEFAULT_KEYPOINT_THRESHOLD,
-    DEFAULT_THRESHOLD,
-    MODEL_WAIT_S,
+    Controls,
+    UiContext,
+    bind,
     make_controls,
     parse_resolution,
     refreshed_resolution_choices,
     user_errors,
 )
-from rfdetr_demo.ui.guarded_image import GuardedImage
+from rfdetr_demo.ui.components import GuardedImage
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# The kept run holds the decoded image (up to --max-image-side); expire it so idle sessions free memory.
+RUN_TTL_S = 1800
 
 
 def _outputs(out: ImageOutput, run: ImageRun | None) -> tuple[Any, ...]:
@@ -47,137 +53,185 @@ def _rendered(
     return _outputs(out, run)
 
 
-def _empty() -> tuple[Any, ...]:
+def empty_outputs() -> tuple[Any, ...]:
+    """Cleared outputs (no image, or a failed request: old results never stay next to another input)."""
     return ([], None, None, None, None, "", None)
 
 
-def example_images() -> list[str]:
-    return sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
+def example_images(ctx: UiContext) -> list[str]:
+    return example_files(ctx.examples, ".jpg")
 
 
-def build_image_tab(
-    service: ModelService, default_resolution: int, max_image_side: int, cache_examples: bool = False
-) -> None:
+@user_errors
+def predict_image(
+    ctx: UiContext,
+    image: str | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+    resolution: int | None = None,
+    views: list[str] | None = None,
+) -> tuple[Any, ...]:
+    """Detect people and keypoints in one image.
+
+    Args:
+        image: the image (file upload or URL handled by the client).
+        threshold: minimum detection score, 0-1.
+        keypoint_threshold: joints below this confidence are hidden, 0-1.
+        resolution: inference side length, a multiple of 24.
+        views: annotator views to render side by side.
+    Returns:
+        The rendered views, the persons table, the keypoints table, the JSON result, the download files,
+        a summary, and (UI only) the kept run.
+    """
+    if not image:
+        raise gr.Error("Please upload, paste or pick an image first.", title="No image")
+    ctx.service.wait(MODEL_WAIT_S)
+    res = parse_resolution(resolution, ctx.default_resolution)
+    run = run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side)
+    return _rendered(run, keypoint_threshold, views)
+
+
+@user_errors
+def predict_or_clear(
+    ctx: UiContext,
+    image: str | None,
+    threshold: float,
+    keypoint_threshold: float,
+    resolution: int,
+    views: list[str],
+    run: ImageRun | None,
+) -> tuple[Any, ...]:
+    """A new image (upload, paste, example) runs at once; clearing clears the results.
+
+    Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is
+    answered from the kept run instead of running the model again.
+    """
+    if not image:
+        return empty_outputs()
+    if run is not None and run.same_request(image, threshold, parse_resolution(resolution, ctx.default_resolution)):
+        return _rendered(run, keypoint_threshold, views, threshold)
+    return predict_image(ctx, image, threshold, keypoint_threshold, resolution, views)
+
+
+@user_errors
+def rerender(
+    ctx: UiContext,
+    run: ImageRun | None,
+    keypoint_threshold: float,
+    views: list[str],
+    image: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    resolution: int | None = None,
+) -> tuple[Any, ...]:
+    """Display-only change (thresholds, views): redraw from the kept result without running the model.
+
+    The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not
+    the run), or when the detection threshold drops below what the kept run holds.
+    """
+    if run is None or not run.covers(threshold):
+        return predict_image(ctx, image, threshold, keypoint_threshold, resolution, views) if image else empty_outputs()
+    return _rendered(run, keypoint_threshold, views, threshold)
+
+
+def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
+    """A cached example's outputs: the visible ones only, since the kept run (``gr.State``) cannot be cached."""
+    return predict_image(ctx, image)[:-1]
+
+
+@dataclass
+class ImageOutputs:
+    """The tab's result components, created unrendered so the examples (which need them) can sit above them."""
+
+    summary: gr.Markdown
+    gallery: gr.Gallery
+    persons: gr.Dataframe
+    keypoints: gr.Dataframe
+    result_json: gr.JSON
+    files: gr.File
+    state: gr.State
+
+    @classmethod
+    def create(cls) -> ImageOutputs:
+        gallery = gr.Gallery(
+            label="Views", show_label=False, columns=2, height="max-content", format="jpeg", object_fit="contain",
+            preview=False, elem_id="views-gallery", interactive=False, render=False,
+        )  # fmt: skip
+        persons = gr.Dataframe(
+            headers=PERSON_COLUMNS, label="Persons", interactive=False, elem_id="persons-table", wrap=True,
+            render=False,
+        )  # fmt: skip
+        keypoints = gr.Dataframe(
+            headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table", render=False
+        )
+        files = gr.File(
+            label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False, render=False
+        )
+        return cls(
+            summary=gr.Markdown(elem_id="image-summary", render=False),
+            gallery=gallery,
+            persons=persons,
+            keypoints=keypoints,
+            result_json=gr.JSON(label="Result", render=False),
+            files=files,
+            state=gr.State(None, time_to_live=RUN_TTL_S),
+        )
+
+    def all(self) -> list[Any]:
+        """In the order the handlers return them."""
+        return [self.gallery, self.persons, self.keypoints, self.result_json, self.files, self.summary, self.state]
+
+
+def build_image_tab(ctx: UiContext) -> None:
     """Create the tab's components and events inside the current ``gr.Blocks``.
 
-    ``cache_examples``: keep each example's result after its first use (lazily, so start-up never waits for the
-    model); on a shared Space that turns repeated example clicks into instant answers that use no GPU time.
+    With ``--cache-examples`` each example's result is kept after its first use (lazily, so start-up never waits
+    for the model); on a shared Space that turns repeated example clicks into instant answers using no GPU time.
     """
-
-    @user_errors
-    def predict_image(
-        image: str | None,
-        threshold: float = DEFAULT_THRESHOLD,
-        keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
-        resolution: int = default_resolution,
-        views: list[str] | None = None,
-    ) -> tuple[Any, ...]:
-        """Detect people and keypoints in one image.
-
-        Args:
-            image: the image (file upload or URL handled by the client).
-            threshold: minimum detection score, 0-1.
-            keypoint_threshold: joints below this confidence are hidden, 0-1.
-            resolution: inference side length, a multiple of 24.
-            views: annotator views to render side by side.
-        Returns:
-            The rendered views, the persons table, the keypoints table, the JSON result, the download files,
-            a summary, and (UI only) the kept run.
-        """
-        if not image:
-            raise gr.Error("Please upload, paste or pick an image first.", title="No image")
-        service.wait(MODEL_WAIT_S)
-        run = run_image(service, image, float(threshold), parse_resolution(resolution), max_image_side)
-        return _rendered(run, keypoint_threshold, views)
-
-    @user_errors
-    def predict_or_clear(
-        image: str | None,
-        threshold: float,
-        keypoint_threshold: float,
-        resolution: int,
-        views: list[str],
-        run: ImageRun | None,
-    ) -> tuple[Any, ...]:
-        """A new image (upload, paste, example) runs at once; clearing clears the results.
-
-        Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is
-        answered from the kept run instead of running the model again.
-        """
-        if not image:
-            return _empty()
-        if run is not None and run.same_request(image, threshold, parse_resolution(resolution)):
-            return _rendered(run, keypoint_threshold, views, threshold)
-        return predict_image(image, threshold, keypoint_threshold, resolution, views)
-
-    @user_errors
-    def rerender(
-        run: ImageRun | None,
-        keypoint_threshold: float,
-        views: list[str],
-        image: str | None = None,
-        threshold: float = DEFAULT_THRESHOLD,
-        resolution: int = default_resolution,
-    ) -> tuple[Any, ...]:
-        """Display-only change (thresholds, views): redraw from the kept result without running the model.
-
-        The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not
-        the run), or when the detection threshold drops below what the kept run holds.
-        """
-        if run is None or not run.covers(threshold):
-            return predict_image(image, threshold, keypoint_threshold, resolution, views) if image else _empty()
-        return _rendered(run, keypoint_threshold, views, threshold)
-
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320) as input_column:
+    cache_examples = ctx.cache_examples
+    out = ImageOutputs.create()
+    with gr.Row(equal_height=False, elem_id="image-row"):
+        with gr.Column(scale=1, min_width=320, elem_id="image-inputs"):
             image = GuardedImage(
                 type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
             )
             controls = make_controls(
-                default_resolution,
+                ctx,
                 threshold_info=(
                     f"Minimum person score (redraws at once; below {MODEL_THRESHOLD_FLOOR} it re-runs the model)."
                 ),
             )
             run_btn = gr.Button("Detect keypoints", variant="primary", elem_id="run-image")
-        with gr.Column(scale=2, min_width=480):
-            summary = gr.Markdown(elem_id="image-summary")
-            gallery = gr.Gallery(
-                label="Views", show_label=False, columns=2, height="max-content", format="jpeg", object_fit="contain",
-                preview=False, elem_id="views-gallery", interactive=False,
-            )  # fmt: skip
+            examples = example_images(ctx)
+            if examples:
+                # With caching, the visible outputs are cached and the kept run reset (it cannot be cached), so a
+                # later display change re-runs once instead of redrawing the previous image.
+                shown = gr.Examples(
+                    examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
+                    cache_examples=cache_examples, cache_mode="lazy",
+                    fn=bind(predict_example, ctx) if cache_examples else None,
+                    outputs=out.all()[:-1] if cache_examples else None,
+                )  # fmt: skip
+                if cache_examples and shown.cache_event is not None:
+                    shown.cache_event.then(lambda: None, None, out.state, api_visibility="private", queue=False)
+        with gr.Column(scale=2, min_width=480, elem_id="image-results"):
+            out.summary.render()
+            out.gallery.render()
             with gr.Tab("Persons"):
-                persons = gr.Dataframe(
-                    headers=PERSON_COLUMNS, label="Persons", interactive=False, elem_id="persons-table", wrap=True
-                )
+                out.persons.render()
             with gr.Tab("Keypoints"):
-                keypoints = gr.Dataframe(
-                    headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table"
-                )
+                out.keypoints.render()
             with gr.Tab("JSON"):
-                result_json = gr.JSON(label="Result")
-            files = gr.File(label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False)
-    # The kept run holds the decoded image (up to --max-image-side); expire it so idle sessions free memory.
-    state = gr.State(None, time_to_live=1800)
+                out.result_json.render()
+            out.files.render()
+    _wire(ctx, image, controls, run_btn, out, cache_examples)
 
-    outputs = [gallery, persons, keypoints, result_json, files, summary, state]
-    examples = example_images()
-    if examples:
-        with input_column:  # created here, below the button, because cached examples need the output components
-            # The kept run (gr.State) cannot be cached: with caching, cache the visible outputs and reset the state,
-            # so a later display change re-runs once instead of redrawing the previous image.
-            caching: dict[str, Any] = (
-                {"fn": lambda path: predict_image(path)[:-1], "outputs": outputs[:-1], "cache_mode": "lazy"}
-                if cache_examples
-                else {}
-            )
-            shown = gr.Examples(
-                examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
-                cache_examples=cache_examples, **caching,
-            )  # fmt: skip
-            if cache_examples and shown.cache_event is not None:
-                shown.cache_event.then(lambda: None, None, state, api_visibility="private", queue=False)
-    inputs = [image, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
+
+def _wire(
+    ctx: UiContext, image: GuardedImage, controls: Controls, run_btn: gr.Button, out: ImageOutputs, cached: bool
+) -> None:
+    """The tab's events: run on click/upload/example, redraw on display changes, clear on failure."""
+    inputs = [image, *controls]
+    outputs = out.all()
 
     def run_then_relabel(event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), **kwargs: Any) -> None:
         """Run the model on ``event``, then refresh the resolution labels with the latency just measured.
@@ -187,26 +241,28 @@ def build_image_tab(
         """
         dependency = event(fn, [*inputs, *extra_inputs], outputs, concurrency_id="model", **kwargs)
         dependency.success(
-            lambda: refreshed_resolution_choices(default_resolution, service.latency, 1),
+            lambda: refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, 1),
             None,
             controls.resolution,
             api_visibility="private",
             queue=False,
         )
-        dependency.failure(_empty, None, outputs, api_visibility="private", queue=False)
+        dependency.failure(empty_outputs, None, outputs, api_visibility="private", queue=False)
 
-    run_then_relabel(run_btn.click, predict_image, api_name="predict_image")
-    if cache_examples:
+    run_then_relabel(
+        run_btn.click, bind(predict_image, ctx, resolution=ctx.default_resolution), api_name="predict_image"
+    )
+    if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        run_then_relabel(image.upload, predict_image, api_visibility="private")
-        image.clear(_empty, None, outputs, api_visibility="private")
+        run_then_relabel(image.upload, bind(predict_image, ctx), api_visibility="private")
+        image.clear(empty_outputs, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        run_then_relabel(image.change, predict_or_clear, (state,), api_visibility="private")
+        run_then_relabel(image.change, bind(predict_or_clear, ctx), (out.state,), api_visibility="private")
     gr.on(
         [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
-        rerender,
-        [state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
+        bind(rerender, ctx),
+        [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
         api_visibility="private",
         concurrency_limit=None,

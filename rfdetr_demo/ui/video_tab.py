@@ -4,6 +4,7 @@ The pipeline itself lives in :mod:`rfdetr_demo.video` (no Gradio). This module o
 :class:`VideoOptions`, forwards progress to ``gr.Progress`` and implements Cancel: a per-session
 ``threading.Event`` that the Cancel button sets (outside the queue, so it runs while the model slot is busy); the
 pipeline stops within one batch and deletes its partial files. Closing the page cancels the same way.
+Handlers are module-level functions of a :class:`UiContext`; ``build_video_tab`` is the layout.
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo.config import Settings
-from rfdetr_demo.service import ModelService
-from rfdetr_demo.ui.common import (
-    DEFAULT_KEYPOINT_THRESHOLD,
-    DEFAULT_THRESHOLD,
-    MODEL_WAIT_S,
-    make_controls,
-    user_errors,
-)
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
+from rfdetr_demo.ui.common import UiContext, bind, make_controls, parse_resolution, user_errors
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
@@ -36,12 +30,11 @@ from rfdetr_demo.video.pipeline import (
 from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
 from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-DEFAULT_RESOLUTION = 576
+FRAME_COLUMNS = ["frame", "time_s", "persons", "ids", "best_score", "inference_ms"]
 
 
-def example_videos() -> list[str]:
-    return sorted(str(p) for p in EXAMPLES_DIR.glob("*.mp4"))
+def example_videos(ctx: UiContext) -> list[str]:
+    return example_files(ctx.examples, ".mp4")
 
 
 class CancelRegistry:
@@ -99,90 +92,107 @@ def summarize(result: VideoResult) -> str:
     return "\n\n".join(lines)
 
 
-def build_video_tab(service: ModelService, settings: Settings, default_resolution: int | None = None) -> None:
+# Cancel events of the runs in progress, per browser session (session hashes are unique per server).
+_cancels = CancelRegistry()
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def max_video_seconds(ctx: UiContext) -> float | None:
+    return float(ctx.settings.max_video_seconds) if ctx.settings.max_video_seconds else None
+
+
+@user_errors
+def predict_video(
+    ctx: UiContext,
+    video: str | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+    resolution: int | None = None,
+    views: list[str] | None = None,
+    layout: str = LAYOUT_COMBINED,
+    stride: int = 1,
+    start: float = 0.0,
+    end: float = 0.0,
+    tracking: bool = True,
+    smoothing: bool = False,
+    request: gr.Request | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
+) -> tuple[Any, ...]:
+    """Detect people and keypoints in every frame of a video and return an annotated H.264 MP4.
+
+    Args:
+        video: the video file (MP4, MOV, WebM, ...).
+        threshold: minimum detection score, 0-1.
+        keypoint_threshold: joints below this confidence are hidden, 0-1.
+        resolution: inference side length, a multiple of 24.
+        views: annotator views to draw (default: Combined only; more views on one frame get crowded).
+        layout: "combined" (all views on one video) or "grid" (one tile per view).
+        stride: process every n-th frame (the output frame rate is divided by it).
+        start: start of the segment in seconds.
+        end: end of the segment in seconds (0 = the end of the clip).
+        tracking: give people stable ids across frames (ByteTrack).
+        smoothing: smooth keypoints over time (One-Euro; turns tracking on).
+    Returns:
+        The annotated video, a summary, the per-frame table and the download files (MP4, JSONL, CSV).
+    """
+    if not video:
+        raise gr.Error("Please upload or pick a video first.", title="No video")
+    ctx.service.wait(MODEL_WAIT_S)
+    options = VideoOptions(
+        threshold=float(threshold),
+        keypoint_threshold=float(keypoint_threshold),
+        resolution=parse_resolution(resolution, ctx.default_resolution),
+        views=views or list(VIDEO_DEFAULT_VIEWS),
+        layout=str(layout),
+        stride=int(stride),
+        start=float(start or 0.0),
+        end=float(end) if end else None,
+        tracking=bool(tracking),
+        smoothing=bool(smoothing),
+        max_seconds=max_video_seconds(ctx),
+    )
+    session = _session(request)
+    cancel = _cancels.open(session)
+
+    def report(p: ProgressInfo) -> None:
+        progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
+
+    try:
+        progress(0.0, desc="Starting…")
+        result = run_video(ctx.service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
+    except VideoCancelled as exc:
+        raise gr.Error(str(exc), title="Cancelled") from exc
+    finally:
+        _cancels.close(session, cancel)
+    return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
+
+
+def cancel_runs(request: gr.Request) -> str:
+    n = _cancels.cancel(_session(request))
+    return "⏹️ Cancelling…" if n else "Nothing to cancel."
+
+
+def cancel_on_unload(request: gr.Request) -> None:
+    """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
+    _cancels.cancel(_session(request))
+
+
+def build_video_tab(ctx: UiContext) -> None:
     """Create the tab's components and events inside the current ``gr.Blocks``."""
-    default_res = default_resolution or settings.resolution or DEFAULT_RESOLUTION
-    max_seconds = float(settings.max_video_seconds) if settings.max_video_seconds else None
-    registry = CancelRegistry()
-
-    @user_errors
-    def predict_video(
-        video: str | None,
-        threshold: float = DEFAULT_THRESHOLD,
-        keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
-        resolution: int = default_res,
-        views: list[str] | None = None,
-        layout: str = LAYOUT_COMBINED,
-        stride: int = 1,
-        start: float = 0.0,
-        end: float = 0.0,
-        tracking: bool = True,
-        smoothing: bool = False,
-        request: gr.Request | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
-    ) -> tuple[Any, ...]:
-        """Detect people and keypoints in every frame of a video and return an annotated H.264 MP4.
-
-        Args:
-            video: the video file (MP4, MOV, WebM, ...).
-            threshold: minimum detection score, 0-1.
-            keypoint_threshold: joints below this confidence are hidden, 0-1.
-            resolution: inference side length, a multiple of 24.
-            views: annotator views to draw (default: Combined only; more views on one frame get crowded).
-            layout: "combined" (all views on one video) or "grid" (one tile per view).
-            stride: process every n-th frame (the output frame rate is divided by it).
-            start: start of the segment in seconds.
-            end: end of the segment in seconds (0 = the end of the clip).
-            tracking: give people stable ids across frames (ByteTrack).
-            smoothing: smooth keypoints over time (One-Euro; turns tracking on).
-        Returns:
-            The annotated video, a summary, the per-frame table and the download files (MP4, JSONL, CSV).
-        """
-        if not video:
-            raise gr.Error("Please upload or pick a video first.", title="No video")
-        service.wait(MODEL_WAIT_S)
-        options = VideoOptions(
-            threshold=float(threshold),
-            keypoint_threshold=float(keypoint_threshold),
-            resolution=int(resolution),
-            views=views or list(VIDEO_DEFAULT_VIEWS),
-            layout=str(layout),
-            stride=int(stride),
-            start=float(start or 0.0),
-            end=float(end) if end else None,
-            tracking=bool(tracking),
-            smoothing=bool(smoothing),
-            max_seconds=max_seconds,
-        )
-        session = getattr(request, "session_hash", None) or "anonymous"
-        cancel = registry.open(session)
-
-        def report(p: ProgressInfo) -> None:
-            progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
-
-        try:
-            progress(0.0, desc="Starting…")
-            result = run_video(service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
-        except VideoCancelled as exc:
-            raise gr.Error(str(exc), title="Cancelled") from exc
-        finally:
-            registry.close(session, cancel)
-        return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
-
-    def cancel_runs(request: gr.Request) -> str:
-        n = registry.cancel(request.session_hash or "anonymous")
-        return "⏹️ Cancelling…" if n else "Nothing to cancel."
-
+    max_seconds = max_video_seconds(ctx)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             video = gr.Video(label="Video", sources=["upload"], height=320, elem_id="input-video")
             preview_help = gr.Markdown(PREVIEW_HELP, elem_id="video-preview-note")
             # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below), so the
             # default is Combined alone: overlaid Skeleton/Ellipses/Labels would bury people under joint tags.
-            controls = make_controls(default_res, VIDEO_DEFAULT_VIEWS)
-            controls.views.label = "Views"
-            controls.views.elem_id = "video-views"
-            controls.views.info = "Drawn together on one video, or one tile each with the grid layout."
+            controls = make_controls(
+                ctx, VIDEO_DEFAULT_VIEWS, views_label="Views", elem_prefix="video",
+                views_info="Drawn together on one video, or one tile each with the grid layout.",
+            )  # fmt: skip
             with gr.Accordion("Video options", open=True):
                 layout = gr.Radio(
                     [("All views on one video", LAYOUT_COMBINED), ("Grid: one tile per view", LAYOUT_GRID)],
@@ -200,7 +210,7 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             with gr.Row():
                 run_btn = gr.Button("Process video", variant="primary", elem_id="run-video")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
-            examples = example_videos()
+            examples = example_videos(ctx)
             if examples:
                 gr.Examples(examples=examples, inputs=[video], label="Examples")
         with gr.Column(scale=2, min_width=480):
@@ -209,25 +219,22 @@ def build_video_tab(service: ModelService, settings: Settings, default_resolutio
             files = gr.File(label="Downloads (MP4 · JSONL per frame · CSV per keypoint)", file_count="multiple",
                             interactive=False)  # fmt: skip
             frames = gr.Dataframe(
-                headers=["frame", "time_s", "persons", "ids", "best_score", "inference_ms"],
-                label="Per-frame summary", interactive=False, elem_id="frames-table", max_height=320,
+                headers=FRAME_COLUMNS, label="Per-frame summary", interactive=False, elem_id="frames-table",
+                max_height=320,
             )  # fmt: skip
 
-    inputs = [
-        video, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views, layout, stride,
-        start, end, tracking, smoothing,
-    ]  # fmt: skip
+    inputs = [video, *controls, layout, stride, start, end, tracking, smoothing]
     run_btn.click(
-        predict_video, inputs, [output, summary, frames, files], api_name="predict_video", concurrency_id="model"
+        bind(predict_video, ctx, resolution=ctx.default_resolution),
+        inputs,
+        [output, summary, frames, files],
+        api_name="predict_video",
+        concurrency_id="model",
     )
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
-
-    def cancel_on_unload(request: gr.Request) -> None:
-        """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
-        registry.cancel(request.session_hash or "anonymous")
-
+    # The tab has no handle on its Blocks; Gradio's build context (``Context.root_block``) is the page being built.
     root = gr.context.Context.root_block
     if isinstance(root, gr.Blocks):
         root.unload(cancel_on_unload)

@@ -11,36 +11,30 @@ Design choices (see docs/webcam.md):
   ``model``) never wait for a stream's queue slot; they only share the model lock one frame at a time.
 * Stream events are private; API clients use ``/predict_frame`` (one frame per call), since ``gradio_client``
   cannot drive ``.stream()`` events.
+
+Handlers are module-level functions of a :class:`UiContext`; ``build_webcam_tab`` is the layout.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 import numpy as np
-from gradio.data_classes import ImageData
-from PIL import Image
 
 from rfdetr_demo.config import Settings
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
 from rfdetr_demo.exports import result_dict
 from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
-from rfdetr_demo.service import ModelService
-from rfdetr_demo.ui.common import (
-    DEFAULT_KEYPOINT_THRESHOLD,
-    DEFAULT_THRESHOLD,
-    MODEL_WAIT_S,
-    make_controls,
-    user_errors,
-)
+from rfdetr_demo.ui.common import UiContext, bind, make_controls, user_errors
+from rfdetr_demo.ui.components import LiveImage
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +47,17 @@ ZERO_GPU_TIME_LIMIT_S = 60
 WEBCAM_CONCURRENCY = 4  # simultaneous webcam viewers (they share one model, frame by frame)
 SOURCE_CONCURRENCY = 2  # simultaneous server-side stream viewers
 WEBCAM_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
-JPEG_QUALITY = 80
 
 _sources = SourceRegistry()
 
 
-def jpeg_data_url_postprocess(component: gr.Image) -> gr.Image:
-    """Send live frames inline as JPEG data URLs instead of one cache file per frame.
-
-    Per-frame files would fill the cache folder (10 frames/s for minutes) and cost an extra HTTP fetch each.
-    """
-
-    def postprocess(value: Any) -> Any:
-        if not isinstance(value, np.ndarray):
-            return original(value)
-        buf = io.BytesIO()
-        Image.fromarray(value).save(buf, format="JPEG", quality=JPEG_QUALITY)
-        return ImageData(url="data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
-
-    original = component.postprocess
-    component.postprocess = postprocess  # type: ignore[method-assign]
-    return component
-
-
 def _options(
-    threshold: float, keypoint_threshold: float, resolution: Any, views: Any, mirrored: bool, mirror_display: bool
+    threshold: float,
+    keypoint_threshold: float,
+    resolution: Any,
+    views: Any,
+    mirrored: bool = False,
+    mirror_display: bool = False,
 ) -> FrameOptions:
     return FrameOptions(
         threshold=float(threshold),
@@ -117,115 +97,123 @@ def _source_note(settings: Settings) -> str:
     return f"The server reads the stream (RTSP, RTSPS, HTTP or HTTPS, e.g. an MJPEG camera). {allowed}"
 
 
-def build_webcam_tab(service: ModelService, settings: Settings) -> None:
+def on_frame(
+    ctx: UiContext,
+    frame: np.ndarray | None,
+    threshold: float,
+    keypoint_threshold: float,
+    resolution: Any,
+    views: list[str],
+    mirror_display: bool,
+    handler: FrameHandler | None,
+) -> tuple[Any, Any, FrameHandler | None]:
+    """One streamed webcam frame. Never raises: an exception would end the stream for this viewer."""
+    if frame is None:
+        return gr.skip(), gr.skip(), handler
+    if handler is None:
+        handler = FrameHandler(ctx.service)
+    try:
+        options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display)
+        handler.submit(frame)
+        result = handler.process_latest(options)
+    except ValueError as exc:
+        return gr.skip(), f"⚠️ {exc}", handler
+    except Exception as exc:  # keep the stream alive; the next frame may work
+        log.exception("webcam frame failed")
+        return gr.skip(), f"⚠️ Unexpected error ({exc.__class__.__name__}: {exc}).", handler
+    if result is None:
+        return gr.skip(), gr.skip(), handler
+    return result.image, result.message or _readout(handler), handler
+
+
+@user_errors
+def predict_frame(
+    ctx: UiContext,
+    image: np.ndarray | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+    resolution: int | None = None,
+    views: list[str] | None = None,
+    mirrored: bool = False,
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Detect people and keypoints in one video frame (the API twin of the live webcam stream).
+
+    Args:
+        image: the frame.
+        threshold: minimum detection score, 0-1.
+        keypoint_threshold: joints below this confidence are hidden, 0-1.
+        resolution: inference side length, a multiple of 24.
+        views: views to tile side by side into the returned image.
+        mirrored: True if the frame is a mirror (selfie) image; it is flipped back before inference.
+    Returns:
+        The annotated tiled views, the JSON result (coordinates in the un-mirrored frame), and a timing line.
+    """
+    if image is None:
+        raise gr.Error("Please send a frame.", title="No image")
+    ctx.service.wait(MODEL_WAIT_S)
+    handler = FrameHandler(ctx.service)
+    options = _options(threshold, keypoint_threshold, resolution or ctx.default_resolution, views, mirrored)
+    result = handler.process(image, options)
+    if result.prediction is None:
+        raise gr.Error(result.message, title="Model not ready")
+    p = result.prediction
+    data = result_dict(p, p.displayed(options.keypoint_threshold), options.keypoint_threshold, "frame")
+    data["mirrored_input"] = bool(mirrored)
+    timing = f"model {result.model_ms:.0f} ms · drawing {result.render_ms:.0f} ms · total {result.e2e_ms:.0f} ms"
+    return result.image, data, timing
+
+
+def run_source(
+    ctx: UiContext,
+    url: str,
+    threshold: float,
+    keypoint_threshold: float,
+    resolution: Any,
+    views: list[str],
+    request: gr.Request,
+) -> Iterator[tuple[Any, str]]:
+    """Read a server-side stream and yield annotated frames until Stop, a final failure or the time limit."""
+    settings = ctx.settings
+    try:
+        target = validate_stream_url(url, settings.enable_stream_source, settings.stream_allow_hosts)
+    except StreamSourceError as exc:
+        raise gr.Error(str(exc), title="Stream source refused", print_exception=False) from exc
+    key = _session_key(request)
+    options = _options(threshold, keypoint_threshold, resolution, views)
+    session = _sources.start(key, SourceSession(ctx.service, target, options))
+    started = time.monotonic()
+    try:
+        for update in session.updates(DEFAULT_MAX_SECONDS):
+            if update.result is None:
+                yield gr.skip(), f"⏳ {update.status.message}"
+                continue
+            readout = update.result.message or _readout(session.handler)
+            if update.status.state == "reconnecting":
+                readout += f"\n\n⏳ {update.status.message}"
+            yield update.result.image, readout
+        if time.monotonic() - started >= DEFAULT_MAX_SECONDS:
+            yield gr.skip(), f"⏹ Stopped after {DEFAULT_MAX_SECONDS / 60:.0f} minutes; press Start to continue."
+    except StreamSourceError as exc:
+        raise gr.Error(str(exc), title="Stream source failed", print_exception=False) from exc
+    finally:
+        _sources.discard(key, session)
+
+
+def stop_source(request: gr.Request) -> str:
+    return "Stopped." if _sources.stop(_session_key(request)) else "Nothing is running."
+
+
+def update_source_options(
+    threshold: float, keypoint_threshold: float, resolution: Any, views: list[str], request: gr.Request
+) -> None:
+    """A running stream source picks up changed controls with its next frame."""
+    session = _sources.get(_session_key(request))
+    if session is not None:
+        session.options = _options(threshold, keypoint_threshold, resolution, views)
+
+
+def build_webcam_tab(ctx: UiContext) -> None:
     """Create the tab's components and events inside the current ``gr.Blocks``."""
-    default_res = settings.resolution or 576
-
-    def on_frame(
-        frame: np.ndarray | None,
-        threshold: float,
-        keypoint_threshold: float,
-        resolution: Any,
-        views: list[str],
-        mirror_display: bool,
-        handler: FrameHandler | None,
-    ) -> tuple[Any, Any, FrameHandler | None]:
-        """One streamed webcam frame. Never raises: an exception would end the stream for this viewer."""
-        if frame is None:
-            return gr.skip(), gr.skip(), handler
-        if handler is None:
-            handler = FrameHandler(service)
-        try:
-            options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display)
-            handler.submit(frame)
-            result = handler.process_latest(options)
-        except ValueError as exc:
-            return gr.skip(), f"⚠️ {exc}", handler
-        except Exception as exc:  # keep the stream alive; the next frame may work
-            log.exception("webcam frame failed")
-            return gr.skip(), f"⚠️ Unexpected error ({exc.__class__.__name__}: {exc}).", handler
-        if result is None:
-            return gr.skip(), gr.skip(), handler
-        return result.image, result.message or _readout(handler), handler
-
-    @user_errors
-    def predict_frame(
-        image: np.ndarray | None,
-        threshold: float = DEFAULT_THRESHOLD,
-        keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
-        resolution: int = default_res,
-        views: list[str] | None = None,
-        mirrored: bool = False,
-    ) -> tuple[np.ndarray, dict[str, Any], str]:
-        """Detect people and keypoints in one video frame (the API twin of the live webcam stream).
-
-        Args:
-            image: the frame.
-            threshold: minimum detection score, 0-1.
-            keypoint_threshold: joints below this confidence are hidden, 0-1.
-            resolution: inference side length, a multiple of 24.
-            views: views to tile side by side into the returned image.
-            mirrored: True if the frame is a mirror (selfie) image; it is flipped back before inference.
-        Returns:
-            The annotated tiled views, the JSON result (coordinates in the un-mirrored frame), and a timing line.
-        """
-        if image is None:
-            raise gr.Error("Please send a frame.", title="No image")
-        service.wait(MODEL_WAIT_S)
-        handler = FrameHandler(service)
-        options = _options(threshold, keypoint_threshold, resolution, views, mirrored, False)
-        result = handler.process(image, options)
-        if result.prediction is None:
-            raise gr.Error(result.message, title="Model not ready")
-        p = result.prediction
-        data = result_dict(p, p.displayed(options.keypoint_threshold), options.keypoint_threshold, "frame")
-        data["mirrored_input"] = bool(mirrored)
-        timing = f"model {result.model_ms:.0f} ms · drawing {result.render_ms:.0f} ms · total {result.e2e_ms:.0f} ms"
-        return result.image, data, timing
-
-    def run_source(
-        url: str,
-        threshold: float,
-        keypoint_threshold: float,
-        resolution: Any,
-        views: list[str],
-        request: gr.Request,
-    ):
-        """Read a server-side stream and yield annotated frames until Stop, a final failure or the time limit."""
-        try:
-            target = validate_stream_url(url, settings.enable_stream_source, settings.stream_allow_hosts)
-        except StreamSourceError as exc:
-            raise gr.Error(str(exc), title="Stream source refused", print_exception=False) from exc
-        key = _session_key(request)
-        options = _options(threshold, keypoint_threshold, resolution, views, False, False)
-        session = _sources.start(key, SourceSession(service, target, options))
-        started = time.monotonic()
-        try:
-            for update in session.updates(DEFAULT_MAX_SECONDS):
-                if update.result is None:
-                    yield gr.skip(), f"⏳ {update.status.message}"
-                    continue
-                readout = update.result.message or _readout(session.handler)
-                if update.status.state == "reconnecting":
-                    readout += f"\n\n⏳ {update.status.message}"
-                yield update.result.image, readout
-            if time.monotonic() - started >= DEFAULT_MAX_SECONDS:
-                yield gr.skip(), f"⏹ Stopped after {DEFAULT_MAX_SECONDS / 60:.0f} minutes; press Start to continue."
-        except StreamSourceError as exc:
-            raise gr.Error(str(exc), title="Stream source failed", print_exception=False) from exc
-        finally:
-            _sources.discard(key, session)
-
-    def stop_source(request: gr.Request) -> str:
-        return "Stopped." if _sources.stop(_session_key(request)) else "Nothing is running."
-
-    def update_source_options(
-        threshold: float, keypoint_threshold: float, resolution: Any, views: list[str], request: gr.Request
-    ) -> None:
-        session = _sources.get(_session_key(request))
-        if session is not None:
-            session.options = _options(threshold, keypoint_threshold, resolution, views, False, False)
-
     gr.Markdown(
         "Click the camera button, allow access, then start streaming. Frames are processed as fast as the server "
         "can; when it is slower than your camera, older frames are skipped so the picture never lags behind.",
@@ -237,17 +225,14 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
                 webcam_options=gr.WebcamOptions(mirror=True, constraints=WEBCAM_CONSTRAINTS),
                 elem_id="webcam-input", height=320,
             )  # fmt: skip
-            # On a live stream a changed threshold simply applies to the frames that follow.
+            # On a live stream a changed threshold simply applies to the frames that follow. Views are tiles here
+            # (FrameHandler.render), not the Image tab's side-by-side gallery.
             controls = make_controls(
-                default_res,
-                LIVE_DEFAULT_VIEWS,
+                ctx, LIVE_DEFAULT_VIEWS, elem_prefix="webcam",
                 threshold_info="Minimum person score; applies to the next frames (no restart needed).",
-            )
-            # Views are tiles here (FrameHandler.render), not the Image tab's side-by-side gallery.
-            controls.threshold.elem_id = "webcam-threshold"
-            controls.views.label = "Views (one tile each, two per row)"
-            controls.views.info = "All tiles come from the same single inference per frame; fewer views draw faster."
-            controls.views.elem_id = "webcam-views"
+                views_label="Views (one tile each, two per row)",
+                views_info="All tiles come from the same single inference per frame; fewer views draw faster.",
+            )  # fmt: skip
             mirror_display = gr.Checkbox(
                 value=True, label="Mirror the annotated view",
                 info="Display only: inference always sees the un-mirrored frame, so left joints stay left.",
@@ -255,21 +240,19 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
             )  # fmt: skip
         with gr.Column(scale=2, min_width=480):
             readout = gr.Markdown("Waiting for frames…", elem_id="webcam-readout")
-            live = jpeg_data_url_postprocess(
-                gr.Image(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
-            )
+            live = LiveImage(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
             with gr.Accordion("Camera stream URL (RTSP / HTTP, read by the server)", open=False):
-                gr.Markdown(_source_note(settings), elem_id="source-note")
+                gr.Markdown(_source_note(ctx.settings), elem_id="source-note")
                 with gr.Row():
                     source_url = gr.Textbox(
                         label="Stream URL", placeholder="rtsp://camera.local:554/stream or http://…/video.mjpg",
-                        scale=4, elem_id="source-url", interactive=settings.enable_stream_source,
+                        scale=4, elem_id="source-url", interactive=ctx.settings.enable_stream_source,
                     )  # fmt: skip
                     start = gr.Button("Start", variant="primary", scale=1, elem_id="source-start")
                     stop = gr.Button("Stop", scale=1, elem_id="source-stop")
                 source_readout = gr.Markdown(elem_id="source-readout")
-                source_view = jpeg_data_url_postprocess(
-                    gr.Image(label="Stream keypoints", interactive=False, format="jpeg", elem_id="source-output")
+                source_view = LiveImage(
+                    label="Stream keypoints", interactive=False, format="jpeg", elem_id="source-output"
                 )
     # Hidden components for the /predict_frame API endpoint (one frame per call, usable from gradio_client).
     with gr.Row(visible=False):
@@ -281,30 +264,28 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
         api_button = gr.Button("predict_frame")
     handler_state = gr.State(None)
 
+    zero_gpu = on_zero_gpu()
     webcam.stream(
-        on_frame,
-        [webcam, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views, mirror_display,
-         handler_state],
+        bind(on_frame, ctx),
+        [webcam, *controls, mirror_display, handler_state],
         [live, readout, handler_state],
-        stream_every=ZERO_GPU_STREAM_EVERY_S if on_zero_gpu() else STREAM_EVERY_S,
-        time_limit=ZERO_GPU_TIME_LIMIT_S if on_zero_gpu() else WEBCAM_TIME_LIMIT_S,
+        stream_every=ZERO_GPU_STREAM_EVERY_S if zero_gpu else STREAM_EVERY_S,
+        time_limit=ZERO_GPU_TIME_LIMIT_S if zero_gpu else WEBCAM_TIME_LIMIT_S,
         concurrency_limit=WEBCAM_CONCURRENCY,
         concurrency_id="webcam",
         api_visibility="private",
         show_progress="hidden",
-    )  # fmt: skip
+    )
     api_button.click(
-        predict_frame,
-        [api_frame, controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views,
-         api_mirrored],
+        bind(predict_frame, ctx, resolution=ctx.default_resolution),
+        [api_frame, *controls, api_mirrored],
         [api_image, api_json, api_timing],
         api_name="predict_frame",
         concurrency_id="model",
-    )  # fmt: skip
-    source_inputs = [controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views]
+    )
     source_event = start.click(
-        run_source,
-        [source_url, *source_inputs],
+        bind(run_source, ctx),
+        [source_url, *controls],
         [source_view, source_readout],
         api_visibility="private",
         concurrency_limit=SOURCE_CONCURRENCY,
@@ -313,9 +294,9 @@ def build_webcam_tab(service: ModelService, settings: Settings) -> None:
     )
     stop.click(stop_source, None, source_readout, cancels=[source_event], api_visibility="private", queue=False)
     gr.on(
-        [c.change for c in (controls.threshold, controls.keypoint_threshold, controls.resolution, controls.views)],
+        [c.change for c in controls],
         update_source_options,
-        source_inputs,
+        list(controls),
         None,
         api_visibility="private",
         queue=False,
