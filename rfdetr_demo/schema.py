@@ -42,7 +42,8 @@ _COCO_SKELETON_ONE_BASED: tuple[tuple[int, int], ...] = (
     (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
 )  # fmt: skip
 
-# Per-keypoint OKS sigmas from the COCO evaluation code; used to size synthetic uncertainty in the replay oracle.
+# Per-keypoint OKS sigmas from the COCO evaluation code: the evaluator's tolerance per joint (and the size of the
+# synthetic uncertainty in the replay oracle).
 COCO_OKS_SIGMAS: tuple[float, ...] = (
     0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062,
     0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
@@ -55,16 +56,26 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class KeypointSchema:
-    """Names of the K keypoints and the 0-based edges that connect them."""
+    """Names of the K keypoints, the 0-based edges that connect them and, optionally, their OKS sigmas.
+
+    ``sigmas`` (one per keypoint) are what the COCO evaluator needs to score a K other than COCO's 17: how far a
+    joint may be off, relative to the person's size, and still count as right.
+    """
 
     names: tuple[str, ...]
     edges: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    sigmas: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         k = len(self.names)
         for a, b in self.edges:
             if not (0 <= a < k and 0 <= b < k):
                 raise SchemaError(f"edge ({a}, {b}) refers to a keypoint outside 0..{k - 1}")
+        if self.sigmas is not None:
+            if len(self.sigmas) != k:
+                raise SchemaError(f"the schema names {k} keypoints but gives {len(self.sigmas)} sigmas")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in self.sigmas):
+                raise SchemaError("sigmas must be positive numbers")
 
     @property
     def num_keypoints(self) -> int:
@@ -76,7 +87,8 @@ class KeypointSchema:
 
     @classmethod
     def coco(cls) -> KeypointSchema:
-        return cls(COCO_KEYPOINT_NAMES, tuple((a - 1, b - 1) for a, b in _COCO_SKELETON_ONE_BASED))
+        edges = tuple((a - 1, b - 1) for a, b in _COCO_SKELETON_ONE_BASED)
+        return cls(COCO_KEYPOINT_NAMES, edges, COCO_OKS_SIGMAS)
 
     @classmethod
     def generic(cls, num_keypoints: int) -> KeypointSchema:
@@ -115,22 +127,28 @@ def schema_from_mapping(data: dict[str, Any]) -> KeypointSchema:
     """Build a schema from a parsed file.
 
     Accepted shapes:
-    - ``{"keypoints": [names...], "skeleton": [[a, b], ...], "index_base": 0}`` (edges by index or by name;
-      ``index_base`` defaults to 0),
-    - a COCO annotation file or category (``categories[0].keypoints`` / ``skeleton``, 1-based as COCO defines it).
+    - ``{"keypoints": [names...], "skeleton": [[a, b], ...], "index_base": 0, "sigmas": [...]}`` (edges by index
+      or by name; ``index_base`` defaults to 0; ``sigmas``, optional, one OKS sigma per keypoint),
+    - a COCO annotation file or category (``categories[0].keypoints`` / ``skeleton``, 1-based as COCO defines it;
+      an optional ``sigmas`` list in the category is read too).
     """
     if "categories" in data:
-        cats = [c for c in data["categories"] if c.get("keypoints")]
+        cats = [c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")]
         if not cats:
             raise SchemaError("the COCO file has no category with keypoints")
-        data = {"keypoints": cats[0]["keypoints"], "skeleton": cats[0].get("skeleton", []), "index_base": 1}
+        data = {**cats[0], "skeleton": cats[0].get("skeleton", []), "index_base": 1}
     elif "supercategory" in data and "keypoints" in data:
-        data = {"keypoints": data["keypoints"], "skeleton": data.get("skeleton", []), "index_base": 1}
+        data = {**data, "skeleton": data.get("skeleton", []), "index_base": 1}
     names = data.get("keypoints") or data.get("names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise SchemaError("the schema needs a non-empty 'keypoints' list of names")
     base = int(data.get("index_base", 0))
-    return KeypointSchema(tuple(names), _parse_edges(data.get("skeleton"), names, base))
+    sigmas = data.get("sigmas")
+    if sigmas is not None and not isinstance(sigmas, list):
+        raise SchemaError("'sigmas' must be a list with one number per keypoint")
+    return KeypointSchema(
+        tuple(names), _parse_edges(data.get("skeleton"), names, base), tuple(sigmas) if sigmas is not None else None
+    )
 
 
 def load_schema(path: str | Path) -> KeypointSchema:
