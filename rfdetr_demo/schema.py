@@ -87,8 +87,7 @@ class KeypointSchema:
 
     @classmethod
     def coco(cls) -> KeypointSchema:
-        edges = tuple((a - 1, b - 1) for a, b in _COCO_SKELETON_ONE_BASED)
-        return cls(COCO_KEYPOINT_NAMES, edges, COCO_OKS_SIGMAS)
+        return cls(COCO_KEYPOINT_NAMES, tuple((a - 1, b - 1) for a, b in _COCO_SKELETON_ONE_BASED))
 
     @classmethod
     def generic(cls, num_keypoints: int) -> KeypointSchema:
