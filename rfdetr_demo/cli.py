@@ -1,4 +1,4 @@
-"""Batch mode without the UI: ``python -m rfdetr_demo predict PATH... --out DIR``.
+"""Batch mode without the UI: ``python -m rfdetr_demo predict PATH... --out DIR`` (and ``evaluate``, in its own module).
 
 For people who want the demo's output for a folder of files (to inspect, to score with pycocotools, to feed another
 tool) without a browser. It deliberately has no model code of its own: it gets the same process-wide
@@ -22,6 +22,7 @@ from PIL import Image
 
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
 from rfdetr_demo.defaults import MODEL_WAIT_S
+from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
 from rfdetr_demo.service import ModelService
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--jpeg-quality", type=int, default=90, help="Quality of the annotated JPEGs (1-95).")
     predict.add_argument("--no-progress", action="store_true", help="Do not draw the progress bar.")
     add_setting_arguments(predict, MODEL_OPTIONS)
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -310,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        return run_evaluate(args)
     try:
         settings = settings_for(args)
     except ValueError as exc:

@@ -104,7 +104,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             options=RunOptions(args.threshold, resolution, args.batch_size, max_side),
             max_images=args.max_eval_images,
         )
-        bar = tqdm(desc="evaluate", unit="img", disable=args.no_progress, file=sys.stderr)
+        bar = tqdm(desc="evaluate", unit="img", disable=args.no_progress or service is None, file=sys.stderr)
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -127,4 +127,3 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {len(files)} files to {args.out}", file=sys.stderr)
     return EXIT_OK
-

@@ -79,7 +79,9 @@ def render_image(
     return render_view(scene, kp, schema, VIEW_SKELETON), _caption(row)
 
 
-def worst_gallery(evaluation: Evaluation, score: SetScore | None = None, count: int = 8) -> list[tuple[np.ndarray, str]]:
+def worst_gallery(
+    evaluation: Evaluation, score: SetScore | None = None, count: int = 8
+) -> list[tuple[np.ndarray, str]]:
     """(image, caption) for the ``count`` lowest-OKS images whose files are at hand (a model run's, or given)."""
     score = score or evaluation.first
     rows = [r for r in worst_images(score, count=len(score.per_image)) if r["image_id"] in evaluation.images]

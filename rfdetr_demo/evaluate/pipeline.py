@@ -61,7 +61,9 @@ def evaluate(
             raise EvaluationError("no model is loaded to run on the images")
         pairs = match_images(dataset, collect_sources(request.images), request.max_images)
     names = unique_names([Path(str(p)).stem for p in request.results])
-    sets: list[PredictionSet] = [load_prediction_file(p, dataset, n) for p, n in zip(request.results, names, strict=True)]
+    sets: list[PredictionSet] = [
+        load_prediction_file(p, dataset, n) for p, n in zip(request.results, names, strict=True)
+    ]
     model_info = None
     if pairs:
         info = service.info
@@ -70,7 +72,11 @@ def evaluate(
         sets.insert(0, run)
     threshold = request.options.threshold
     scores = [score_set(dataset, s, threshold) for s in sets]
-    settings = {"threshold": threshold, "resolution": request.options.resolution, "batch_size": request.options.batch_size}
+    settings = {
+        "threshold": threshold,
+        "resolution": request.options.resolution,
+        "batch_size": request.options.batch_size,
+    }
     if pairs and request.options.resolution is None:
         settings["resolution"] = getattr(service.info, "default_resolution", None)
     return Evaluation(dataset, scores, {e.id: (e, s) for e, s in pairs}, model_info, settings)

@@ -16,7 +16,7 @@ from rfdetr_demo.evaluate.pipeline import Evaluation
 COLORS = ("#4287f5", "#f58230", "#3cc85a", "#a351fb", "#e6194b", "#808080")
 
 
-def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib is imported lazily (only reports need it)
+def _figure(width: float, height: float):
     """A pyplot-free figure: pyplot's global state is not safe in server threads, a plain Figure is."""
     from matplotlib.figure import Figure
 
@@ -27,7 +27,7 @@ def per_keypoint_plot(evaluation: Evaluation, path: Path) -> Path:
     """PCK@0.1 (solid) and PCK@0.05 (hatched) per keypoint, one colour per prediction set."""
     names = evaluation.dataset.schema.names
     k, n_sets = len(names), len(evaluation.scores)
-    fig = _figure(max(6.0, 0.5 * k * max(1, n_sets) + 2), 4.2)
+    fig = _figure(min(14.0, max(6.0, 0.45 * k * n_sets + 2)), 4.4)
     ax = fig.subplots()
     x = np.arange(k)
     width = 0.8 / n_sets
@@ -39,10 +39,11 @@ def per_keypoint_plot(evaluation: Evaluation, path: Path) -> Path:
         ax.bar(offset, pck10, width, color=color, alpha=0.45, label=f"{score.name} · PCK@0.1")
         ax.bar(offset, pck05, width, color=color, label=f"{score.name} · PCK@0.05")
     ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("share of labelled joints")
     ax.set_title("Per-keypoint PCK (fraction of the box diagonal), on COCOeval's OKS-0.5 matches")
-    ax.legend(fontsize=7, loc="upper right", ncol=min(2, n_sets))
+    ax.legend(fontsize=7, loc="upper center", ncol=min(4, 2 * n_sets), frameon=False)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path

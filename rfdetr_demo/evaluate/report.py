@@ -138,4 +138,3 @@ def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> list[Path]:
     if plot is not None:
         files.append(plot)
     return files
-

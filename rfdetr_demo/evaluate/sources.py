@@ -47,7 +47,9 @@ def zip_sources(path: Path) -> list[ImageSource]:
         raise EvaluationError(f"images: {path.name} is not a readable zip archive ({exc})") from exc
     bad = [n for n in names if _unsafe_member(n)]
     if bad:
-        raise EvaluationError(f"images: zip {path.name} has an entry pointing outside the archive ({bad[0]!r}); refused")
+        raise EvaluationError(
+            f"images: zip {path.name} has an entry pointing outside the archive ({bad[0]!r}); refused"
+        )
     return [
         ImageSource(n.replace("\\", "/"), path, n)
         for n in sorted(names)
