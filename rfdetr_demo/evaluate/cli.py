@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_demo.config import add_setting_arguments, settings_from_args
+from rfdetr_demo.defaults import MODEL_WAIT_S
 from rfdetr_demo.evaluate.sources import DEFAULT_MAX_EVAL_IMAGES
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 2, 130
@@ -20,7 +21,6 @@ MODEL_OPTIONS: tuple[str, ...] = (
     "checkpoint", "hub_repo", "hub_filename", "hub_revision", "random_weights", "device", "precision", "engine",
     "resolution", "keypoint_schema", "max_image_side",
 )  # fmt: skip
-MODEL_WAIT_S = 900.0
 
 
 def _unit(text: str) -> float:
