@@ -156,14 +156,14 @@ def raw_output_differences(rf, engine, image: np.ndarray, resolution: int) -> di
 
     if not hasattr(engine, "prepare"):
         return {}
-    from rfdetr_demo.backends.openvino_backend import _as_output_dict
+    from rfdetr_demo.backends.openvino_forward import as_output_dict
 
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
     x = F.normalize(F.resize(t, [resolution, resolution], antialias=False), rf.means, rf.stds)[None]
     with torch.inference_mode():
         ref = rf.model.model.eval()(x)
     compiled = engine.prepare(resolution)
-    got = _as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
+    got = as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
     side = max(image.shape[:2])
     kp_xy = (got["pred_keypoints"][..., :2] - ref["pred_keypoints"][..., :2]).abs().max().item()
     return {

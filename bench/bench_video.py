@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rfdetr_demo.loading import ModelSpec, load_rfdetr  # noqa: E402
-from rfdetr_demo.render import VIEW_COMBINED, render_view  # noqa: E402
+from rfdetr_demo.render import VIEW_COMBINED, render  # noqa: E402
 from rfdetr_demo.result import apply_keypoint_threshold, drop_background  # noqa: E402
 from rfdetr_demo.service import ModelService  # noqa: E402
 from rfdetr_demo.video.pipeline import VideoOptions, render_frame, run_video  # noqa: E402
@@ -67,7 +67,7 @@ def baseline(predictor, schema, clip: Path, out: Path, threshold: float, kp_thr:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         kp = predictor.model.predict(rgb, threshold=threshold, shape=(res, res), include_source_image=False)
         kp = apply_keypoint_threshold(drop_background(kp), kp_thr)
-        frame = render_view(rgb, kp, schema, VIEW_COMBINED)
+        frame = render(rgb, kp, schema, [VIEW_COMBINED])[0]
         if writer is None:
             h, w = frame.shape[:2]
             writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import supervision as sv
 
-from rfdetr_demo.result import Prediction, boxes_of, class_names_of, instance_ids
-from rfdetr_demo.tables import keypoints_table
+from rfdetr_demo.result import BACKGROUND_CLASS, BOXES, CLASS_NAME, COVARIANCE, IDS, Prediction
 
-# COCO's person category id; other class names are numbered after it in the model's class order.
+# COCO's person category id; a fine-tune's other classes are numbered 1.. in the model's class order.
 COCO_PERSON_CATEGORY_ID = 1
 
 
@@ -32,29 +32,24 @@ def image_id_from_name(name: str | None) -> int:
 
 
 def category_ids(names: Sequence[str], class_names: Sequence[str] = ()) -> list[int]:
-    """'person' → 1 (COCO); other classes → 1-based position in the model's class list."""
-    out = []
-    for n in names:
-        if n == "person":
-            out.append(COCO_PERSON_CATEGORY_ID)
-        elif n in class_names:
-            out.append(list(class_names).index(n) + 1)
-        else:
-            out.append(COCO_PERSON_CATEGORY_ID)
-    return out
+    """COCO category ids: 'person' → 1 (COCO); a fine-tune's classes → 1-based position in its class list.
+
+    The background slot of a background-first class list is not a category, so it is skipped: ``["cat", "dog"]``
+    (0-based fine-tune) and ``["__background__", "cat", "dog"]`` both give cat → 1, dog → 2, the ids of a COCO
+    dataset whose categories are numbered from 1 in that order. Names the list lacks fall back to 1.
+    """
+    order = [c for c in class_names if c != BACKGROUND_CLASS]
+    return [COCO_PERSON_CATEGORY_ID if n == "person" or n not in order else order.index(n) + 1 for n in names]
 
 
 def instances(kp: sv.KeyPoints, keypoint_names: Sequence[str]) -> list[dict[str, Any]]:
     """JSON-ready instances: id, class, score, box and every keypoint with its confidence and visibility."""
     if len(kp) == 0:
         return []
-    boxes = boxes_of(kp)
-    conf = kp.keypoint_confidence if kp.keypoint_confidence is not None else np.ones(kp.xy.shape[:2])
-    vis = kp.visible if kp.visible is not None else np.ones(kp.xy.shape[:2], bool)
-    scores = kp.detection_confidence if kp.detection_confidence is not None else np.ones(len(kp))
-    cov = kp.data.get("covariance") if kp.data else None
+    boxes, conf, vis, scores = kp.data[BOXES], kp.keypoint_confidence, kp.visible, kp.detection_confidence
+    cov = kp.data.get(COVARIANCE)
     out = []
-    for i, (pid, cname) in enumerate(zip(instance_ids(kp), class_names_of(kp), strict=True)):
+    for i, (pid, cname) in enumerate(zip(kp.data[IDS], kp.data[CLASS_NAME], strict=True)):
         points = []
         for j, name in enumerate(keypoint_names):
             point: dict[str, Any] = {
@@ -91,7 +86,7 @@ def result_dict(
     """The full result for the JSON download and the API."""
     return {
         "image": {"name": source_name, "width": prediction.image_size[0], "height": prediction.image_size[1]},
-        "model": prediction.model_info,
+        "model": prediction.model_info.as_dict(),
         "settings": {
             "threshold": prediction.threshold,
             "keypoint_threshold": float(keypoint_threshold),
@@ -111,11 +106,8 @@ def coco_results(kp: sv.KeyPoints, image_id: int, class_names: Sequence[str] = (
     """
     if len(kp) == 0:
         return []
-    boxes = boxes_of(kp)
-    vis = kp.visible if kp.visible is not None else np.ones(kp.xy.shape[:2], bool)
-    conf = kp.keypoint_confidence if kp.keypoint_confidence is not None else np.ones(kp.xy.shape[:2])
-    scores = kp.detection_confidence if kp.detection_confidence is not None else np.ones(len(kp))
-    cats = category_ids(list(class_names_of(kp)), class_names)
+    boxes, vis, conf, scores = kp.data[BOXES], kp.visible, kp.keypoint_confidence, kp.detection_confidence
+    cats = category_ids(list(kp.data[CLASS_NAME]), class_names)
     results = []
     for i in range(len(kp)):
         xy = np.nan_to_num(kp.xy[i].astype(float))
@@ -142,23 +134,27 @@ def safe_stem(name: str | None, default: str = "keypoints") -> str:
     return stem[:80] or default
 
 
+def prediction_coco_results(prediction: Prediction, displayed: sv.KeyPoints, source_name: str | None) -> list[dict]:
+    """COCO results for one image, with category ids from the model's own class list (fine-tunes keep theirs)."""
+    return coco_results(displayed, image_id_from_name(source_name), prediction.model_info.class_names)
+
+
 def write_exports(
     out_dir: str | Path,
-    prediction: Prediction,
-    displayed: sv.KeyPoints,
-    keypoint_threshold: float,
-    source_name: str | None = None,
-    stem: str = "keypoints",
+    stem: str,
+    keypoints: pd.DataFrame,
+    result: dict[str, Any],
+    coco: list[dict[str, Any]],
 ) -> list[Path]:
-    """Write CSV, JSON and COCO-results files into ``out_dir``; return their paths (CSV, JSON, COCO)."""
+    """Write the request's already-built keypoint table (CSV), result (JSON) and COCO results; return the paths.
+
+    The caller builds each once (the page shows the same table and JSON), so a download never disagrees with the page.
+    """
     stem = safe_stem(stem)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"{stem}.csv"
-    keypoints_table(displayed, prediction.keypoint_names, decimals=2).to_csv(csv_path, index=False)
-    json_path = out / f"{stem}.json"
-    json_path.write_text(json.dumps(result_dict(prediction, displayed, keypoint_threshold, source_name), indent=1))
-    coco_path = out / f"{stem}_coco_results.json"
-    class_names = prediction.model_info.get("class_names", []) if prediction.model_info else []
-    coco_path.write_text(json.dumps(coco_results(displayed, image_id_from_name(source_name), class_names)))
-    return [csv_path, json_path, coco_path]
+    paths = [out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}_coco_results.json"]
+    keypoints.to_csv(paths[0], index=False)
+    paths[1].write_text(json.dumps(result, indent=1))
+    paths[2].write_text(json.dumps(coco))
+    return paths

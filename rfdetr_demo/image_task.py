@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rfdetr_demo.exports import result_dict, write_exports
-from rfdetr_demo.images import DEFAULT_MAX_SIDE, load_image
-from rfdetr_demo.render import normalize_views, render_views
+from rfdetr_demo.exports import prediction_coco_results, result_dict, write_exports
+from rfdetr_demo.images import DEFAULT_MAX_SIDE, LoadedImage, load_image
+from rfdetr_demo.render import normalize_views, render
 from rfdetr_demo.result import Prediction
-from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.tables import keypoints_table, persons_table
 from rfdetr_demo.workdirs import new_request_dir
@@ -38,7 +37,6 @@ class ImageRun:
 
     rgb: np.ndarray
     prediction: Prediction
-    schema: KeypointSchema
     source_name: str | None
     notes: list[str] = field(default_factory=list)
     source_path: str | None = None  # the uploaded file the run came from (to recognise the same input again)
@@ -77,21 +75,25 @@ class ImageOutput:
 
 def run_image(
     service: ModelService,
-    source: str | Path | bytes,
+    source: str | Path | bytes | LoadedImage,
     threshold: float = 0.5,
     resolution: int | None = None,
     max_side: int = DEFAULT_MAX_SIDE,
     source_name: str | None = None,
+    timeout: float | None = None,
 ) -> ImageRun:
-    """Decode the image and run the model once."""
+    """Decode the image (unless it already is) and run the model once; waits at most ``timeout`` s for the model.
+
+    One decode and one wait on the service per request: the prediction carries the schema and model info.
+    """
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be within [0, 1], got {threshold}")
-    loaded = load_image(source, max_side=max_side)
+    loaded = source if isinstance(source, LoadedImage) else load_image(source, max_side=max_side)
     model_threshold = min(float(threshold), MODEL_THRESHOLD_FLOOR)
-    prediction = service.predict(loaded.rgb, threshold=model_threshold, resolution=resolution)
-    name = source_name or (Path(source).name if isinstance(source, (str, Path)) else None)
+    prediction = service.predict_batch([loaded.rgb], model_threshold, resolution, timeout=timeout)[0]
     path = str(source) if isinstance(source, (str, Path)) else None
-    return ImageRun(loaded.rgb, prediction, service.schema, name, loaded.notes, path, float(threshold))
+    name = source_name or (Path(path).name if path else None)
+    return ImageRun(loaded.rgb, prediction, name, loaded.notes, path, float(threshold))
 
 
 def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float, prediction: Prediction | None = None) -> str:
@@ -100,14 +102,13 @@ def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float, predic
     found = f"{len(p)} instance" if len(p) == 1 else f"{len(p)} instances"
     lines = [
         f"**{found}** · inference **{p.inference_ms:.0f} ms** at {p.resolution}² · "
-        f"rendering {render_ms:.0f} ms · {info.get('device', '?')} / {info.get('engine', '?')} / "
-        f"{info.get('precision', '?')} · "
+        f"rendering {render_ms:.0f} ms · {info.device} / {info.engine} / {info.precision} · "
         f"image {p.image_size[0]}×{p.image_size[1]} · detection ≥ {p.threshold:.2f}, keypoints ≥ "
         f"{keypoint_threshold:.2f}"
     ]
-    if info.get("random_weights"):
+    if info.random_weights:
         lines.append("⚠️ Random weights: these detections are noise.")
-    if "preparing" in str(info.get("engine", "")):
+    if info.preparing:
         lines.append(
             f"ℹ️ OpenVINO is preparing {p.resolution}² in the background (about a minute on a small CPU); "
             "this run used torch, later runs at this resolution will be faster."
@@ -130,17 +131,18 @@ def render_run(
     t0 = time.perf_counter()
     prediction = run.shown(threshold)
     displayed = prediction.displayed(float(keypoint_threshold))
-    rendered = render_views(run.rgb, displayed, run.schema, chosen)
+    rendered = render(run.rgb, displayed, prediction.schema, chosen)
     render_ms = (time.perf_counter() - t0) * 1000.0
-    out_dir = out_dir or new_request_dir("image_")
-    files = write_exports(
-        out_dir, prediction, displayed, keypoint_threshold, run.source_name, stem=run.source_name or "keypoints"
-    )
+    # Built once: the page shows these and the downloads are written from them.
+    keypoints = keypoints_table(displayed, prediction.keypoint_names, decimals=2)
+    result = result_dict(prediction, displayed, keypoint_threshold, run.source_name)
+    coco = prediction_coco_results(prediction, displayed, run.source_name)
+    files = write_exports(out_dir or new_request_dir("image_"), run.source_name or "keypoints", keypoints, result, coco)
     return ImageOutput(
-        views=[(img, name) for name, img in rendered],
+        views=list(zip(rendered, chosen, strict=True)),
         persons=persons_table(displayed),
-        keypoints=keypoints_table(displayed, prediction.keypoint_names),
-        result=result_dict(prediction, displayed, keypoint_threshold, run.source_name),
+        keypoints=keypoints.round({"x": 1, "y": 1}),
+        result=result,
         files=files,
         summary=summarize(run, keypoint_threshold, render_ms, prediction),
         render_ms=render_ms,

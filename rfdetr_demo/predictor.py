@@ -31,7 +31,11 @@ class Predictor(Protocol):
 
 @dataclass
 class ModelInfo:
-    """What the page tells people about the model in use."""
+    """What the page, the summaries and the exports say about the model that served a request.
+
+    The service copies it per request with the ``engine`` that served that resolution and ``preparing`` set while a
+    faster engine is still being built for it (so nothing parses the engine label).
+    """
 
     name: str
     source: str
@@ -42,6 +46,7 @@ class ModelInfo:
     class_names: list[str] = field(default_factory=list)
     random_weights: bool = False
     engine: str = "torch"
+    preparing: bool = False  # a faster engine for this resolution is being built in the background
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +58,8 @@ class ModelInfo:
             "default_resolution": self.default_resolution,
             "num_keypoints": self.num_keypoints,
             "random_weights": self.random_weights,
+            "class_names": list(self.class_names),
+            "preparing": self.preparing,
         }
 
 

@@ -1,8 +1,9 @@
 """Render the chosen keypoint views from one prediction.
 
-Every view starts from the same RGB image and the same (threshold-applied) ``sv.KeyPoints``; none re-runs the model.
-supervision annotators treat numpy images as BGR, so the image is flipped to BGR once, annotated, and flipped back:
-an RGB array handed straight to them would come out with red and blue swapped.
+:func:`render` is the one entry point (Image, Video and Webcam tabs, CLI): every view starts from the same RGB image
+and the same normalised, threshold-applied ``sv.KeyPoints``; none re-runs the model. supervision annotators treat
+numpy images as BGR, so each frame is flipped to BGR once, every view is drawn, and each output image is flipped
+back once: an RGB array handed straight to them would come out with red and blue swapped.
 
 Left and right joints are drawn in different colours (hidden through ``visible`` masks, never by slicing columns),
 because a left/right swap is the error people most need to see in a pose demo.
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import boxes_of, class_names_of, instance_ids, with_arrays
+from rfdetr_demo.result import BOXES, CLASS_NAME, IDS, scale_keypoints, with_arrays
 from rfdetr_demo.schema import KeypointSchema
 
 LEFT_COLOR = sv.Color(66, 135, 245)  # blue
@@ -44,6 +45,13 @@ ALL_VIEWS: tuple[str, ...] = (
     VIEW_BOXES,
 )
 DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED, VIEW_SKELETON, VIEW_ELLIPSES, VIEW_LABELS)
+# Drawing order when views are combined on one frame: soft overlays first, text last, so nothing hides the labels.
+OVERLAY_ORDER = (VIEW_HALO, VIEW_ELLIPSES, VIEW_BOXES, VIEW_SKELETON, VIEW_COMBINED, VIEW_VERTICES, VIEW_LABELS)
+
+LAYOUT_SEPARATE = "separate"  # one image per view (the Image tab's gallery)
+LAYOUT_COMBINED = "combined"  # every view drawn over one image (video default)
+LAYOUT_GRID = "grid"  # one tile per view, in one image (video grid, webcam)
+LAYOUTS = (LAYOUT_SEPARATE, LAYOUT_COMBINED, LAYOUT_GRID)
 
 
 def side_of(name: str) -> str:
@@ -138,8 +146,7 @@ def _draw_edges(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, sty
 
 def _shown_mask(kp: sv.KeyPoints) -> np.ndarray:
     """Joints to draw: visible and with finite coordinates."""
-    shown = np.isfinite(kp.xy).all(axis=-1)
-    return shown & kp.visible if kp.visible is not None else shown
+    return np.isfinite(kp.xy).all(axis=-1) & kp.visible
 
 
 def _draw_vertices(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, style: Style) -> np.ndarray:
@@ -199,16 +206,14 @@ def _draw_ellipses(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, 
 
 def box_labels(kp: sv.KeyPoints) -> list[str]:
     """'person #3 0.91' per row: class name, display id (tracker id when tracking) and detection score."""
-    names = class_names_of(kp)
-    ids = instance_ids(kp)
-    scores = kp.detection_confidence if kp.detection_confidence is not None else np.ones(len(kp))
-    return [f"{n or 'object'} #{i} {s:.2f}" for n, i, s in zip(names, ids, scores, strict=True)]
+    rows = zip(kp.data[CLASS_NAME], kp.data[IDS], kp.detection_confidence, strict=True)
+    return [f"{n or 'object'} #{i} {s:.2f}" for n, i, s in rows]
 
 
 def _draw_boxes(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, style: Style) -> np.ndarray:
     if len(kp) == 0:
         return scene
-    detections = sv.Detections(xyxy=boxes_of(kp), class_id=np.zeros(len(kp), dtype=int))
+    detections = sv.Detections(xyxy=kp.data[BOXES], class_id=np.zeros(len(kp), dtype=int))
     scene = sv.BoxAnnotator(color=BOX_COLOR, thickness=style.thickness).annotate(scene, detections)
     label = sv.LabelAnnotator(
         color=BOX_COLOR, text_scale=style.text_scale, text_padding=max(2, style.radius), smart_position=False
@@ -246,25 +251,56 @@ def normalize_views(views: Sequence[str] | str | None) -> list[str]:
     return [v for v in ALL_VIEWS if v in chosen]
 
 
-def render_view(rgb: np.ndarray, key_points: sv.KeyPoints, schema: KeypointSchema, view: str) -> np.ndarray:
-    """Draw one view on a copy of ``rgb`` (RGB uint8) and return RGB uint8."""
+def render(
+    rgb: np.ndarray,
+    key_points: sv.KeyPoints,
+    schema: KeypointSchema,
+    views: Sequence[str],
+    layout: str = LAYOUT_SEPARATE,
+    columns: int | None = None,
+    max_size: tuple[int, int] | None = None,
+) -> list[np.ndarray]:
+    """Draw ``views`` (as given by :func:`normalize_views`) of one prediction on an RGB uint8 image; RGB uint8 out.
+
+    ``separate``: one image per view, in the order given. ``combined``: one image, views drawn in
+    :data:`OVERLAY_ORDER`. ``grid``: one image of tiles (``columns`` per row), scaled to fit ``max_size`` first.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
+    unknown = [v for v in views if v not in VIEW_DRAWERS]
+    if unknown or not views:
+        raise ValueError(f"unknown or no view(s) {unknown}; choose from {list(ALL_VIEWS)}")
+    if layout == LAYOUT_GRID and max_size is not None:
+        rgb, key_points = _fit_grid(rgb, key_points, len(views), max_size)
     style = Style.for_size(rgb.shape[1], rgb.shape[0])
     # RGB -> BGR copy (supervision's numpy convention); cv2's SIMD swap is ~5x faster than a strided numpy copy.
     scene = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-    if len(key_points):
-        scene = VIEW_DRAWERS[view](scene, key_points, schema, style)
-    return cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)
+    drawn = len(key_points) > 0
+    if layout == LAYOUT_COMBINED:
+        for view in (v for v in OVERLAY_ORDER if v in views and drawn):
+            scene = VIEW_DRAWERS[view](scene, key_points, schema, style)
+        return [cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)]
+    tiles = [VIEW_DRAWERS[v](scene.copy(), key_points, schema, style) if drawn else scene.copy() for v in views]
+    if layout == LAYOUT_GRID:
+        tiles = [tile_views(tiles, columns)]
+    return [cv2.cvtColor(tile, cv2.COLOR_BGR2RGB) for tile in tiles]
 
 
-def render_views(
-    rgb: np.ndarray, key_points: sv.KeyPoints, schema: KeypointSchema, views: Sequence[str]
-) -> list[tuple[str, np.ndarray]]:
-    """All chosen views of one prediction, in the canonical order."""
-    return [(v, render_view(rgb, key_points, schema, v)) for v in normalize_views(views)]
+def _fit_grid(
+    rgb: np.ndarray, key_points: sv.KeyPoints, n_views: int, max_size: tuple[int, int]
+) -> tuple[np.ndarray, sv.KeyPoints]:
+    """Scale a frame so its grid of ``n_views`` tiles fits ``max_size`` (never upscaled)."""
+    cols = n_views if n_views <= 3 else int(np.ceil(np.sqrt(n_views)))
+    rows = int(np.ceil(n_views / cols))
+    s = min(1.0, max_size[0] / (cols * rgb.shape[1]), max_size[1] / (rows * rgb.shape[0]))
+    if s >= 1.0:
+        return rgb, key_points
+    size = (max(2, int(rgb.shape[1] * s)), max(2, int(rgb.shape[0] * s)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale_keypoints(key_points, s, s)
 
 
 def tile_views(tiles: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
-    """Grid of equally sized RGB tiles (used for side-by-side video and stream frames)."""
+    """Grid of equally sized tiles (the CLI's annotated image; :func:`render` uses it for the grid layout)."""
     if not tiles:
         raise ValueError("no tiles to arrange")
     n = len(tiles)

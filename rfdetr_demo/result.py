@@ -8,35 +8,85 @@ stay aligned with ``xy``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.predictor import ModelInfo
+from rfdetr_demo.schema import KeypointSchema
+
 BACKGROUND_CLASS = "__background__"
 
 
-def class_names_of(key_points: sv.KeyPoints) -> np.ndarray:
-    """Per-row class names (``""`` where the model gave none)."""
-    names = key_points.data.get("class_name") if key_points.data else None
-    if names is None:
-        return np.full(len(key_points), "", dtype=object)
-    return np.asarray(names, dtype=object)
+# Keys of ``KeyPoints.data`` that every normalised prediction carries (see :func:`normalize`).
+CLASS_NAME = "class_name"  # (N,) str: the checkpoint's class name per row
+BOXES = "xyxy"  # (N, 4) float32: the model's boxes, or the extent of the visible joints when it gave none
+IDS = "tracker_id"  # (N,) int: rank 0..N-1 by score, replaced by ByteTrack ids when a video is tracked
+COVARIANCE = "covariance"  # (N, K, 2, 2) float32 when the model predicts it (optional: older checkpoints do not)
 
 
 def drop_background(key_points: sv.KeyPoints) -> sv.KeyPoints:
     """Remove rows whose class is the background/no-object slot.
 
     Filtering by ``data["class_name"]`` (never by a fixed class id) works for the background-first preview layout
-    and for 0-based fine-tunes alike. Rows with an empty name (ids the checkpoint has no name for) are dropped too:
-    they are not objects the checkpoint was trained to find.
+    and for 0-based fine-tunes alike. Rows with an empty or missing name (ids the checkpoint has no name for) are
+    dropped too: they are not objects the checkpoint was trained to find.
     """
     if len(key_points) == 0:
         return key_points
-    names = class_names_of(key_points)
+    names = key_points.data.get(CLASS_NAME) if key_points.data else None
+    if names is None:
+        return key_points[np.zeros(len(key_points), dtype=bool)]
+    names = np.asarray(names, dtype=object)
     keep = (names != BACKGROUND_CLASS) & (names != "")
     return key_points if keep.all() else key_points[keep]
+
+
+def _extent_of_joints(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    boxes = np.zeros((len(xy), 4), dtype=np.float32)
+    for i, pts in enumerate(xy):
+        p = pts[visible[i] & np.isfinite(pts).all(axis=1)]
+        if len(p):
+            boxes[i] = [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()]
+    return boxes
+
+
+def normalize(key_points: sv.KeyPoints, num_keypoints: int) -> sv.KeyPoints:
+    """The model's raw output as the one shape every table, export and renderer reads, made once per image.
+
+    Background rows are dropped and rows ordered best score first (so rank id 0 is the most confident person);
+    then every optional field of ``sv.KeyPoints`` is filled: detection and keypoint confidence (1.0 where the
+    model gave none), ``visible`` (all True), ``class_id``, and ``data`` carries :data:`CLASS_NAME`,
+    :data:`BOXES` and :data:`IDS`. Downstream code reads these fields directly, with no fallbacks of its own.
+    """
+    kp = sort_by_score(drop_background(key_points))
+    n = len(kp)
+    xy = np.asarray(kp.xy, dtype=np.float32).reshape(n, -1, 2) if n else np.zeros((0, num_keypoints, 2), np.float32)
+    k = xy.shape[1]
+    visible = np.ones((n, k), bool) if kp.visible is None or not n else np.asarray(kp.visible, bool)
+    data = dict(kp.data) if n else {}
+    names = data.get(CLASS_NAME)
+    data[CLASS_NAME] = np.asarray(names if names is not None else [""] * n, dtype=str).reshape(n)
+    boxes = data.get(BOXES)
+    ok_boxes = boxes is not None and np.shape(boxes) == (n, 4)
+    data[BOXES] = np.asarray(boxes, np.float32) if ok_boxes else _extent_of_joints(xy, visible)
+    ids = data.get(IDS)
+    data[IDS] = np.asarray(ids, int) if ids is not None and len(ids) == n else np.arange(n, dtype=int)
+    if data.get(COVARIANCE) is not None:
+        data[COVARIANCE] = np.asarray(data[COVARIANCE], dtype=np.float32)
+    return sv.KeyPoints(
+        xy=xy,
+        class_id=np.zeros(n, int) if kp.class_id is None or not n else np.asarray(kp.class_id, int),
+        detection_confidence=_filled(kp.detection_confidence if n else None, (n,)),
+        keypoint_confidence=_filled(kp.keypoint_confidence if n else None, (n, k)),
+        visible=visible,
+        data=data,
+    )
+
+
+def _filled(values: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    return np.ones(shape, np.float32) if values is None else np.asarray(values, np.float32).reshape(shape)
 
 
 def with_arrays(
@@ -79,53 +129,38 @@ def apply_keypoint_threshold(key_points: sv.KeyPoints, keypoint_threshold: float
 
     The arrays themselves are shared, not sliced, so covariance, confidence and xy stay in sync.
     """
-    n, k = key_points.xy.shape[:2]
-    base = key_points.visible if key_points.visible is not None else np.ones((n, k), dtype=bool)
-    conf = key_points.keypoint_confidence
-    visible = base & np.isfinite(key_points.xy).all(axis=-1)
-    if conf is not None:
-        visible &= conf >= keypoint_threshold
-    return with_arrays(key_points, visible=visible)
-
-
-def boxes_of(key_points: sv.KeyPoints) -> np.ndarray:
-    """Detection boxes (N, 4) xyxy: the model's own boxes when present, else the extent of the visible joints."""
-    xyxy = key_points.data.get("xyxy") if key_points.data else None
-    if xyxy is not None and len(xyxy) == len(key_points):
-        return np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
-    boxes = np.zeros((len(key_points), 4), dtype=np.float32)
-    for i, pts in enumerate(key_points.xy):
-        vis = key_points.visible[i] if key_points.visible is not None else np.ones(len(pts), bool)
-        p = pts[vis & np.isfinite(pts).all(axis=1)]
-        if len(p):
-            boxes[i] = [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()]
-    return boxes
-
-
-def instance_ids(key_points: sv.KeyPoints) -> np.ndarray:
-    """Stable ids for display: tracker ids when a tracker assigned them, else 0..N-1 in score order."""
-    tracker = key_points.data.get("tracker_id") if key_points.data else None
-    if tracker is not None and len(tracker) == len(key_points):
-        return np.asarray(tracker, dtype=int)
-    return np.arange(len(key_points), dtype=int)
+    visible = key_points.visible & np.isfinite(key_points.xy).all(axis=-1)
+    return with_arrays(key_points, visible=visible & (key_points.keypoint_confidence >= keypoint_threshold))
 
 
 @dataclass
 class Prediction:
-    """One image's result plus the context needed to render, tabulate and export it honestly."""
+    """One image's result plus the context needed to render, tabulate and export it honestly.
+
+    ``key_points`` is normalised (:func:`normalize`): every field is filled, so consumers never patch gaps.
+    """
 
     key_points: sv.KeyPoints
     image_size: tuple[int, int]  # (width, height) of the image the coordinates refer to
-    keypoint_names: tuple[str, ...]
+    schema: KeypointSchema
     threshold: float
     resolution: int
     inference_ms: float
-    model_info: dict[str, Any] = field(default_factory=dict)
+    model_info: ModelInfo
 
     def __post_init__(self) -> None:
-        k = self.key_points.xy.shape[1] if len(self.key_points) else len(self.keypoint_names)
-        if len(self.key_points) and k != len(self.keypoint_names):
-            raise ValueError(f"model returned {k} keypoints but the schema names {len(self.keypoint_names)}")
+        kp = self.key_points
+        k = kp.xy.shape[1] if len(kp) else self.schema.num_keypoints
+        if len(kp) and k != self.schema.num_keypoints:
+            raise ValueError(f"model returned {k} keypoints but the schema names {self.schema.num_keypoints}")
+        missing = [f for f in ("detection_confidence", "keypoint_confidence", "visible") if getattr(kp, f) is None]
+        missing += [key for key in (CLASS_NAME, BOXES, IDS) if key not in kp.data]
+        if missing:
+            raise ValueError(f"key_points are not normalised (missing {missing}); pass them through normalize()")
+
+    @property
+    def keypoint_names(self) -> tuple[str, ...]:
+        return self.schema.names
 
     def __len__(self) -> int:
         return len(self.key_points)

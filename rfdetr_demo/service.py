@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rfdetr_demo.latency import LatencyBook
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
-from rfdetr_demo.result import Prediction, drop_background, sort_by_score
+from rfdetr_demo.result import Prediction, normalize
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.zerogpu import run_predictor
 
@@ -145,15 +145,14 @@ class ModelService:
             # Through the ZeroGPU lease on a ZeroGPU Space; a direct `predictor.predict` call everywhere else.
             raw = run_predictor(predictor, list(images), float(threshold), res)
             elapsed_ms = (time.perf_counter() - t0) * 1000.0
-            engine = engine_at(predictor, res, info.engine)
+            model_info = engine_info(predictor, res, info)
         per_image_ms = elapsed_ms / len(images)
-        self.latency.record(res, per_image_ms, engine)
-        model_info = {**info.as_dict(), "engine": engine}
+        self.latency.record(res, per_image_ms, model_info.engine)
         return [
             Prediction(
-                key_points=sort_by_score(drop_background(kp)),
+                key_points=normalize(kp, schema.num_keypoints),
                 image_size=(int(img.shape[1]), int(img.shape[0])),
-                keypoint_names=schema.names,
+                schema=schema,
                 threshold=float(threshold),
                 resolution=res,
                 inference_ms=per_image_ms,
@@ -166,15 +165,21 @@ class ModelService:
         return self.predict_batch([image], threshold, resolution)[0]
 
 
-def engine_at(predictor: Predictor, resolution: int, default: str) -> str:
-    """The engine that serves ``resolution`` (it can differ per resolution, e.g. while an export runs)."""
-    probe = getattr(predictor, "engine_at", None)
-    if probe is None:
-        return default
+def engine_info(predictor: Predictor, resolution: int, info: ModelInfo) -> ModelInfo:
+    """``info`` with the engine that serves ``resolution`` now (it can differ per resolution while an export runs).
+
+    Engines that build per resolution report it through the optional ``engine_at`` (a label for the page) and
+    ``preparing_at`` (whether a faster engine is being built) methods.
+    """
+    engine, preparing = info.engine, False
     try:
-        return str(probe(resolution))
-    except Exception:  # noqa: BLE001 - a label must never fail a request
-        return default
+        if hasattr(predictor, "engine_at"):
+            engine = str(predictor.engine_at(resolution))
+        if hasattr(predictor, "preparing_at"):
+            preparing = bool(predictor.preparing_at(resolution))
+    except Exception:
+        log.debug("engine label failed", exc_info=True)
+    return replace(info, engine=engine, preparing=preparing)
 
 
 _shared: dict[object, ModelService] = {}

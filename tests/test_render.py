@@ -13,14 +13,23 @@ from rfdetr_demo.render import (
     VIEW_SKELETON,
     VIEW_VERTICES,
     normalize_views,
-    render_view,
-    render_views,
+    render,
     tile_views,
 )
 from rfdetr_demo.result import apply_keypoint_threshold
 from rfdetr_demo.schema import COCO_KEYPOINT_NAMES, KeypointSchema
 
 SCHEMA = KeypointSchema.coco()
+
+
+def render_view(rgb, kp, schema, view):
+    return render(rgb, kp, schema, [view])[0]
+
+
+def render_views(rgb, kp, schema, views):
+    return list(zip(views, render(rgb, kp, schema, views), strict=True))
+
+
 IMAGE_ID = 785  # one skier, all 17 joints labelled visible
 
 

@@ -380,7 +380,7 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
 
     monkeypatch.setattr(ov, "_build", held_build)
     live_network_seen = []
-    real_forward_module = openvino_backend._compiled_forward_module
+    real_forward_module = openvino_backend.compiled_forward_module
 
     def recording_forward_module(compiled):
         module = real_forward_module(compiled)
@@ -393,7 +393,7 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
         module.forward = forward
         return module
 
-    monkeypatch.setattr(openvino_backend, "_compiled_forward_module", recording_forward_module)
+    monkeypatch.setattr(openvino_backend, "compiled_forward_module", recording_forward_module)
 
     ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, res)
     first = ov.predict(images[:1], 0.0, res)  # returns while the export is held
@@ -424,12 +424,15 @@ def test_service_reports_the_engine_that_served_each_resolution(coco_image_paths
         def engine_at(self, resolution):
             return "openvino" if resolution == 576 else f"torch (openvino preparing {resolution}²)"
 
+        def preparing_at(self, resolution):
+            return resolution != 576
+
     service = ModelService(lambda: (TwoEngines(), KeypointSchema.coco(), replay_info()))
     image = load_image(str(sorted(coco_image_paths.values())[0]), max_side=320).rgb
-    assert service.predict(image, resolution=576).model_info["engine"] == "openvino"
+    assert service.predict(image, resolution=576).model_info.engine == "openvino"
     slow = service.predict(image, resolution=384)
-    assert slow.model_info["engine"] == "torch (openvino preparing 384²)"
+    assert slow.model_info.engine == "torch (openvino preparing 384²)"
     from rfdetr_demo.image_task import ImageRun, summarize
 
-    text = summarize(ImageRun(image, slow, KeypointSchema.coco(), "x.jpg", []), 0.3, 1.0)
+    text = summarize(ImageRun(image, slow, "x.jpg", []), 0.3, 1.0)
     assert "cpu / torch (openvino preparing 384²) / fp32" in text and "preparing 384² in the background" in text

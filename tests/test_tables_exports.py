@@ -3,19 +3,41 @@
 import contextlib
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rfdetr_demo.exports import coco_results, image_id_from_name, safe_stem, write_exports
-from rfdetr_demo.result import Prediction, apply_keypoint_threshold
-from rfdetr_demo.schema import COCO_KEYPOINT_NAMES
+from rfdetr_demo.exports import (
+    coco_results,
+    image_id_from_name,
+    prediction_coco_results,
+    result_dict,
+    safe_stem,
+    write_exports,
+)
+from rfdetr_demo.image_task import ImageRun, render_run
+from rfdetr_demo.result import Prediction, apply_keypoint_threshold, normalize
+from rfdetr_demo.schema import COCO_KEYPOINT_NAMES, KeypointSchema
 from rfdetr_demo.tables import keypoints_table, persons_table
+from tests.conftest import replay_info
 
 
-def _prediction(kp, size=(640, 480)):
-    return Prediction(kp, size, COCO_KEYPOINT_NAMES, 0.5, 576, 12.5, {"name": "replay", "class_names": ["person"]})
+def _prediction(kp, size=(640, 480), class_names=("person",)):
+    info = replace(replay_info(), class_names=list(class_names))
+    return Prediction(kp, size, KeypointSchema.coco(), 0.5, 576, 12.5, info)
+
+
+def _write_exports(out_dir, prediction, displayed, keypoint_threshold, source_name, stem):
+    """The Image tab's exports: the table, JSON and COCO results built once and handed to ``write_exports``."""
+    return write_exports(
+        out_dir,
+        stem,
+        keypoints_table(displayed, prediction.keypoint_names, decimals=2),
+        result_dict(prediction, displayed, keypoint_threshold, source_name),
+        prediction_coco_results(prediction, displayed, source_name),
+    )
 
 
 def test_tables_equal_the_keypoints(coco_truth):
@@ -45,7 +67,7 @@ def test_empty_tables_have_columns(coco_truth):
 
 def test_written_files_decode_back(tmp_path, coco_truth):
     kp = apply_keypoint_threshold(coco_truth[197388].key_points, 0.3)
-    files = write_exports(tmp_path, _prediction(kp), kp, 0.3, "000000197388.jpg", stem="000000197388.jpg")
+    files = _write_exports(tmp_path, _prediction(kp), kp, 0.3, "000000197388.jpg", stem="000000197388.jpg")
     csv_path, json_path, coco_path = files
     assert csv_path.name == "000000197388.csv"
     csv = pd.read_csv(csv_path)
@@ -127,3 +149,23 @@ def test_detection_threshold_is_applied_when_drawing_exactly_as_a_model_run(repl
     assert run.covers(0.2) and not run.covers(0.05)
     with pytest.raises(ValueError, match="only holds people scoring above"):
         run.prediction.above(0.05)
+
+
+@pytest.mark.parametrize("class_names", [("cat", "dog"), ("__background__", "cat", "dog")])
+def test_fine_tune_coco_export_carries_its_dataset_category_ids(coco_truth, tmp_path, class_names):
+    """A fine-tune's class list numbers its COCO categories (1-based, in the dataset's order), not 'person' = 1."""
+    truth = coco_truth[196141].key_points
+    n = len(truth)
+    assert n >= 2
+    raw = truth[np.arange(n)]
+    raw.data["class_name"] = np.array(["dog" if i % 2 else "cat" for i in range(n)], dtype=object)
+    del raw.data["tracker_id"]
+    kp = normalize(raw, 17)
+    prediction = _prediction(kp, class_names=class_names)
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    output = render_run(ImageRun(rgb, prediction, "000000196141.jpg"), 0.3, ["Boxes"], out_dir=tmp_path)
+    coco = json.loads(next(p for p in output.files if p.name.endswith("_coco_results.json")).read_text())
+    expected = [2 if name == "dog" else 1 for name in kp.data["class_name"]]
+    assert [r["category_id"] for r in coco] == expected
+    assert {r["image_id"] for r in coco} == {196141}
+    assert output.result["model"]["class_names"] == list(class_names)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import warnings
 from collections import OrderedDict
@@ -28,6 +29,7 @@ import numpy as np
 import supervision as sv
 
 from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.backends.openvino_forward import EngineUnavailable, as_output_dict, compiled_forward_module
 from rfdetr_demo.predictor import RFDETRPredictor, rfdetr_view, validate_resolution
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,6 @@ ARTEFACT = "model.xml"
 # fp32 export and torch on the check input; fp32 exports measure ~1e-5, so this only rejects a broken export.
 EXPORT_CHECK_TOLERANCE = 1e-3
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
-
-
-class EngineUnavailable(RuntimeError):
-    """OpenVINO is not installed or cannot run this model; callers fall back to torch."""
 
 
 def openvino_available() -> bool:
@@ -69,37 +67,6 @@ def _tool_versions() -> dict[str, str]:
         "openvino": openvino.get_version(),
         "torch": torch.__version__,
     }
-
-
-def _as_output_dict(outputs: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Map the export's positional outputs (boxes, logits, keypoints) to the names rfdetr's post-processing reads."""
-    import torch
-
-    if len(outputs) != 3:
-        raise EngineUnavailable(f"expected 3 outputs (boxes, logits, keypoints), got {len(outputs)}")
-    boxes, logits, keypoints = outputs
-    if boxes.shape[-1] != 4 or keypoints.ndim != 4:
-        raise EngineUnavailable(f"unexpected output shapes {[o.shape for o in outputs]}")
-    return {
-        "pred_boxes": torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)),
-        "pred_logits": torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)),
-        "pred_keypoints": torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32)),
-    }
-
-
-def _compiled_forward_module(compiled: Any) -> Any:
-    """An ``nn.Module`` without parameters whose forward runs ``compiled`` (so rfdetr's eval/device checks pass)."""
-    from torch import nn
-
-    class OpenVINOForward(nn.Module):
-        def forward(self, batch: Any) -> dict[str, Any]:
-            data = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-            # The graph is compiled for batch 1 (static shapes run ~8 % faster than a dynamic batch axis, and on
-            # CPU a batch costs about the same as its images one by one), so frames go through one at a time.
-            parts = [compiled(data[i : i + 1]) for i in range(data.shape[0])]
-            return _as_output_dict([np.concatenate([p[out] for p in parts]) for out in compiled.outputs])
-
-    return OpenVINOForward().eval()
 
 
 def _lower_this_threads_priority(niceness: int = 10) -> None:
@@ -203,7 +170,7 @@ class OpenVINOPredictor:
         x = torch.randn(1, 3, resolution, resolution, generator=gen)
         with self._run, torch.inference_mode():
             ref = self.model.model.model.eval()(x)
-            got = _as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
+            got = as_output_dict([compiled(x.numpy())[o] for o in compiled.outputs])
         worst = max(float((got[k] - ref[k].float()).abs().max()) for k in ("pred_boxes", "pred_keypoints"))
         if not np.isfinite(worst) or worst > EXPORT_CHECK_TOLERANCE:
             raise EngineUnavailable(f"OpenVINO export differs from torch by {worst:.3g} at {resolution}²")
@@ -233,9 +200,8 @@ class OpenVINOPredictor:
                 self._compiled[resolution] = compiled
                 while len(self._compiled) > self.max_compiled:
                     self._compiled.popitem(last=False)
-            log.info(
-                "OpenVINO %s graph ready at %d² (%s)", self.precision, resolution, "exported" if created else "cached"
-            )
+            how = "exported" if created else "cached"
+            log.info("OpenVINO %s graph ready at %d² (%s)", self.precision, resolution, how)
             return compiled
 
     def _build(self, resolution: int) -> tuple[Any, bool]:
@@ -261,8 +227,6 @@ class OpenVINOPredictor:
                 self._verify(compiled, resolution)
             except EngineUnavailable:
                 if not created:  # a cached export that no longer matches: drop it so the next start re-exports
-                    import shutil
-
                     shutil.rmtree(xml.parent, ignore_errors=True)
                 raise
         return compiled
@@ -310,9 +274,14 @@ class OpenVINOPredictor:
                 return "openvino"
             if resolution in self.failed:
                 return f"torch (openvino failed at {resolution}²)"
-            if resolution in self._pending:
-                return f"torch (openvino preparing {resolution}²)"
+        if self.preparing_at(resolution):
+            return f"torch (openvino preparing {resolution}²)"
         return "openvino" if not self.background else "torch"
+
+    def preparing_at(self, resolution: int) -> bool:
+        """Whether ``resolution`` is being exported in the background (its requests run on torch meanwhile)."""
+        with self._state:
+            return resolution in self._pending
 
     # -- inference -----------------------------------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
@@ -346,7 +315,7 @@ class OpenVINOPredictor:
         # Arrays only: a str would make rfdetr open a path or fetch a URL on the user's behalf.
         batch = [np.ascontiguousarray(img, dtype=np.uint8) for img in images]
         # A view, not the live model with its network swapped: a background export deep-copies the live network.
-        view = rfdetr_view(self.model, model=_compiled_forward_module(compiled))
+        view = rfdetr_view(self.model, model=compiled_forward_module(compiled))
         with self._run, torch.inference_mode():
             out = view.predict(batch, threshold=threshold, shape=(resolution, resolution), include_source_image=False)
         return list(out)

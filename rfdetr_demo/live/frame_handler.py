@@ -27,7 +27,7 @@ import numpy as np
 import supervision as sv
 from PIL import Image
 
-from rfdetr_demo.render import normalize_views, render_view, tile_views
+from rfdetr_demo.render import LAYOUT_GRID, normalize_views, render
 from rfdetr_demo.result import Prediction, with_arrays
 from rfdetr_demo.service import ModelService, ModelUnavailable
 
@@ -299,9 +299,8 @@ class FrameHandler:
         if mirror:
             rgb = unmirror(rgb)
             displayed = mirror_keypoints(displayed, rgb.shape[1])
-        schema = self.service.schema
-        tiles = [render_view(rgb, displayed, schema, v) for v in normalize_views(views)]
-        return tiles[0] if len(tiles) == 1 else tile_views(tiles, columns=min(len(tiles), 2))
+        chosen = normalize_views(views)
+        return render(rgb, displayed, prediction.schema, chosen, LAYOUT_GRID, columns=min(len(chosen), 2))[0]
 
 
 def _not_ready(status: object) -> str:

@@ -25,25 +25,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import supervision as sv
 
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import (
-    VIEW_BOXES,
+    LAYOUT_COMBINED,
+    LAYOUT_GRID,
     VIEW_COMBINED,
-    VIEW_ELLIPSES,
-    VIEW_HALO,
-    VIEW_LABELS,
-    VIEW_SKELETON,
-    VIEW_VERTICES,
     normalize_views,
-    render_view,
-    tile_views,
+    render,
 )
-from rfdetr_demo.result import Prediction, apply_keypoint_threshold, instance_ids, scale_keypoints
+from rfdetr_demo.result import IDS, Prediction, apply_keypoint_threshold
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
@@ -55,13 +49,9 @@ from rfdetr_demo.workdirs import new_request_dir
 
 log = logging.getLogger(__name__)
 
-LAYOUT_COMBINED = "combined"
-LAYOUT_GRID = "grid"
-LAYOUTS = (LAYOUT_COMBINED, LAYOUT_GRID)
+LAYOUTS = (LAYOUT_COMBINED, LAYOUT_GRID)  # a video is one image per frame: no "separate" layout
 # Grid videos are scaled so the whole grid fits this box: four full-HD tiles would be a 4K encode per frame.
 GRID_MAX_SIZE = (1920, 1080)
-# Drawing order when views are combined on one frame: soft overlays first, text last, so nothing hides the labels.
-OVERLAY_ORDER = (VIEW_HALO, VIEW_ELLIPSES, VIEW_BOXES, VIEW_SKELETON, VIEW_COMBINED, VIEW_VERTICES, VIEW_LABELS)
 GPU_BATCH = 8
 # Views drawn when the request names none. Video overlays every view on one frame (unlike the Image tab's tiles), and
 # Skeleton + Ellipses + Labels on top of Combined bury small people under joint tags, so the default is Combined alone.
@@ -272,28 +262,11 @@ def _predicted(service: ModelService, batch: list[Frame], options: VideoOptions)
     return zip(batch, preds, strict=True)
 
 
-def _grid_scale(width: int, height: int, n_views: int) -> float:
-    cols = n_views if n_views <= 3 else int(np.ceil(np.sqrt(n_views)))
-    rows = int(np.ceil(n_views / cols))
-    return min(1.0, GRID_MAX_SIZE[0] / (cols * width), GRID_MAX_SIZE[1] / (rows * height))
-
-
 def render_frame(
     rgb: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, views: Sequence[str], layout: str
 ) -> np.ndarray:
     """One output frame: all chosen views drawn on one image (combined) or one tile per view (grid)."""
-    if layout == LAYOUT_COMBINED:
-        scene = rgb
-        for view in OVERLAY_ORDER:
-            if view in views:
-                scene = render_view(scene, kp, schema, view)
-        return scene
-    s = _grid_scale(rgb.shape[1], rgb.shape[0], len(views))
-    if s < 1.0:
-        size = (max(2, int(rgb.shape[1] * s)), max(2, int(rgb.shape[0] * s)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        kp = scale_keypoints(kp, s, s)
-    return tile_views([render_view(rgb, kp, schema, v) for v in views])
+    return render(rgb, kp, schema, views, layout, max_size=GRID_MAX_SIZE)[0]
 
 
 def _stop_threads(stop: threading.Event, threads: list[threading.Thread], queues: list[queue.Queue]) -> None:
@@ -371,13 +344,13 @@ def run_video(
         writer.write(image)
         exporter.add(frame.index, frame.timestamp, shown)
         infer_ms += pred.inference_ms
-        scores = shown.detection_confidence if shown.detection_confidence is not None else np.ones(len(shown))
+        scores = shown.detection_confidence
         rows.append(
             {
                 "frame": frame.index,
                 "time_s": round(frame.timestamp, 3),
                 "persons": len(shown),
-                "ids": " ".join(str(i) for i in instance_ids(shown)),
+                "ids": " ".join(str(i) for i in shown.data[IDS]),
                 "best_score": round(float(np.max(scores)), 3) if len(shown) else None,
                 "inference_ms": round(pred.inference_ms, 1),
             }

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import with_arrays
+from rfdetr_demo.result import IDS, with_arrays
 from rfdetr_demo.video.tracking import UNCONFIRMED
 
 
@@ -40,16 +40,14 @@ class KeypointSmoother:
         self._tracks: dict[int, _TrackFilter] = {}
 
     def update(self, key_points: sv.KeyPoints, timestamp: float) -> sv.KeyPoints:
-        """Smoothed copy (same rows, same arrays otherwise); needs ``data["tracker_id"]``."""
-        ids = key_points.data.get("tracker_id") if key_points.data else None
-        if ids is None or len(key_points) == 0:
+        """Smoothed copy (same rows, same arrays otherwise) of tracked, normalised key points (ids from the tracker)."""
+        if len(key_points) == 0:
             return key_points
         xy = key_points.xy.astype(np.float32).copy()
         k = xy.shape[1]
-        conf = key_points.keypoint_confidence
-        conf = np.ones(xy.shape[:2]) if conf is None else np.nan_to_num(np.asarray(conf, dtype=np.float64))
-        vis = key_points.visible if key_points.visible is not None else np.ones(xy.shape[:2], bool)
-        for row, tid in enumerate(np.asarray(ids, dtype=int)):
+        conf = np.nan_to_num(np.asarray(key_points.keypoint_confidence, dtype=np.float64))
+        vis = key_points.visible
+        for row, tid in enumerate(np.asarray(key_points.data[IDS], dtype=int)):
             if tid == UNCONFIRMED:
                 continue
             raw = xy[row].astype(np.float64)

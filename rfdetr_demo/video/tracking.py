@@ -1,7 +1,7 @@
 """Stable person ids across frames: ByteTrack (``trackers`` package) on the model's boxes.
 
-The ids go into ``kp.data["tracker_id"]``, which :func:`rfdetr_demo.result.instance_ids` and the box labels already
-read, so renderers, tables and exports show them without knowing about tracking. ByteTrack may reorder its output;
+The ids replace the rank ids in ``kp.data["tracker_id"]`` (:data:`rfdetr_demo.result.IDS`), which renderers, tables
+and exports read, so they show them without knowing about tracking. ByteTrack may reorder its output;
 we carry each row's original index through ``data`` and map the ids back, so keypoint rows never get shuffled.
 Every person gets a real id (0, 1, …) from the first frame they appear in; -1 (:data:`UNCONFIRMED`) is left only
 for a frame the tracker refuses to process (a timestamp that goes backwards).
@@ -13,7 +13,7 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from rfdetr_demo.result import boxes_of, with_arrays
+from rfdetr_demo.result import BOXES, IDS, with_arrays
 
 UNCONFIRMED = -1
 
@@ -77,11 +77,9 @@ class PersonTracker:
     def update(self, key_points: sv.KeyPoints, timestamp: float | None = None) -> sv.KeyPoints:
         """Return the same rows (same order) with ``data["tracker_id"]`` set."""
         n = len(key_points)
-        boxes = boxes_of(key_points) if n else np.zeros((0, 4), np.float32)
-        conf = key_points.detection_confidence if key_points.detection_confidence is not None else np.ones(n)
         detections = sv.Detections(
-            xyxy=boxes.astype(np.float32),
-            confidence=np.asarray(conf, dtype=np.float32),
+            xyxy=np.asarray(key_points.data[BOXES], np.float32).reshape(n, 4),
+            confidence=np.asarray(key_points.detection_confidence, dtype=np.float32),
             class_id=np.zeros(n, dtype=int),
             data={"row": np.arange(n)},
         )
@@ -90,5 +88,5 @@ class PersonTracker:
         if len(tracked) and tracked.tracker_id is not None:
             ids[np.asarray(tracked.data["row"], dtype=int)] = tracked.tracker_id
         data = dict(key_points.data)
-        data["tracker_id"] = ids
+        data[IDS] = ids
         return with_arrays(key_points, data=data)

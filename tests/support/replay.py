@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import scale_keypoints
+from rfdetr_demo.result import IDS, scale_keypoints
 from rfdetr_demo.schema import COCO_OKS_SIGMAS
 
 __all__ = ["ReplayPredictor", "load_coco_truth", "scale_keypoints"]
@@ -67,6 +67,7 @@ def _annotations_to_keypoints(anns: list[dict], class_name: str = "person") -> s
             "class_name": np.array([class_name] * n, dtype=object),
             "covariance": cov,
             "coco_id": np.array([a.get("id", 0) for a in anns], dtype=np.int64),
+            IDS: np.arange(n),  # normalised like the service's output (rank ids; scores already descend)
         },
     )
 
