@@ -17,7 +17,8 @@ from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY
 from rfdetr_demo.evaluate.scoring import SetScore, worst_images
 from rfdetr_demo.evaluate.sources import ImageSource
 from rfdetr_demo.images import load_image
-from rfdetr_demo.render import VIEW_SKELETON, Style, render_view
+from rfdetr_demo.render import VIEW_SKELETON, Style, render
+from rfdetr_demo.result import normalize
 from rfdetr_demo.schema import KeypointSchema
 
 GT_COLOR = (220, 220, 220)  # RGB, neutral light grey
@@ -76,7 +77,7 @@ def render_image(
     scene = draw_ground_truth(loaded.rgb, _gt_points(evaluation, row["image_id"]), schema, scale)
     results = [r for r in score.prediction_set.results if r["image_id"] == row["image_id"]]
     kp = predictions_as_keypoints(results, schema.num_keypoints, score.detection["threshold"], scale)
-    return render_view(scene, kp, schema, VIEW_SKELETON), _caption(row)
+    return render(scene, normalize(kp, schema.num_keypoints), schema, [VIEW_SKELETON])[0], _caption(row)
 
 
 def worst_gallery(

@@ -18,7 +18,7 @@ from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY, MAX_DETECTIONS, Pre
 from rfdetr_demo.evaluate.sources import ImageSource
 from rfdetr_demo.exports import coco_results
 from rfdetr_demo.images import DEFAULT_MAX_SIDE, ImageLoadError, load_image
-from rfdetr_demo.result import Prediction, class_names_of, scale_keypoints
+from rfdetr_demo.result import CLASS_NAME, Prediction, scale_keypoints
 
 SCORE_FLOOR = 0.01
 DEFAULT_BATCH_SIZE = 4
@@ -68,7 +68,7 @@ def prediction_results(
         kp = scale_keypoints(kp, 1.0 / scale, 1.0 / scale)
     results = coco_results(kp, image_id)
     cov = kp.data.get("covariance") if kp.data else None
-    for i, (result, name) in enumerate(zip(results, class_names_of(kp), strict=True)):
+    for i, (result, name) in enumerate(zip(results, kp.data[CLASS_NAME], strict=True)):
         result["category_id"] = category_of(str(name))
         if cov is not None:
             result[COVARIANCE_KEY] = np.round(np.asarray(cov[i], dtype=float), 4).tolist()
