@@ -31,11 +31,11 @@ import supervision as sv
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rfdetr_demo.replay import load_coco_truth  # noqa: E402
 from rfdetr_demo.schema import COCO_OKS_SIGMAS  # noqa: E402
 from rfdetr_demo.video.kalman import KalmanSmoother  # noqa: E402
 from rfdetr_demo.video.rts import FixedLagSmoother  # noqa: E402
 from rfdetr_demo.video.smoothing import KeypointSmoother  # noqa: E402
+from tests.support.replay import load_coco_truth  # noqa: E402
 
 COCO_JSON = REPO / ".." / "shared" / "data" / "coco" / "test_coco.json"
 FPS, FRAMES, FRAME_SIZE = 30.0, 300, (1280, 720)
