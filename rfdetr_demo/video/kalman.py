@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import boxes_of, with_arrays
+from rfdetr_demo.result import BOXES, COVARIANCE, with_arrays
 from rfdetr_demo.video.tracking import UNCONFIRMED
 
 # Chi-square 2-dof 99 % quantile: a measurement this unlikely under its own covariance is treated as an outlier.
@@ -153,8 +153,8 @@ class KalmanSmoother:
         xy = key_points.xy.astype(np.float32).copy()
         vis = key_points.visible if key_points.visible is not None else np.ones((n, k), bool)
         visible = vis.copy()
-        cov_in = key_points.data.get("covariance")
-        boxes = boxes_of(key_points)
+        cov_in = key_points.data.get(COVARIANCE)
+        boxes = np.asarray(key_points.data[BOXES], dtype=np.float64).reshape(n, 4)
         diag = np.maximum(np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1.0)
         cov = np.zeros((n, k, 2, 2), np.float32) if cov_in is None else np.asarray(cov_in, np.float32).copy()
         predicted = np.zeros((n, k), bool)
@@ -173,7 +173,7 @@ class KalmanSmoother:
             predicted[row] = alive & ~measured
         self._expire(timestamp)
         data = dict(key_points.data)
-        data["covariance"] = cov
+        data[COVARIANCE] = cov
         data["predicted"] = predicted
         return with_arrays(key_points, xy=xy, visible=visible, data=data), records
 
