@@ -20,7 +20,77 @@ PRETRAINED_NAME = "RFDETRKeypointPreview"
 
 
 class ModelLoadError(RuntimeError):
-    """The weights could not be obtained or used; the message says what to do."""
+    """The weights could not be obtained or used; the message says what to do.
+
+    ``summary`` (what failed, one sentence), ``advice`` (what to do) and ``detail`` (the underlying error, e.g. a
+    raw ``HTTPSConnectionPool(...)``) let the page show one short line with the details folded away; the message
+    itself (logs, CLI) keeps everything.
+    """
+
+    def __init__(self, message: str, *, summary: str | None = None, advice: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.summary = summary or message
+        self.advice = advice
+        self.detail = detail
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed connection: no internet, DNS failure, refused, timed out."""
+    import socket
+    import urllib.error
+
+    kinds: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror, urllib.error.URLError)
+    try:
+        import requests
+
+        kinds += (requests.ConnectionError, requests.Timeout)
+    except ImportError:  # pragma: no cover - requests comes with huggingface_hub and rfdetr
+        pass
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def failure_parts(exc: BaseException) -> tuple[str, str, str]:
+    """(what failed, what to do, details) of any load failure: ours carry them, others get generic advice."""
+    if isinstance(exc, ModelLoadError):
+        return exc.summary, exc.advice, exc.detail
+    return "The model could not be loaded.", "See the details below and the server log.", _detail(exc)
+
+
+def _detail(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+PRETRAINED_ADVICE = (
+    "Start the server with --checkpoint /path/to/rf-detr-keypoint-preview-xlarge.pth (downloaded elsewhere), or "
+    "with --random-weights to try the interface."
+)
+
+
+def build_error(spec: ModelSpec, path: str | None, exc: Exception) -> ModelLoadError:
+    """The error for a model that could not be built from ``spec``: offline, a bad file, or anything else."""
+    if path is None and not spec.random_weights:
+        hint = (
+            "The default pretrained weights are downloaded on first start; without internet, pass "
+            "--checkpoint /path/to/rf-detr-keypoint-preview-xlarge.pth, or --random-weights to try the UI."
+        )
+        summary = (
+            "The pretrained weights could not be downloaded (no connection to the download server)."
+            if is_network_error(exc)
+            else "The pretrained model could not be built."
+        )
+        advice = PRETRAINED_ADVICE
+    else:
+        hint = "Check that the file is a complete RF-DETR keypoint checkpoint (not truncated or from another model)."
+        summary, advice = f"The checkpoint {spec.source_label} could not be loaded.", hint
+    message = f"Could not load the model from {spec.source_label}: {exc}. {hint}"
+    return ModelLoadError(message, summary=summary, advice=advice, detail=_detail(exc))
 
 
 @dataclass(frozen=True)
@@ -90,10 +160,15 @@ def resolve_checkpoint(spec: ModelSpec) -> str | None:
 
             return hf_hub_download(repo_id=repo, filename=filename, revision=spec.hub_revision)
         except Exception as exc:
-            raise ModelLoadError(
-                f"Could not download {filename!r} from the Hugging Face Hub repo {repo!r}: {exc}. "
+            advice = (
                 "Check the repo id, file name and network; for a private repo set HF_TOKEN; "
                 "or download the file and pass --checkpoint /path/to/file.pth."
+            )
+            raise ModelLoadError(
+                f"Could not download {filename!r} from the Hugging Face Hub repo {repo!r}: {exc}. {advice}",
+                summary=f"{filename!r} could not be downloaded from the Hugging Face Hub repo {repo!r}.",
+                advice=advice,
+                detail=_detail(exc),
             ) from exc
     if spec.checkpoint:
         path = Path(spec.checkpoint).expanduser()
@@ -118,13 +193,7 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     try:
         model = RFDETRKeypointPreview(**kwargs)
     except Exception as exc:
-        hint = (
-            "The default pretrained weights are downloaded on first start; without internet, pass "
-            "--checkpoint /path/to/rf-detr-keypoint-preview-xlarge.pth, or --random-weights to try the UI."
-            if path is None and not spec.random_weights
-            else "Check that the file is a complete RF-DETR keypoint checkpoint (not truncated or from another model)."
-        )
-        raise ModelLoadError(f"Could not load the model from {spec.source_label}: {exc}. {hint}") from exc
+        raise build_error(spec, path, exc) from exc
     cfg = model.model_config
     num_kp = max(list(getattr(cfg, "num_keypoints_per_class", []) or [17]))
     schema = load_schema(spec.schema_path) if spec.schema_path else default_schema(num_kp)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rfdetr_demo.latency import LatencyBook
+from rfdetr_demo.loading import ModelLoadError
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
 from rfdetr_demo.result import Prediction, normalize
 from rfdetr_demo.schema import KeypointSchema
@@ -35,25 +36,7 @@ class ServiceStatus:
     state: str  # "idle" | "loading" | "ready" | "error"
     message: str
     info: ModelInfo | None = None
-
-    def markdown(self) -> str:
-        """One-line status for the page header."""
-        if self.state == "ready" and self.info is not None:
-            i = self.info
-            text = (
-                f"**Model:** {i.name} · **source:** {i.source} · **device:** {i.device} · "
-                f"**precision:** {i.precision} · **engine:** {i.engine} · **default resolution:** "
-                f"{i.default_resolution}² · **keypoints:** {i.num_keypoints}"
-            )
-            if i.random_weights:
-                text = (
-                    "⚠️ **Random weights: the model is untrained and every result is meaningless.** "
-                    "This mode only demonstrates the interface.\n\n" + text
-                )
-            return text
-        if self.state == "error":
-            return f"❌ **The model could not be loaded.** {self.message}"
-        return f"⏳ {self.message or 'Loading the model…'}"
+    error: Exception | None = None  # why the load failed (state "error"); the page shows it via failure_parts
 
 
 class ModelService:
@@ -66,6 +49,7 @@ class ModelService:
         self._predictor: Predictor | None = None
         self._schema: KeypointSchema | None = None
         self._info: ModelInfo | None = None
+        self._error: Exception | None = None
         self._state_lock = threading.Lock()
         self._ready = threading.Event()
         self._infer_lock = threading.Lock()
@@ -90,7 +74,7 @@ class ModelService:
         except Exception as exc:
             log.exception("model load failed")
             with self._state_lock:
-                self._state, self._message = "error", str(exc) or exc.__class__.__name__
+                self._state, self._message, self._error = "error", str(exc) or exc.__class__.__name__, exc
             self._ready.set()
             return
         with self._state_lock:
@@ -102,7 +86,7 @@ class ModelService:
 
     def status(self) -> ServiceStatus:
         with self._state_lock:
-            return ServiceStatus(self._state, self._message, self._info)
+            return ServiceStatus(self._state, self._message, self._info, self._error)
 
     def wait(self, timeout: float | None = None) -> tuple[Predictor, KeypointSchema, ModelInfo]:
         """Block until the model is ready (starting the load if nobody did); raise :class:`ModelUnavailable`."""
@@ -111,8 +95,14 @@ class ModelService:
             raise ModelUnavailable("The model is still loading; please try again in a moment.")
         with self._state_lock:
             if self._state != "ready" or self._predictor is None or self._schema is None or self._info is None:
-                raise ModelUnavailable(f"The model could not be loaded. {self._message}")
+                raise ModelUnavailable(self._unavailable_text())
             return self._predictor, self._schema, self._info
+
+    def _unavailable_text(self) -> str:
+        """What a request is told after a failed load: our short explanation and advice, not a raw exception."""
+        if isinstance(self._error, ModelLoadError):
+            return f"{self._error.summary} {self._error.advice}".strip()
+        return f"The model could not be loaded. {self._message}"
 
     @property
     def schema(self) -> KeypointSchema:

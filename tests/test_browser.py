@@ -147,3 +147,31 @@ def test_phone_shows_views_right_under_the_input_one_per_row(browser, page_url, 
     gallery = page.locator("#views-gallery").bounding_box()
     assert gallery["x"] >= source["x"] + source["width"] and gallery["y"] < source["y"] + source["height"]
     page.close()
+
+
+def test_offline_model_status_is_one_sentence_with_details_folded(browser):
+    """Offline, the status line says what failed and what to do; the raw connection error stays folded away."""
+    from playwright.sync_api import expect
+
+    from rfdetr_demo.app_factory import create_app
+    from rfdetr_demo.config import Settings
+    from tests.helpers import free_port
+    from tests.test_ui import offline_service
+
+    settings = Settings(port=free_port())
+    demo = create_app(settings, service=offline_service())
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=settings.port)
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"http://127.0.0.1:{settings.port}/", wait_until="domcontentloaded")
+        status = page.locator("#model-status")
+        expect(status).to_contain_text("could not be downloaded", timeout=30_000)
+        expect(status).to_contain_text("--random-weights")
+        raw = status.get_by_text("HTTPSConnectionPool", exact=False)
+        expect(raw).to_be_hidden()  # folded away ...
+        status.locator("details summary").click()
+        expect(raw).to_be_visible()  # ... and one click away
+        page.close()
+    finally:
+        demo.close()

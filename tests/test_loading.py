@@ -79,3 +79,6 @@ def test_pretrained_download_failure_says_what_to_do(monkeypatch, tmp_path):
         load_rfdetr(ModelSpec(device="cpu"))
     message = str(err.value)
     assert "network disabled in tests" in message and "--checkpoint" in message and "--random-weights" in message
+    # The page gets one sentence and the advice; the raw connection error is kept as the folded-away detail.
+    assert "could not be downloaded" in err.value.summary and "network disabled in tests" not in err.value.summary
+    assert "--checkpoint" in err.value.advice and "network disabled in tests" in err.value.detail

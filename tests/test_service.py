@@ -10,6 +10,7 @@ from rfdetr_demo.image_task import render_run, run_image
 from rfdetr_demo.predictor import ModelInfo
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService, ModelUnavailable, shared_service
+from rfdetr_demo.ui.status import status_markdown
 from tests.conftest import replay_info
 from tests.helpers import run_concurrently
 from tests.support.replay import ReplayPredictor
@@ -60,7 +61,7 @@ def test_failed_load_reports_and_keeps_raising_clearly():
     with pytest.raises(ModelUnavailable, match="pass --checkpoint"):
         service.predict(np.zeros((8, 8, 3), np.uint8))
     status = service.status()
-    assert status.state == "error" and "could not be loaded" in status.markdown()
+    assert status.state == "error" and "could not be loaded" in status_markdown(status)
 
 
 def test_invalid_arguments_are_value_errors(replay_service):
@@ -92,7 +93,7 @@ def test_status_markdown_warns_about_random_weights():
     info = ModelInfo("m", "random weights (untrained)", "cpu", "fp32", 288, 17, random_weights=True)
     service = ModelService(lambda: (ReplayPredictor(_kp_with_background), KeypointSchema.coco(), info))
     service.wait(10)
-    assert "meaningless" in service.status().markdown()
+    assert "meaningless" in status_markdown(service.status())
 
 
 @pytest.mark.model

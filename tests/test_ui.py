@@ -7,12 +7,17 @@ import shutil
 import typing
 
 import gradio as gr
+import pytest
+import requests
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import CHECKOUT_EXAMPLES_DIR
+from rfdetr_demo.loading import ModelSpec, build_error
+from rfdetr_demo.service import ModelService, ModelUnavailable
 from rfdetr_demo.ui.app import build_demo
 from rfdetr_demo.ui.common import UiContext, bind
 from rfdetr_demo.ui.image_tab import example_images, predict_image
+from rfdetr_demo.ui.status import status_markdown
 from rfdetr_demo.ui.video_tab import example_videos, predict_video
 from rfdetr_demo.ui.webcam_tab import run_source
 
@@ -56,3 +61,47 @@ def test_examples_come_from_one_configurable_folder(replay_service, coco_image_p
     demo = build_demo(Settings(examples_dir=str(tmp_path)), replay_service)
     datasets = [c for c in demo.config["components"] if c["type"] == "dataset"]
     assert [len(d["props"]["samples"]) for d in datasets] == [1]  # one image example, no video examples
+
+
+OFFLINE = (
+    "HTTPSConnectionPool(host='storage.googleapis.com', port=443): Max retries exceeded with url: "
+    '/rfdetr/rf-detr-keypoint-preview-xlarge.pth (Caused by NameResolutionError("Failed to resolve <host>"))'
+)
+
+
+def offline_service() -> ModelService:
+    """A service whose load fails the way the pretrained download fails offline (requests' ConnectionError)."""
+
+    def load():
+        raise build_error(ModelSpec(), None, requests.ConnectionError(OFFLINE))
+
+    service = ModelService(load)
+    service.start()
+    with pytest.raises(ModelUnavailable):
+        service.wait(10)
+    return service
+
+
+def test_offline_status_is_one_sentence_with_the_details_folded_away():
+    service = offline_service()
+    text = status_markdown(service.status())
+    line, folded = text.split("\n\n", 1)
+    assert "could not be downloaded" in line and "--checkpoint" in line and "--random-weights" in line
+    assert "HTTPSConnectionPool" not in line and line.count(". ") <= 2
+    assert folded.startswith("<details>") and "<details open" not in folded
+    assert "HTTPSConnectionPool" in folded and "&lt;host&gt;" in folded  # the raw error, HTML-escaped
+    with pytest.raises(ModelUnavailable) as err:  # a request is told the same short story, not the raw error
+        service.wait(1)
+    assert "could not be downloaded" in str(err.value) and "HTTPSConnectionPool" not in str(err.value)
+
+
+def test_other_load_failures_still_say_what_failed():
+    service = ModelService(lambda: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
+    service.start()
+    with pytest.raises(ModelUnavailable, match="CUDA out of memory"):
+        service.wait(10)
+    text = status_markdown(service.status())
+    assert text.startswith("❌ **The model could not be loaded.**")
+    assert "CUDA out of memory" in text.split("<details>")[1]
+    not_found = build_error(ModelSpec(checkpoint="/models/x.pth"), "/models/x.pth", ValueError("bad zip"))
+    assert "could not be loaded" in not_found.summary and "complete RF-DETR" in not_found.advice

@@ -11,6 +11,7 @@ from rfdetr_demo.config import Settings
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import UiContext, bind, refreshed_resolution_choices
 from rfdetr_demo.ui.image_tab import build_image_tab
+from rfdetr_demo.ui.status import status_markdown
 from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
 
@@ -35,7 +36,7 @@ TABS: tuple[tuple[str, str, Callable[[UiContext], None]], ...] = (
 def poll_status(ctx: UiContext) -> tuple[str, gr.Timer]:
     """The status line, polled every second until the model is ready or failed."""
     st = ctx.service.status()
-    return st.markdown(), gr.Timer(active=st.state in {"idle", "loading"})
+    return status_markdown(st), gr.Timer(active=st.state in {"idle", "loading"})
 
 
 def refresh_resolutions(ctx: UiContext) -> Any:
@@ -49,7 +50,7 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
     ctx = UiContext(service, settings)
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
-        status = gr.Markdown(service.status().markdown(), elem_id="model-status")
+        status = gr.Markdown(status_markdown(service.status()), elem_id="model-status")
         timer = gr.Timer(1.0)
         for label, tab_id, build_tab in TABS:
             with gr.Tab(label, id=tab_id):
