@@ -476,3 +476,40 @@ def test_overlap_only_where_it_pays_off(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     if (os.cpu_count() or 1) > 1:
         assert overlap_pays_off("cpu")
+
+
+def test_smoother_is_chosen_by_name():
+    from rfdetr_demo.video.smoothing import make_smoother
+
+    assert isinstance(make_smoother(True), KeypointSmoother) and isinstance(make_smoother("one-euro"), KeypointSmoother)
+    assert make_smoother(True) is not make_smoother(True)  # per-request state is never shared
+    assert make_smoother(False) is None and make_smoother(None) is None
+    with pytest.raises(ValueError, match="unknown smoothing"):
+        VideoOptions(smoothing="wobbly").validated()
+
+
+def test_background_stage_reraises_and_stops_its_thread():
+    from rfdetr_demo.video.stages import in_background
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(in_background(failing(), 2, "t-fail"))
+    produced: list[int] = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    stage = in_background(endless(), 2, "t-endless")
+    assert next(stage) == 0
+    stage.close()
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 5  # bounded read-ahead, and nothing runs after close
+    assert not any(t.name == "t-endless" for t in threading.enumerate())

@@ -1,25 +1,24 @@
-"""The video pipeline: decode → (batched) inference → track/smooth → render → encode + exports, overlapped.
+"""The video pipeline: probe once → decode → batched inference → ids/smoothing → render → encode + exports.
 
-Three stages run at once: a decoder thread (PyAV), an inference thread (batches frames into
-``service.predict_batch``, several per call on a GPU) and the calling thread (tracking, smoothing, drawing, H.264
-encoding and per-frame exports; on a GPU the drawing is spread over a small ordered thread pool). They talk
-through small bounded queues, so memory stays flat however long the clip is (no list of frames is ever built), and
-the slowest stage sets the pace instead of the sum of all three.
+:func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.stages`). Where it pays off (GPUs, spare
+cores: ``overlap_pays_off``) the decoder and the model each run in a thread, handing frames over small bounded
+queues, so memory stays flat however long the clip is and the slowest stage sets the pace; on a busy CPU the same
+chain runs in the calling thread. Drawing can be spread over a small ordered pool; tracking, smoothing, encoding and
+per-frame exports stay in frame order in the calling thread.
 
-Cancellation is a ``threading.Event`` checked between frames by every stage: the model is only held for the batch in
-flight, so another request gets it within one batch. A cancelled or failed run deletes its partial files.
-Progress is reported from the calling thread (Gradio's progress object is safe to call there).
+Smoothing is one hook: ``VideoOptions.smoothing`` names a smoother (:func:`rfdetr_demo.video.smoothing.make_smoother`)
+that gets each frame's tracked key points. Cancellation is a ``threading.Event`` checked between frames and while
+waiting for one: the model is only held for the batch in flight, so another request gets it within one batch. A
+cancelled or failed run deletes its partial files. Progress is reported from the calling thread (Gradio's progress
+object is safe to call there).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -41,8 +40,9 @@ from rfdetr_demo.result import IDS, Prediction, apply_keypoint_threshold
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
-from rfdetr_demo.video.reader import Frame, VideoInfo, expected_frames, iter_frames, plan_segment, probe
-from rfdetr_demo.video.smoothing import KeypointSmoother
+from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
+from rfdetr_demo.video.smoothing import make_smoother
+from rfdetr_demo.video.stages import batched, in_background, ordered_map, overlap_pays_off
 from rfdetr_demo.video.tracking import PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
 from rfdetr_demo.workdirs import new_request_dir
@@ -73,7 +73,8 @@ class VideoOptions:
     start: float = 0.0
     end: float | None = None
     tracking: bool = True
-    smoothing: bool = False
+    # A smoother's name (see video/smoothing.SMOOTHERS); True means the default one, False/None/"" none.
+    smoothing: bool | str | None = False
     batch_size: int | None = None  # None: 1 on CPU (batching does not help there), GPU_BATCH on a GPU
     render_workers: int | None = None  # None: draw inline on CPU (cores are busy with inference), 3 threads on GPU
     # None: overlap decode/inference/drawing in threads unless inference already uses every CPU core (see
@@ -87,6 +88,7 @@ class VideoOptions:
         if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
             raise ValueError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
         video_views(self.views)
+        make_smoother(self.smoothing)  # an unknown name fails before any work
         return self
 
 
@@ -153,115 +155,6 @@ class VideoResult:
 ProgressCallback = Callable[[ProgressInfo], None]
 
 
-class _End:
-    pass
-
-
-@dataclass
-class _Failed:
-    exc: BaseException
-
-
-_END = _End()
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    """Bounded put that gives up when the run stops (a full queue must never hang a cancelled run)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _decode_worker(path: Path, seg: Any, max_seconds: float | None, out: queue.Queue, stop: threading.Event) -> None:
-    try:
-        for frame in iter_frames(path, seg, max_seconds):
-            if not _put(out, frame, stop):
-                return
-        _put(out, _END, stop)
-    except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which re-raises it
-        _put(out, _Failed(exc), stop)
-
-
-def _infer_worker(
-    service: ModelService,
-    options: VideoOptions,
-    batch_size: int,
-    inp: queue.Queue,
-    out: queue.Queue,
-    stop: threading.Event,
-) -> None:
-    try:
-        finished = False
-        while not finished and not stop.is_set():
-            batch: list[Frame] = []
-            while len(batch) < batch_size:
-                try:
-                    item = inp.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():
-                        return
-                    if batch:  # don't hold frames back waiting for a full batch
-                        break
-                    continue
-                if isinstance(item, _Failed):
-                    _put(out, item, stop)
-                    return
-                if isinstance(item, _End):
-                    finished = True
-                    break
-                batch.append(item)
-            if batch and not stop.is_set():
-                preds = service.predict_batch([f.rgb for f in batch], options.threshold, options.resolution)
-                for f, p in zip(batch, preds, strict=True):
-                    if not _put(out, (f, p), stop):
-                        return
-        _put(out, _END, stop)
-    except BaseException as exc:  # noqa: BLE001
-        _put(out, _Failed(exc), stop)
-
-
-def overlap_pays_off(device: str) -> bool:
-    """Whether running decode, inference and encode in parallel threads speeds a clip up on this host.
-
-    On a GPU, inference leaves the CPU idle, so decoding and encoding alongside it are free. On a CPU, torch's
-    OpenMP threads already occupy every core during inference; work in other threads then only preempts them, and
-    OpenMP stalls at each barrier waiting for a descheduled thread. Measured on 2 cores (``bench/bench_video.py``):
-    the threaded pipeline ran at 0.83x a plain sequential loop, while the same stages in one thread ran at 0.94x.
-    """
-    import os
-
-    import torch
-
-    if not device.startswith("cpu"):
-        return True
-    return torch.get_num_threads() < (os.cpu_count() or 1)
-
-
-def _sequential_results(
-    service: ModelService, path: Path, seg: Any, options: VideoOptions, batch_size: int, cancel: threading.Event
-) -> Iterator[tuple[Frame, Prediction]]:
-    """Decode and infer in the calling thread (see :func:`overlap_pays_off`); still one frame batch in memory."""
-    batch: list[Frame] = []
-    for frame in iter_frames(path, seg, options.max_seconds):
-        if cancel.is_set():
-            raise VideoCancelled("Cancelled: no output was produced.")
-        batch.append(frame)
-        if len(batch) == batch_size:
-            yield from _predicted(service, batch, options)
-            batch = []
-    if batch:
-        yield from _predicted(service, batch, options)
-
-
-def _predicted(service: ModelService, batch: list[Frame], options: VideoOptions) -> Iterator[tuple[Frame, Prediction]]:
-    preds = service.predict_batch([f.rgb for f in batch], options.threshold, options.resolution)
-    return zip(batch, preds, strict=True)
-
-
 def render_frame(
     rgb: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, views: Sequence[str], layout: str
 ) -> np.ndarray:
@@ -269,17 +162,126 @@ def render_frame(
     return render(rgb, kp, schema, views, layout, max_size=GRID_MAX_SIZE)[0]
 
 
-def _stop_threads(stop: threading.Event, threads: list[threading.Thread], queues: list[queue.Queue]) -> None:
-    stop.set()
-    for q in queues:  # unblock producers quickly and drop frame references
+@dataclass(frozen=True)
+class VideoPlan:
+    """The facts of one request, settled once before the first frame: the probed clip and how to process it."""
+
+    path: Path
+    info: VideoInfo
+    segment: Segment
+    total: int | None  # expected output frames (for progress), None when the clip does not say
+    views: list[str]
+    schema: KeypointSchema
+    output_fps: Fraction
+    batch_size: int
+    overlap: bool
+    render_workers: int
+
+
+def plan_video(service: ModelService, path: Path, options: VideoOptions) -> VideoPlan:
+    """Probe the clip once, check the requested range, and choose batching and threading for this host."""
+    info = probe(path)
+    seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
+    _, schema, model_info = service.wait()
+    batch_size = options.batch_size or (1 if model_info.device.startswith("cpu") else GPU_BATCH)
+    overlap = options.overlap if options.overlap is not None else overlap_pays_off(model_info.device)
+    # Drawing is the slowest stage once inference is fast (GPU): a small pool draws a few frames at once while
+    # encoding and exports stay in frame order.
+    workers = options.render_workers if options.render_workers is not None else (0 if batch_size == 1 else 3)
+    return VideoPlan(
+        path, info, seg, expected_frames(info, seg), video_views(options.views), schema, info.fps / seg.stride,
+        batch_size, overlap, workers,
+    )  # fmt: skip
+
+
+@dataclass
+class _Drawn:
+    frame: Frame
+    prediction: Prediction
+    shown: sv.KeyPoints
+    image: np.ndarray
+
+
+def _predictions(
+    service: ModelService, plan: VideoPlan, options: VideoOptions, check: Callable[[], None]
+) -> Iterator[tuple[Frame, Prediction]]:
+    """Decode → batched inference, each in its own thread when ``plan.overlap`` (same chain either way)."""
+    frames: Iterator[Frame] = iter_frames(plan.path, plan.segment, options.max_seconds, plan.info)
+    depth = 2 * plan.batch_size + 2
+    if plan.overlap:
+        frames = in_background(frames, depth, "video-decode", check)
+
+    def infer() -> Iterator[tuple[Frame, Prediction]]:
         try:
-            while True:
-                q.get_nowait()
-        except queue.Empty:
-            pass
-    for t in threads:
-        if t.ident is not None:  # never started when the run was sequential
-            t.join(timeout=30)
+            for batch in batched(frames, plan.batch_size):
+                check()
+                preds = service.predict_batch([f.rgb for f in batch], options.threshold, options.resolution)
+                yield from zip(batch, preds, strict=True)
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+
+    return in_background(infer(), depth, "video-infer", check) if plan.overlap else infer()
+
+
+def _shown(
+    results: Iterator[tuple[Frame, Prediction]], plan: VideoPlan, options: VideoOptions
+) -> Iterator[tuple[Frame, Prediction, sv.KeyPoints]]:
+    """Ids, then the smoothing hook, then the display threshold, frame by frame in order (trackers keep state)."""
+    smoother = make_smoother(options.smoothing)
+    tracking = options.tracking or smoother is not None  # smoothers follow people by id
+    tracker = PersonTracker(float(plan.output_fps), options.threshold) if tracking else None
+    for frame, pred in results:
+        kp = pred.key_points
+        if tracker is not None:
+            kp = tracker.update(kp, frame.timestamp)
+        if smoother is not None:
+            kp = smoother.update(kp, frame.timestamp)
+        yield frame, pred, apply_keypoint_threshold(kp, float(options.keypoint_threshold))
+
+
+class _Summary:
+    """Per-frame rows, timing and progress reports, collected in the calling thread."""
+
+    def __init__(self, plan: VideoPlan, progress: ProgressCallback | None) -> None:
+        self.plan, self.progress = plan, progress
+        self.rows: list[dict[str, Any]] = []
+        self.infer_ms = self.warmup_s = self.last_frame_s = self.last_report = 0.0
+        self.t0 = time.perf_counter()
+
+    def add(self, drawn: _Drawn) -> None:
+        frame, pred, shown = drawn.frame, drawn.prediction, drawn.shown
+        self.infer_ms += pred.inference_ms
+        self.rows.append(
+            {
+                "frame": frame.index,
+                "time_s": round(frame.timestamp, 3),
+                "persons": len(shown),
+                "ids": " ".join(str(i) for i in shown.data[IDS]),
+                "best_score": round(float(np.max(shown.detection_confidence)), 3) if len(shown) else None,
+                "inference_ms": round(pred.inference_ms, 1),
+            }
+        )
+        now = time.perf_counter()
+        self.last_frame_s = now - self.t0
+        if len(self.rows) == self.plan.batch_size:
+            self.warmup_s = self.last_frame_s
+        if self.progress is not None and (now - self.last_report > 0.2 or len(self.rows) == self.plan.total):
+            self.last_report = now
+            self.progress(ProgressInfo(len(self.rows), self.plan.total, now - self.t0))
+
+    def result(self, video_path: Path, files: list[Path], writer: VideoWriter, layout: str) -> VideoResult:
+        info, n = self.plan.info, len(self.rows)
+        notes = [f"Rotated {info.rotation}° as the clip's metadata asks."] if info.rotation else []
+        if writer.size and writer.size != (info.width, info.height) and layout == LAYOUT_COMBINED:
+            notes.append(f"Padded to even size {writer.size[0]}×{writer.size[1]} (H.264 needs even dimensions).")
+        batch = self.plan.batch_size
+        return VideoResult(
+            video_path=video_path, files=files, frames=pd.DataFrame(self.rows), info=info,
+            output_fps=self.plan.output_fps, output_size=writer.size or (0, 0), frames_done=n,
+            elapsed_s=time.perf_counter() - self.t0, inference_ms=self.infer_ms / n, notes=notes,
+            warmup_frames=min(batch, n), warmup_s=self.warmup_s if n >= batch else self.last_frame_s,
+            last_frame_s=self.last_frame_s,
+        )  # fmt: skip
 
 
 def run_video(
@@ -293,144 +295,45 @@ def run_video(
 ) -> VideoResult:
     """Process a clip end to end; return the published video and exports, or raise (nothing published)."""
     options = (options or VideoOptions()).validated()
-    path = Path(path)
-    views = video_views(options.views)
-    info = probe(path)
-    seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
-    total = expected_frames(info, seg)
-    _, schema, model_info = service.wait()
-    batch_size = options.batch_size or (1 if model_info.device.startswith("cpu") else GPU_BATCH)
+    plan = plan_video(service, Path(path), options)
     cancel = cancel or threading.Event()
+
+    def check() -> None:
+        if cancel.is_set():
+            raise VideoCancelled("Cancelled: no output was produced.")
+
     out_dir = out_dir or new_request_dir("video_")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = safe_stem(source_name or path.name, default="video")
-    output_fps = info.fps / seg.stride
-    writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", output_fps)
-    exporter = FrameExporter(out_dir, stem, schema.names)
-    tracker = PersonTracker(float(output_fps), options.threshold) if (options.tracking or options.smoothing) else None
-    smoother = KeypointSmoother() if options.smoothing else None
+    stem = safe_stem(source_name or plan.path.name, default="video")
+    writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", plan.output_fps)
+    exporter = FrameExporter(out_dir, stem, plan.schema.names)
+    summary = _Summary(plan, progress)
 
-    stop = threading.Event()
-    frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size + 2)
-    results_q: queue.Queue = queue.Queue(maxsize=2 * batch_size + 2)
-    threads = [
-        threading.Thread(
-            target=_decode_worker, args=(path, seg, options.max_seconds, frames_q, stop), name="video-decode",
-            daemon=True,
-        ),
-        threading.Thread(
-            target=_infer_worker, args=(service, options, batch_size, frames_q, results_q, stop), name="video-infer",
-            daemon=True,
-        ),
-    ]  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    infer_ms = 0.0
-    warmup_s = last_frame_s = 0.0
-    t0 = time.perf_counter()
-    last_report = 0.0
+    def draw(item: tuple[Frame, Prediction, sv.KeyPoints]) -> _Drawn:
+        frame, pred, shown = item
+        return _Drawn(frame, pred, shown, render_frame(frame.rgb, shown, plan.schema, plan.views, options.layout))
+
+    results = _predictions(service, plan, options, check)
+    chain = ordered_map(draw, _shown(results, plan, options), plan.render_workers)
     published = False
-    # Drawing is the slowest stage once inference is fast (GPU): a small pool draws a few frames at once while
-    # encoding and exports stay in frame order. The window bounds how many frames wait in memory.
-    workers = options.render_workers if options.render_workers is not None else (0 if batch_size == 1 else 3)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="video-render") if workers > 0 else None
-    window = 2 * workers
-    pending: deque[tuple[Future[np.ndarray] | None, Frame, sv.KeyPoints, Prediction]] = deque()
-
-    def emit(job: Future[np.ndarray] | None, frame: Frame, shown: sv.KeyPoints, pred: Prediction) -> None:
-        nonlocal infer_ms, last_report, warmup_s, last_frame_s
-        if cancel.is_set():
-            raise VideoCancelled("Cancelled: no output was produced.")
-        image = job.result() if job is not None else render_frame(frame.rgb, shown, schema, views, options.layout)
-        writer.write(image)
-        exporter.add(frame.index, frame.timestamp, shown)
-        infer_ms += pred.inference_ms
-        scores = shown.detection_confidence
-        rows.append(
-            {
-                "frame": frame.index,
-                "time_s": round(frame.timestamp, 3),
-                "persons": len(shown),
-                "ids": " ".join(str(i) for i in shown.data[IDS]),
-                "best_score": round(float(np.max(scores)), 3) if len(shown) else None,
-                "inference_ms": round(pred.inference_ms, 1),
-            }
-        )
-        now = time.perf_counter()
-        last_frame_s = now - t0
-        if len(rows) == batch_size:
-            warmup_s = last_frame_s
-        if progress is not None and (now - last_report > 0.2 or len(rows) == total):
-            last_report = now
-            progress(ProgressInfo(len(rows), total, now - t0))
-
-    def threaded_results() -> Iterator[tuple[Frame, Prediction]]:
-        for t in threads:
-            t.start()
-        while True:
-            if cancel.is_set():
-                raise VideoCancelled("Cancelled: no output was produced.")
-            try:
-                item = results_q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if isinstance(item, _End):
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-
-    overlap = options.overlap if options.overlap is not None else overlap_pays_off(model_info.device)
     try:
-        results = (
-            threaded_results() if overlap else _sequential_results(service, path, seg, options, batch_size, cancel)
-        )
-        for frame, pred in results:
-            kp = pred.key_points
-            if tracker is not None:
-                kp = tracker.update(kp, frame.timestamp)
-            if smoother is not None:
-                kp = smoother.update(kp, frame.timestamp)
-            shown = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
-            job = pool.submit(render_frame, frame.rgb, shown, schema, views, options.layout) if pool else None
-            pending.append((job, frame, shown, pred))
-            while len(pending) > window:
-                emit(*pending.popleft())
-        while pending:
-            emit(*pending.popleft())
-        if not rows:
+        for drawn in chain:
+            check()
+            writer.write(drawn.image)
+            exporter.add(drawn.frame.index, drawn.frame.timestamp, drawn.shown)
+            summary.add(drawn)
+        if not summary.rows:
             raise ValueError("The selected range contains no frames.")
-        if cancel.is_set():
-            raise VideoCancelled("Cancelled: no output was produced.")
-        _stop_threads(stop, threads, [frames_q, results_q])
-        video_path = writer.finish(path if info.has_audio else None, seg.start, seg.end)
+        check()
+        chain.close()  # type: ignore[attr-defined] # stop the threads before the remux needs the cores
+        results.close()  # type: ignore[attr-defined]
+        video_path = writer.finish(plan.path if plan.info.has_audio else None, plan.segment.start, plan.segment.end)
         files = [video_path, *exporter.finish()]
         published = True
     finally:
-        _stop_threads(stop, threads, [frames_q, results_q])
-        pending.clear()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        chain.close()  # type: ignore[attr-defined]
+        results.close()  # type: ignore[attr-defined]
         if not published:
             writer.abort()
             exporter.abort()
-    elapsed = time.perf_counter() - t0
-    notes = []
-    if info.rotation:
-        notes.append(f"Rotated {info.rotation}° as the clip's metadata asks.")
-    if writer.size and (writer.size[0] != info.width or writer.size[1] != info.height) and options.layout == "combined":
-        notes.append(f"Padded to even size {writer.size[0]}×{writer.size[1]} (H.264 needs even dimensions).")
-    return VideoResult(
-        video_path=video_path,
-        files=files,
-        frames=pd.DataFrame(rows),
-        info=info,
-        output_fps=output_fps,
-        output_size=writer.size or (0, 0),
-        frames_done=len(rows),
-        elapsed_s=elapsed,
-        inference_ms=infer_ms / len(rows),
-        notes=notes,
-        warmup_frames=min(batch_size, len(rows)),
-        warmup_s=warmup_s if len(rows) >= batch_size else last_frame_s,
-        last_frame_s=last_frame_s,
-    )
+    return summary.result(video_path, files, writer, options.layout)

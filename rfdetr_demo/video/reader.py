@@ -167,8 +167,13 @@ def expected_frames(info: VideoInfo, seg: Segment) -> int | None:
     return max(1, math.ceil(n / seg.stride))
 
 
-def iter_frames(path: str | Path, seg: Segment, max_seconds: float | None = None) -> Iterator[Frame]:
+def iter_frames(
+    path: str | Path, seg: Segment, max_seconds: float | None = None, info: VideoInfo | None = None
+) -> Iterator[Frame]:
     """Yield upright RGB frames of the segment, every ``stride``-th one, with their source index and timestamp.
+
+    ``info`` is the clip's :func:`probe` (probed once per request): its frame rate and rotation are used as they are;
+    without it they are read from the stream and each frame.
 
     Decoding errors after the first frame end the clip with :class:`VideoLoadError` (never a silent cut), and a
     clip that runs past ``start + max_seconds`` without a known length raises :class:`VideoTooLongError`.
@@ -178,7 +183,7 @@ def iter_frames(path: str | Path, seg: Segment, max_seconds: float | None = None
         stream = container.streams.video[0]
         if codec_threads() != 1:
             stream.thread_type = "AUTO"  # frame threads: decoding overlaps itself on machines with cores to spare
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        fps = float(info.fps if info is not None else (stream.average_rate or stream.guessed_rate or 25))
         tb = float(stream.time_base) if stream.time_base else 1.0 / fps
         # Timestamps are counted from the stream's own start (some files start at a non-zero pts).
         offset = float(stream.start_time * tb) if stream.start_time is not None else 0.0
@@ -202,7 +207,7 @@ def iter_frames(path: str | Path, seg: Segment, max_seconds: float | None = None
                 index = round(ts * fps)
                 if kept % seg.stride == 0:
                     rgb = frame.to_ndarray(format="rgb24")
-                    turns = _quarter_turns(getattr(frame, "rotation", 0))
+                    turns = info.rotation // 90 if info is not None else _quarter_turns(getattr(frame, "rotation", 0))
                     if turns:
                         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
                     yield Frame(index, ts, rgb)

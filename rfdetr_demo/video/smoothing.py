@@ -9,6 +9,8 @@ update the filter at all). Filters are keyed by tracker id, so smoothing needs t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import supervision as sv
@@ -74,3 +76,24 @@ class KeypointSmoother:
         for tid in [t for t, s in self._tracks.items() if timestamp - s.t > self.max_age_s]:
             del self._tracks[tid]
         return with_arrays(key_points, xy=xy)
+
+
+class Smoother(Protocol):
+    """The video pipeline's smoothing hook: tracked, normalised key points of one frame in, the same rows out."""
+
+    def update(self, key_points: sv.KeyPoints, timestamp: float) -> sv.KeyPoints: ...
+
+
+DEFAULT_SMOOTHER = "one-euro"
+# Smoothers by name; each call builds a fresh one (smoothers keep per-track state: one per video request).
+SMOOTHERS: dict[str, Callable[[], Smoother]] = {DEFAULT_SMOOTHER: KeypointSmoother}
+
+
+def make_smoother(name: bool | str | None) -> Smoother | None:
+    """A new smoother for ``name`` (True: the default; False, None or "": none); unknown names are a ValueError."""
+    if name is None or name is False or name == "":
+        return None
+    key = DEFAULT_SMOOTHER if name is True else str(name)
+    if key not in SMOOTHERS:
+        raise ValueError(f"unknown smoothing {name!r}; choose from {sorted(SMOOTHERS)}")
+    return SMOOTHERS[key]()
