@@ -45,6 +45,7 @@ class Settings:
     max_temp_gb: float = 5.0  # disk_budget.DEFAULT_MAX_TEMP_GB
     download_grace_s: float = 300.0  # disk_budget.DEFAULT_GRACE_S
     examples_dir: str | None = None  # None: the checkout's examples/ (rfdetr_demo.defaults)
+    video_queue: str = "separate"  # separate | shared
 
     def model_spec(self) -> Any:
         from rfdetr_demo.loading import ModelSpec
@@ -99,6 +100,8 @@ _HELP: dict[str, str] = {
     "state_memory_mb": "Memory for the Image tab's kept results (instant redraws), all visitors together; least "
     "recently used are freed first (a redraw then re-runs the model once).",
     "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",
+    "video_queue": "separate: videos queue in their own group, so images never wait behind a whole video (they take "
+    "turns on the model batch by batch); shared: one queue for both, in arrival order.",
     "download_grace_s": "Results younger than this are never deleted, even over --max-temp-gb (about to be "
     "downloaded).",
     "examples_dir": "Folder of example images (*.jpg) and videos (*.mp4) (default: the checkout's examples/).",
@@ -109,6 +112,7 @@ _HELP: dict[str, str] = {
 FALLBACK_ENV: dict[str, str] = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
 
 CACHE_EXAMPLE_MODES = ("auto", "lazy", "off")
+VIDEO_QUEUE_MODES = ("separate", "shared")
 
 
 def env_name(field_name: str) -> str:
@@ -198,6 +202,8 @@ def validate_settings(settings: Settings) -> None:
     for name in ("state_memory_mb", "max_temp_gb", "download_grace_s"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")
+    if settings.video_queue not in VIDEO_QUEUE_MODES:
+        raise ValueError(f"--video-queue must be one of {VIDEO_QUEUE_MODES}, got {settings.video_queue!r}")
     if settings.cache_examples not in CACHE_EXAMPLE_MODES:
         raise ValueError(f"--cache-examples must be one of {CACHE_EXAMPLE_MODES}, got {settings.cache_examples!r}")
 

@@ -72,6 +72,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "state_memory_mb": "64",
     "max_temp_gb": "0.5",
     "download_grace_s": "30",
+    "video_queue": "shared",
 }
 
 

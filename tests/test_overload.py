@@ -1,0 +1,99 @@
+"""Overload: a full queue gives a clear "busy" answer (over HTTP and on the real page); the server keeps serving.
+
+The model is the replay oracle behind a gate, so the queue can be held full for as long as the test needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+
+
+@pytest.fixture()
+def gated_app(coco_json):
+    """The real app with ``--queue-size 1 --concurrency 1`` whose model waits until ``gate`` is set."""
+    from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
+    from rfdetr_demo.config import Settings
+    from tests.conftest import make_replay_service
+    from tests.support.replay import ReplayPredictor
+
+    gate = threading.Event()
+    replay = ReplayPredictor.from_coco(coco_json)
+    lookup = replay.lookup
+
+    def gated(image):
+        gate.wait(60)
+        return lookup(image)
+
+    replay.lookup = gated
+    settings = replace(Settings(), port=free_port(), queue_size=1, concurrency=1)
+    demo = create_app(settings, service=make_replay_service(replay))
+    configure_queue(demo, settings)
+    kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", gate
+    finally:
+        gate.set()
+        demo.close()
+
+
+def _join(url: str, image_path) -> httpx.Response:
+    """What the page and every client send to run ``/predict_image``: upload, then ``queue/join``."""
+    with open(image_path, "rb") as fh:
+        uploaded = httpx.post(url + "gradio_api/upload", files={"files": fh}, timeout=30).json()[0]
+    config = httpx.get(url + "config", timeout=30).json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "predict_image")
+    body = {
+        "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 0.5, 0.3, 576, ["Combined"]],
+        "event_data": None, "fn_index": fn_index, "trigger_id": None, "session_hash": uuid.uuid4().hex[:11],
+    }  # fmt: skip
+    return httpx.post(url + "gradio_api/queue/join", json=body, timeout=30)
+
+
+def _fill_queue(url: str, image_path) -> None:
+    """One request running (held at the gate) and one waiting: a queue of size 1 is full."""
+    import time
+
+    assert _join(url, image_path).status_code == 200
+    time.sleep(1.0)  # the first one leaves the waiting line for the model
+    assert _join(url, image_path).status_code == 200
+
+
+def test_full_queue_refuses_clearly_over_http_and_keeps_serving(gated_app, coco_image_paths) -> None:
+    from gradio_client import Client, handle_file
+
+    url, gate = gated_app
+    image = next(iter(coco_image_paths.values()))
+    _fill_queue(url, image)
+    refused = _join(url, image)
+    assert refused.status_code == 503 and "Queue is full" in refused.json()["detail"]
+    gate.set()  # the held requests finish; the server answers the next one normally
+    out = Client(url, verbose=False, download_files=False).predict(
+        handle_file(str(image)), 0.5, 0.3, 576, ["Combined"], api_name="/predict_image"
+    )
+    assert "instance" in out[-1]
+
+
+@pytest.mark.browser
+def test_full_queue_message_reaches_the_page(gated_app, browser, coco_image_paths) -> None:
+    from playwright.sync_api import expect
+
+    url, gate = gated_app
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("Model:", exact=False).first.wait_for(timeout=30_000)
+    image = next(iter(coco_image_paths.values()))
+    _fill_queue(url, image)
+    page.locator("#input-image input[type=file]").set_input_files(str(image))
+    expect(page.get_by_text("currently busy", exact=False).first).to_be_visible(timeout=30_000)
+    gate.set()
+    page.locator("#run-image").click()  # a moment later the same page gets its answer
+    expect(page.locator("#image-summary")).to_contain_text("instance", timeout=60_000)
+    page.close()
