@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from rfdetr_demo import kept_runs
+from rfdetr_demo import kept_runs, run_cache
 from rfdetr_demo.disk_budget import REQUEST_DIR_NAME, DiskBudget, scan_units
 from rfdetr_demo.run_cache import MB, ByteLRU
 
@@ -182,3 +184,81 @@ def test_capacity_options_size_the_budgets() -> None:
         assert disk_budget.BUDGET.max_bytes == disk_budget.GB // 2 and disk_budget.BUDGET.grace_s == 7.0
     finally:
         apply_capacity(defaults)
+
+
+# -- the Image tab on the cache ------------------------------------------------------------------------------------
+@pytest.fixture()
+def empty_cache():
+    kept_runs.KEPT_RUNS.clear()
+    yield kept_runs.KEPT_RUNS
+    kept_runs.KEPT_RUNS.clear()
+    kept_runs.configure(run_cache.DEFAULT_STATE_MEMORY_MB)
+
+
+def _request(session: str) -> SimpleNamespace:
+    return SimpleNamespace(session_hash=session)
+
+
+def test_api_calls_keep_nothing_and_page_runs_keep_one_small_ref_per_session(
+    empty_cache, replay_service, coco_image_paths
+) -> None:
+    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.image_tab import detect, predict_image
+
+    ctx = UiContext(replay_service)
+    paths = [str(p) for p in coco_image_paths.values()]
+    out = predict_image(ctx, paths[0], 0.5, 0.3, 576, ["Combined"])
+    assert len(out) == 6 and "instance" in out[-1] and empty_cache.stats().entries == 0
+    ref = detect(ctx, paths[0], 0.5, 0.3, 576, ["Combined"], _request("page-1"))[-1]
+    newer = detect(ctx, paths[1], 0.5, 0.3, 576, ["Combined"], _request("page-1"))[-1]
+    detect(ctx, paths[2], 0.5, 0.3, 576, ["Combined"], _request("page-2"))
+    assert empty_cache.stats().entries == 2  # one per session: a new image replaces the session's old run
+    assert kept_runs.lookup(ref) is None and kept_runs.lookup(newer).source_path == paths[1]
+    assert len(pickle.dumps(newer)) < 1024  # what gr.State holds per session
+    from rfdetr_demo.ui.image_tab import forget_kept_run
+
+    forget_kept_run(_request("page-1"))
+    assert kept_runs.lookup(newer) is None and empty_cache.stats().entries == 1
+
+
+def test_redraw_after_eviction_reruns_once_and_gives_the_same_views(
+    empty_cache, replay_service, replay_predictor, coco_image_paths
+) -> None:
+    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.image_tab import detect, rerender
+
+    ctx = UiContext(replay_service)
+    path = str(coco_image_paths[196141])
+    views = ["Combined", "Skeleton"]
+    ref = detect(ctx, path, 0.5, 0.3, 576, views, _request("page"))[-1]
+    calls = replay_predictor.calls
+    kept = rerender(ctx, ref, 0.4, views, path, 0.6, 576, _request("page"))
+    assert replay_predictor.calls == calls  # kept: a redraw never runs the model
+    assert kept_runs.EVICTED_NOTE not in kept[5]
+
+    kept_runs.configure(0.001)  # a budget smaller than any run: everything is evicted
+    kept_runs.configure(run_cache.DEFAULT_STATE_MEMORY_MB)
+    assert kept_runs.lookup(ref) is None
+    # the resolution control moved meanwhile, but the re-run uses the run's own, so the views are the same
+    again = rerender(ctx, ref, 0.4, views, path, 0.6, 288, _request("page"))
+    assert replay_predictor.calls == calls + 1
+    assert kept_runs.EVICTED_NOTE in again[5] and "576²" in again[5]
+    assert [c for _i, c in again[0]] == [c for _i, c in kept[0]] == views
+    for (a, _ca), (b, _cb) in zip(again[0], kept[0], strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert again[1].equals(kept[1]) and again[2].equals(kept[2])  # the same tables
+    third = rerender(ctx, again[-1], 0.3, views, path, 0.6, 288, _request("page"))
+    assert replay_predictor.calls == calls + 1 and kept_runs.EVICTED_NOTE not in third[5]
+
+
+def test_videos_queue_apart_from_images_unless_shared(replay_service) -> None:
+    from rfdetr_demo.config import Settings
+    from rfdetr_demo.ui.app import build_demo
+
+    for mode, group in (("separate", "video"), ("shared", "model")):
+        demo = build_demo(Settings(video_queue=mode), replay_service)
+        fns = {fn.name: fn for fn in demo.fns.values()}
+        assert fns["predict_video"].concurrency_id == group
+        assert fns["predict_image"].concurrency_id == fns["detect"].concurrency_id == "model"
+        deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+        assert deps["detect"]["api_visibility"] == "private"  # the page's run is not an API endpoint

@@ -12,8 +12,11 @@ from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo import kept_runs
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
-from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageOutput, ImageRun, render_run, run_image
+from rfdetr_demo.disk_budget import BUDGET
+from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, render_run, run_image
+from rfdetr_demo.kept_runs import RunRef
 from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.common import (
@@ -27,30 +30,37 @@ from rfdetr_demo.ui.common import (
 )
 from rfdetr_demo.ui.components import GuardedImage
 
-# The kept run holds the decoded image (up to --max-image-side); expire it so idle sessions free memory.
+# The session's state holds only a RunRef (a few hundred bytes); the run itself lives in kept_runs.KEPT_RUNS.
 RUN_TTL_S = 1800
 
 
-def _outputs(out: ImageOutput, run: ImageRun | None) -> tuple[Any, ...]:
-    return (
-        out.views,
-        out.persons,
-        out.keypoints,
-        out.result,
-        [str(p) for p in out.files],
-        out.summary,
-        run,
-    )
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) or None
+
+
+def _run(ctx: UiContext, image: str, threshold: float, resolution: Any) -> ImageRun:
+    """Decode and run the model once; the upload (and nothing else of this request) is held on disk meanwhile."""
+    if not image:
+        raise gr.Error("Please upload, paste or pick an image first.", title="No image")
+    ctx.service.wait(MODEL_WAIT_S)
+    res = parse_resolution(resolution, ctx.default_resolution)
+    with BUDGET.in_use(image):
+        return run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side)
 
 
 def _rendered(
-    run: ImageRun, keypoint_threshold: float, views: list[str] | None, threshold: float | None = None
+    run: ImageRun,
+    ref: RunRef | None,
+    keypoint_threshold: float,
+    views: list[str] | None,
+    threshold: float | None = None,
 ) -> tuple[Any, ...]:
-    """Outputs for a kept run; with no view ticked, the default views are drawn and the summary says so."""
-    out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
+    """Outputs for a run (and the ref the page keeps); with no view ticked, the default views are drawn."""
+    with BUDGET.in_use():  # the request folder with the downloads is held while it is written
+        out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
-    return _outputs(out, run)
+    return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, ref)
 
 
 def empty_outputs() -> tuple[Any, ...]:
@@ -80,15 +90,26 @@ def predict_image(
         resolution: inference side length, a multiple of 24.
         views: annotator views to render side by side.
     Returns:
-        The rendered views, the persons table, the keypoints table, the JSON result, the download files,
-        a summary, and (UI only) the kept run.
+        The rendered views, the persons table, the keypoints table, the JSON result, the download files and
+        a summary. An API call cannot redraw, so nothing of it is kept in memory afterwards.
     """
-    if not image:
-        raise gr.Error("Please upload, paste or pick an image first.", title="No image")
-    ctx.service.wait(MODEL_WAIT_S)
-    res = parse_resolution(resolution, ctx.default_resolution)
-    run = run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side)
-    return _rendered(run, keypoint_threshold, views)
+    run = _run(ctx, image, threshold, resolution)
+    return _rendered(run, None, keypoint_threshold, views)[:-1]
+
+
+@user_errors
+def detect(
+    ctx: UiContext,
+    image: str | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+    resolution: int | None = None,
+    views: list[str] | None = None,
+    request: gr.Request | None = None,
+) -> tuple[Any, ...]:
+    """The page's run: :func:`predict_image`, and the run is kept (process-wide, bounded) for instant redraws."""
+    run = _run(ctx, image, threshold, resolution)
+    return _rendered(run, kept_runs.keep(run, _session(request)), keypoint_threshold, views)
 
 
 @user_errors
@@ -99,43 +120,61 @@ def predict_or_clear(
     keypoint_threshold: float,
     resolution: int,
     views: list[str],
-    run: ImageRun | None,
+    ref: RunRef | None,
+    request: gr.Request | None = None,
 ) -> tuple[Any, ...]:
     """A new image (upload, paste, example) runs at once; clearing clears the results.
 
     Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is
-    answered from the kept run instead of running the model again.
+    answered from the kept run (when it is still kept) instead of running the model again.
     """
     if not image:
         return empty_outputs()
-    if run is not None and run.same_request(image, threshold, parse_resolution(resolution, ctx.default_resolution)):
-        return _rendered(run, keypoint_threshold, views, threshold)
-    return predict_image(ctx, image, threshold, keypoint_threshold, resolution, views)
+    res = parse_resolution(resolution, ctx.default_resolution)
+    run = kept_runs.lookup(ref) if isinstance(ref, RunRef) and ref.same_request(image, threshold, res) else None
+    if run is not None:
+        return _rendered(run, ref, keypoint_threshold, views, threshold)
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, request)
 
 
 @user_errors
 def rerender(
     ctx: UiContext,
-    run: ImageRun | None,
+    ref: RunRef | None,
     keypoint_threshold: float,
     views: list[str],
     image: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
+    request: gr.Request | None = None,
 ) -> tuple[Any, ...]:
     """Display-only change (thresholds, views): redraw from the kept result without running the model.
 
     The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not
-    the run), or when the detection threshold drops below what the kept run holds.
+    the run), when the detection threshold drops below what the kept run holds, or once when the kept run was
+    freed to bound the server's memory: then at the run's own resolution, so the result is the same, and the
+    summary says why it took longer.
     """
-    if run is None or not run.covers(threshold):
-        return predict_image(ctx, image, threshold, keypoint_threshold, resolution, views) if image else empty_outputs()
-    return _rendered(run, keypoint_threshold, views, threshold)
+    usable = isinstance(ref, RunRef) and ref.covers(threshold)
+    run = kept_runs.lookup(ref) if usable else None
+    if run is not None:
+        return _rendered(run, ref, keypoint_threshold, views, threshold)
+    if not image:
+        return empty_outputs()
+    if not usable:
+        return detect(ctx, image, threshold, keypoint_threshold, resolution, views, request)
+    out = detect(ctx, image, threshold, keypoint_threshold, ref.resolution, views, request)
+    return (*out[:5], f"{out[5]}\n\nℹ️ {kept_runs.EVICTED_NOTE}", out[6])
+
+
+def forget_kept_run(request: gr.Request) -> None:
+    """A closed or reloaded page frees its kept run at once instead of when the cache needs the room."""
+    kept_runs.forget(_session(request))
 
 
 def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
-    """A cached example's outputs: the visible ones only, since the kept run (``gr.State``) cannot be cached."""
-    return predict_image(ctx, image)[:-1]
+    """A cached example's outputs: the visible ones only (a kept run cannot be cached)."""
+    return predict_image(ctx, image)
 
 
 @dataclass
@@ -233,13 +272,15 @@ def _wire(
     inputs = [image, *controls]
     outputs = out.all()
 
-    def run_then_relabel(event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), **kwargs: Any) -> None:
+    def run_then_relabel(
+        event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), shown: list[Any] = outputs, **kwargs: Any
+    ) -> None:
         """Run the model on ``event``, then refresh the resolution labels with the latency just measured.
 
         On failure (a file that is not an image, a model error) the previous image's results are cleared, so they
         are never shown next to an input they do not belong to.
         """
-        dependency = event(fn, [*inputs, *extra_inputs], outputs, concurrency_id="model", **kwargs)
+        dependency = event(fn, [*inputs, *extra_inputs], shown, concurrency_id="model", **kwargs)
         dependency.success(
             lambda: refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, 1),
             None,
@@ -249,12 +290,19 @@ def _wire(
         )
         dependency.failure(empty_outputs, None, outputs, api_visibility="private", queue=False)
 
+    # The API endpoint keeps nothing (a client cannot redraw), so it is its own event on a hidden button; the
+    # page's button keeps the run for instant redraws.
+    api_button = gr.Button("predict_image", visible=False)
     run_then_relabel(
-        run_btn.click, bind(predict_image, ctx, resolution=ctx.default_resolution), api_name="predict_image"
+        api_button.click,
+        bind(predict_image, ctx, resolution=ctx.default_resolution),
+        shown=outputs[:-1],
+        api_name="predict_image",
     )
+    run_then_relabel(run_btn.click, bind(detect, ctx), api_visibility="private")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        run_then_relabel(image.upload, bind(predict_image, ctx), api_visibility="private")
+        run_then_relabel(image.upload, bind(detect, ctx), api_visibility="private")
         image.clear(empty_outputs, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
@@ -267,3 +315,6 @@ def _wire(
         api_visibility="private",
         concurrency_limit=None,
     )
+    root = gr.context.Context.root_block
+    if isinstance(root, gr.Blocks):
+        root.unload(forget_kept_run)

@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
+from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.ui.common import UiContext, bind, make_controls, parse_resolution, user_errors
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
@@ -162,7 +163,10 @@ def predict_video(
 
     try:
         progress(0.0, desc="Starting…")
-        result = run_video(ctx.service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
+        with BUDGET.in_use(video):  # the upload and the output folder are never pruned while this runs
+            result = run_video(
+                ctx.service, video, options, progress=report, cancel=cancel, source_name=Path(video).name
+            )
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
     finally:
@@ -178,6 +182,12 @@ def cancel_runs(request: gr.Request) -> str:
 def cancel_on_unload(request: gr.Request) -> None:
     """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
     _cancels.cancel(_session(request))
+
+
+def video_queue_group(ctx: UiContext) -> str:
+    """``--video-queue separate`` (default): videos wait and run in their own group, so an image request never
+    waits behind a whole video (the two take turns on the model, batch by batch); ``shared``: one line for both."""
+    return "model" if ctx.settings.video_queue == "shared" else "video"
 
 
 def build_video_tab(ctx: UiContext) -> None:
@@ -229,7 +239,7 @@ def build_video_tab(ctx: UiContext) -> None:
         inputs,
         [output, summary, frames, files],
         api_name="predict_video",
-        concurrency_id="model",
+        concurrency_id=video_queue_group(ctx),
     )
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).

@@ -46,6 +46,7 @@ ZERO_GPU_STREAM_EVERY_S = 0.5
 ZERO_GPU_TIME_LIMIT_S = 60
 WEBCAM_CONCURRENCY = 4  # simultaneous webcam viewers (they share one model, frame by frame)
 SOURCE_CONCURRENCY = 2  # simultaneous server-side stream viewers
+HANDLER_TTL_S = 600
 WEBCAM_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
 
 _sources = SourceRegistry()
@@ -262,7 +263,8 @@ def build_webcam_tab(ctx: UiContext) -> None:
         api_json = gr.JSON(label="result")
         api_timing = gr.Textbox(label="timing")
         api_button = gr.Button("predict_frame")
-    handler_state = gr.State(None)
+    # One small FrameHandler per viewer (no frame stays in it after processing), freed 10 minutes after its last frame.
+    handler_state = gr.State(None, time_to_live=HANDLER_TTL_S)
 
     zero_gpu = on_zero_gpu()
     webcam.stream(
