@@ -50,6 +50,21 @@ COCO_OKS_SIGMAS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+# Joint angles (degrees at the middle joint) measured for the COCO schema: elbows, shoulders, hips, knees.
+COCO_ANGLES: tuple[tuple[str, tuple[str, str, str]], ...] = (
+    ("left_elbow", ("left_shoulder", "left_elbow", "left_wrist")),
+    ("right_elbow", ("right_shoulder", "right_elbow", "right_wrist")),
+    ("left_shoulder", ("left_elbow", "left_shoulder", "left_hip")),
+    ("right_shoulder", ("right_elbow", "right_shoulder", "right_hip")),
+    ("left_hip", ("left_shoulder", "left_hip", "left_knee")),
+    ("right_hip", ("right_shoulder", "right_hip", "right_knee")),
+    ("left_knee", ("left_hip", "left_knee", "left_ankle")),
+    ("right_knee", ("right_hip", "right_knee", "right_ankle")),
+)
+
+Angle = tuple[str, tuple[int, int, int]]  # name, 0-based (end, vertex, end)
+
+
 class SchemaError(ValueError):
     """Raised when a keypoint schema file is malformed or does not match the model."""
 
@@ -65,9 +80,14 @@ class KeypointSchema:
     names: tuple[str, ...]
     edges: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     sigmas: tuple[float, ...] | None = None
+    # Named joint angles (0-based end, vertex, end); None: the COCO angles when the names are COCO's, else none.
+    angles: tuple[Angle, ...] | None = None
 
     def __post_init__(self) -> None:
         k = len(self.names)
+        for name, joints in self.angles or ():
+            if len(joints) != 3 or not all(0 <= j < k for j in joints) or len(set(joints)) != 3:
+                raise SchemaError(f"angle {name!r} needs three different keypoints within 0..{k - 1}, got {joints}")
         for a, b in self.edges:
             if not (0 <= a < k and 0 <= b < k):
                 raise SchemaError(f"edge ({a}, {b}) refers to a keypoint outside 0..{k - 1}")
@@ -93,6 +113,14 @@ class KeypointSchema:
     def generic(cls, num_keypoints: int) -> KeypointSchema:
         """Fallback for an unknown K: numbered names and no edges (a guessed skeleton would mislead)."""
         return cls(tuple(f"kp_{i}" for i in range(num_keypoints)), ())
+
+    def joint_angles(self) -> tuple[Angle, ...]:
+        """The angles to measure: the schema's own, or elbows/shoulders/hips/knees for the COCO keypoints."""
+        if self.angles is not None:
+            return self.angles
+        if self.names == COCO_KEYPOINT_NAMES:
+            return tuple((n, tuple(self.names.index(j) for j in js)) for n, js in COCO_ANGLES)  # type: ignore[misc]
+        return ()
 
     def matches(self, num_keypoints: int) -> bool:
         return self.num_keypoints == num_keypoints
@@ -122,12 +150,28 @@ def _parse_edges(raw: Any, names: list[str], base: int) -> tuple[tuple[int, int]
     return tuple(edges)
 
 
+def _parse_angles(raw: Any, names: list[str], base: int) -> tuple[Angle, ...] | None:
+    """``{"name": [end, vertex, end], ...}`` by keypoint names or indices (``index_base`` applies)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SchemaError("'angles' must map each angle's name to three keypoints [end, vertex, end]")
+    out = []
+    for name, joints in raw.items():
+        if not isinstance(joints, (list, tuple)) or len(joints) != 3:
+            raise SchemaError(f"angle {name!r} must list three keypoints [end, vertex, end], got {joints!r}")
+        ends = _parse_edges([[joints[0], joints[1]], [joints[1], joints[2]]], names, base)
+        out.append((str(name), (ends[0][0], ends[0][1], ends[1][1])))
+    return tuple(out)
+
+
 def schema_from_mapping(data: dict[str, Any]) -> KeypointSchema:
     """Build a schema from a parsed file.
 
     Accepted shapes:
     - ``{"keypoints": [names...], "skeleton": [[a, b], ...], "index_base": 0, "sigmas": [...]}`` (edges by index
-      or by name; ``index_base`` defaults to 0; ``sigmas``, optional, one OKS sigma per keypoint),
+      or by name; ``index_base`` defaults to 0; ``sigmas``, optional, one OKS sigma per keypoint; ``angles``,
+      optional, ``{"left_knee": ["left_hip", "left_knee", "left_ankle"], ...}`` with the vertex in the middle),
     - a COCO annotation file or category (``categories[0].keypoints`` / ``skeleton``, 1-based as COCO defines it;
       an optional ``sigmas`` list in the category is read too).
     """
@@ -146,7 +190,10 @@ def schema_from_mapping(data: dict[str, Any]) -> KeypointSchema:
     if sigmas is not None and not isinstance(sigmas, list):
         raise SchemaError("'sigmas' must be a list with one number per keypoint")
     return KeypointSchema(
-        tuple(names), _parse_edges(data.get("skeleton"), names, base), tuple(sigmas) if sigmas is not None else None
+        tuple(names),
+        _parse_edges(data.get("skeleton"), names, base),
+        tuple(sigmas) if sigmas is not None else None,
+        _parse_angles(data.get("angles"), names, base),
     )
 
 

@@ -1,10 +1,12 @@
-"""Per-frame results written as the video is processed: JSONL (one line per frame) and CSV (one row per keypoint).
+"""Per-frame results written as the video is processed: JSONL (one line per frame), a keypoints CSV (one row per
+keypoint) and an angles CSV (one row per person and frame: mean keypoint confidence, each joint angle and its 1σ).
 
 Written line by line so memory stays flat for long clips, and only published (renamed into place) when the whole
 run succeeded, so a cancelled run never leaves a file that looks complete. Persons come from the shared
 :func:`rfdetr_demo.exports.instances`, so ids (tracker ids when tracking), scores, boxes and keypoints match the
 Image tab's JSON exactly, and the CSV writes ``visible`` as ``True``/``False`` like the Image tab's CSV (pandas'
-spelling of a bool column), so one reader handles both files.
+spelling of a bool column), so one reader handles both files. The angle numbers come from
+:func:`rfdetr_demo.video.angles.motion_rows`, the same rows the Video tab's motion plots draw.
 """
 
 from __future__ import annotations
@@ -18,37 +20,52 @@ from typing import Any
 import supervision as sv
 
 from rfdetr_demo.exports import instances
+from rfdetr_demo.schema import Angle
+from rfdetr_demo.video.angles import angle_columns, motion_rows
 
 CSV_COLUMNS = (
     "frame", "timestamp_s", "person_id", "class_name", "score", "keypoint", "x", "y", "confidence", "visible",
 )  # fmt: skip
 
 
-def frame_record(frame_index: int, timestamp: float, kp: sv.KeyPoints, names: Sequence[str]) -> dict[str, Any]:
-    return {
-        "frame": int(frame_index),
-        "timestamp_s": round(float(timestamp), 4),
-        "persons": instances(kp, names),
-    }
+MOTION_COLUMNS = ("frame", "timestamp_s", "person_id", "mean_confidence")
+
+
+def frame_record(
+    frame_index: int, timestamp: float, kp: sv.KeyPoints, names: Sequence[str], angles: Sequence[Angle] = ()
+) -> dict[str, Any]:
+    """One JSONL line; each person also carries its mean keypoint confidence and ``angles`` (deg and 1σ)."""
+    persons = instances(kp, names)
+    for person, row in zip(persons, motion_rows(frame_index, timestamp, kp, angles), strict=True):
+        person["mean_confidence"] = row["mean_confidence"]
+        person["angles"] = {n: {"deg": row[f"{n}_deg"], "std_deg": row[f"{n}_std_deg"]} for n, _ in angles}
+    return {"frame": int(frame_index), "timestamp_s": round(float(timestamp), 4), "persons": persons}
 
 
 class FrameExporter:
     """Streams JSONL and CSV to hidden partial files; :meth:`finish` publishes them, :meth:`abort` deletes them."""
 
-    def __init__(self, out_dir: Path, stem: str, keypoint_names: Sequence[str]) -> None:
+    def __init__(self, out_dir: Path, stem: str, keypoint_names: Sequence[str], angles: Sequence[Angle] = ()) -> None:
         self.names = tuple(keypoint_names)
+        self.angles = tuple(angles)
         self.jsonl_path = out_dir / f"{stem}_frames.jsonl"
         self.csv_path = out_dir / f"{stem}_keypoints.csv"
-        self._jsonl_tmp = out_dir / f".{stem}_frames.jsonl.partial"
-        self._csv_tmp = out_dir / f".{stem}_keypoints.csv.partial"
-        self._jsonl = self._jsonl_tmp.open("w", encoding="utf-8")
-        self._csv_file = self._csv_tmp.open("w", encoding="utf-8", newline="")
+        self.angles_path = out_dir / f"{stem}_angles.csv"
+        self._final = (self.jsonl_path, self.csv_path, self.angles_path)
+        self._partial = tuple(out_dir / f".{p.name}.partial" for p in self._final)
+        self._jsonl = self._partial[0].open("w", encoding="utf-8")
+        self._csv_file = self._partial[1].open("w", encoding="utf-8", newline="")
+        self._angles_file = self._partial[2].open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._csv_file)
         self._csv.writerow(CSV_COLUMNS)
+        self.motion_columns = (*MOTION_COLUMNS, *angle_columns(self.angles))
+        self._angles_csv = csv.DictWriter(self._angles_file, self.motion_columns)
+        self._angles_csv.writeheader()
 
     def add(self, frame_index: int, timestamp: float, kp: sv.KeyPoints) -> dict[str, Any]:
-        record = frame_record(frame_index, timestamp, kp, self.names)
+        record = frame_record(frame_index, timestamp, kp, self.names, self.angles)
         self._jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._angles_csv.writerows(motion_rows(frame_index, timestamp, kp, self.angles))
         for person in record["persons"]:
             for point in person["keypoints"]:
                 self._csv.writerow(
@@ -60,16 +77,17 @@ class FrameExporter:
         return record
 
     def _close(self) -> None:
-        self._jsonl.close()
-        self._csv_file.close()
+        for f in (self._jsonl, self._csv_file, self._angles_file):
+            f.close()
 
     def finish(self) -> list[Path]:
+        """Publish and return ``[jsonl, keypoints csv, angles csv]``."""
         self._close()
-        self._jsonl_tmp.replace(self.jsonl_path)
-        self._csv_tmp.replace(self.csv_path)
-        return [self.jsonl_path, self.csv_path]
+        for tmp, final in zip(self._partial, self._final, strict=True):
+            tmp.replace(final)
+        return list(self._final)
 
     def abort(self) -> None:
         self._close()
-        self._jsonl_tmp.unlink(missing_ok=True)
-        self._csv_tmp.unlink(missing_ok=True)
+        for tmp in self._partial:
+            tmp.unlink(missing_ok=True)
