@@ -37,6 +37,7 @@ class Settings:
     keypoint_schema: str | None = None
     max_image_side: int = 4096
     max_video_seconds: float = 60.0
+    max_eval_images: int = 500
     enable_stream_source: bool = False
     stream_allow_hosts: str = ""
     mcp: bool = False
@@ -93,6 +94,7 @@ _HELP: dict[str, str] = {
     "keypoint_schema": "JSON/YAML file with keypoint names and skeleton for fine-tuned checkpoints.",
     "max_image_side": "Images with a longer side are downscaled to this before inference.",
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",
+    "max_eval_images": "Most annotated images one Evaluate run sends through the model (more get a clear error).",
     "enable_stream_source": "Allow the server to open RTSP/HTTP camera streams (off: it makes the server connect out).",
     "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
     "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
@@ -199,6 +201,8 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--concurrency must be at least 1, got {settings.concurrency}")
     if settings.max_video_seconds <= 0:
         raise ValueError(f"--max-video-seconds must be positive, got {settings.max_video_seconds}")
+    if settings.max_eval_images < 1:
+        raise ValueError(f"--max-eval-images must be at least 1, got {settings.max_eval_images}")
     for name in ("state_memory_mb", "max_temp_gb", "download_grace_s"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")

@@ -12,14 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rfdetr_demo.config import add_setting_arguments, settings_from_args
+from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
 from rfdetr_demo.defaults import MODEL_WAIT_S
-from rfdetr_demo.evaluate.sources import DEFAULT_MAX_EVAL_IMAGES
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 2, 130
 MODEL_OPTIONS: tuple[str, ...] = (
     "checkpoint", "hub_repo", "hub_filename", "hub_revision", "random_weights", "device", "precision", "engine",
-    "resolution", "keypoint_schema", "max_image_side",
+    "resolution", "keypoint_schema", "max_image_side", "max_eval_images",
 )  # fmt: skip
 
 
@@ -58,24 +57,19 @@ def add_evaluate_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="Output folder (created if missing).")
     p.add_argument("--threshold", type=_unit, default=0.5, help="Person score for recall/precision/gallery (0-1).")
     p.add_argument("--batch-size", type=_positive, default=4, help="Images per model call.")
-    p.add_argument(
-        "--max-eval-images", type=_positive, default=DEFAULT_MAX_EVAL_IMAGES,
-        help=f"Refuse model runs over more images than this (default {DEFAULT_MAX_EVAL_IMAGES}).",
-    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="Do not draw the progress bar.")
     add_setting_arguments(p, MODEL_OPTIONS)
     return p
 
 
-def _service_for(args: argparse.Namespace) -> Any:
+def _service_for(settings: Settings) -> Any:
     from rfdetr_demo.app_factory import model_service
 
-    settings = settings_from_args({name: getattr(args, name) for name in MODEL_OPTIONS})
     service = model_service(settings)
     info = service.wait(MODEL_WAIT_S)[2]
     if info.random_weights:
         print("warning: random weights: the model is untrained and every result is meaningless.", file=sys.stderr)
-    return service, settings
+    return service
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -86,23 +80,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rfdetr_demo.evaluate.pipeline import EvaluationRequest, evaluate
     from rfdetr_demo.evaluate.report import text_table, write_outputs
     from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
-    from rfdetr_demo.schema import SchemaError
+    from rfdetr_demo.schema import SchemaError, load_schema
     from rfdetr_demo.service import ModelUnavailable
 
     bar = None
     try:
-        service, resolution, max_side = None, None, 4096
+        settings = settings_from_args({name: getattr(args, name) for name in MODEL_OPTIONS})
+        service = None
         if args.images is not None:
             if not args.images.exists():
                 raise EvaluationError(f"images: no such folder: {args.images}")
-            service, settings = _service_for(args)
-            resolution, max_side = settings.resolution, settings.max_image_side
+            service = _service_for(settings)
         request = EvaluationRequest(
             annotations=args.annotations,
             images=[args.images] if args.images is not None else [],
             results=args.results or [],
-            options=RunOptions(args.threshold, resolution, args.batch_size, max_side),
-            max_images=args.max_eval_images,
+            options=RunOptions(args.threshold, settings.resolution, args.batch_size, settings.max_image_side),
+            max_images=settings.max_eval_images,
+            schema=load_schema(settings.keypoint_schema) if settings.keypoint_schema and service is None else None,
         )
         bar = tqdm(desc="evaluate", unit="img", disable=args.no_progress or service is None, file=sys.stderr)
 

@@ -47,6 +47,13 @@ def draw_ground_truth(rgb: np.ndarray, people: list[np.ndarray], schema: Keypoin
     return out
 
 
+def _visible(v: np.ndarray) -> np.ndarray:
+    """Joints flagged v > 0 (the app's export hides joints that way); a person with no flag set shows all joints."""
+    shown = v > 0
+    shown[~shown.any(axis=1)] = True
+    return shown
+
+
 def predictions_as_keypoints(results: list[dict[str, Any]], k: int, threshold: float, scale: float) -> sv.KeyPoints:
     """The set's detections of one image scoring at least ``threshold``, as ``sv.KeyPoints`` for the renderer."""
     kept = [r for r in results if r["score"] >= threshold]
@@ -58,7 +65,7 @@ def predictions_as_keypoints(results: list[dict[str, Any]], k: int, threshold: f
         xy=xy[:, :, :2] * scale,
         class_id=np.zeros(len(kept), dtype=int),
         detection_confidence=np.asarray([r["score"] for r in kept], dtype=np.float32),
-        visible=np.ones((len(kept), k), dtype=bool),
+        visible=_visible(xy[:, :, 2]),
         data=data,
     )
 

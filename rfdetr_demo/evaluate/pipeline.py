@@ -15,6 +15,7 @@ from rfdetr_demo.evaluate.predictions import PredictionSet, load_prediction_file
 from rfdetr_demo.evaluate.runner import Progress, RunOptions, predict_dataset
 from rfdetr_demo.evaluate.scoring import SetScore, score_set
 from rfdetr_demo.evaluate.sources import DEFAULT_MAX_EVAL_IMAGES, ImageSource, collect_sources, match_images
+from rfdetr_demo.schema import KeypointSchema
 
 
 @dataclass
@@ -24,6 +25,7 @@ class EvaluationRequest:
     results: Sequence[str | Path] = ()  # prediction files, one row each
     options: RunOptions = field(default_factory=RunOptions)
     max_images: int = DEFAULT_MAX_EVAL_IMAGES
+    schema: KeypointSchema | None = None  # names/sigmas for file-only runs; a model run uses the model's schema
 
 
 @dataclass
@@ -53,7 +55,7 @@ def evaluate(
     """Validate everything first (cheap), then run the model (slow), then score every set."""
     if not request.images and not request.results:
         raise EvaluationError("give the images to run the model on, or one or more prediction files (or both)")
-    schema = service.schema if (request.images and service is not None) else None
+    schema = service.schema if (request.images and service is not None) else request.schema
     dataset = load_annotations(request.annotations, schema)
     pairs: list[tuple[ImageEntry, ImageSource]] = []
     if request.images:

@@ -138,3 +138,33 @@ def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> list[Path]:
     if plot is not None:
         files.append(plot)
     return files
+
+
+def calibration_verdict(cal: dict[str, Any] | None) -> str:
+    """Plain words for the 2σ coverage: calibrated within ±5 points of 86.5 %, else over- or under-confident."""
+    if not cal or cal["coverage"]["2sigma"] is None:
+        return "no covariance in these predictions"
+    got, want = cal["coverage"]["2sigma"], cal["expected"]["2sigma"]
+    verdict = "calibrated" if abs(got - want) <= 0.05 else ("over-confident" if got < want else "under-confident")
+    rho = cal["spearman_uncertainty_vs_error"]
+    rank = "" if rho is None else f"; rank correlation of predicted σ with error {rho:.2f}"
+    return f"{verdict}: {100 * got:.1f} % of joints inside 2σ (a calibrated model: {100 * want:.1f} %){rank}"
+
+
+def summary_markdown(evaluation: Evaluation) -> str:
+    """Headline for the page: the dataset, each set's AP and calibration in words, and every note."""
+    ds = evaluation.dataset
+    lines = [
+        f"**{len(ds.images)} images · {ds.num_people} people · {ds.num_keypoints} keypoints** · "
+        f"OKS sigmas: {ds.sigma_source}"
+    ]
+    if evaluation.model_info and evaluation.model_info.get("random_weights"):
+        lines.append("⚠️ **Random weights: the model is untrained and its scores are meaningless.**")
+    for s in evaluation.scores:
+        d = s.detection
+        lines.append(
+            f"- **{s.name}**: AP {_fmt(s.stats['AP'])} · AP50 {_fmt(s.stats['AP50'])} · recall {_fmt(d['recall'])}, "
+            f"precision {_fmt(d['precision'])} at score ≥ {d['threshold']:g} · {calibration_verdict(s.calibration)}"
+        )
+    lines += [f"- ℹ️ {note}" for note in ds.notes]
+    return "\n".join(lines)

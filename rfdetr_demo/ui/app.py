@@ -1,4 +1,4 @@
-"""The page: a model status line, then the Image, Video and Webcam tabs."""
+"""The page: a model status line, then the Image, Video, Webcam and Evaluate tabs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import gradio as gr
 from rfdetr_demo.config import Settings
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import UiContext, bind, refreshed_resolution_choices
+from rfdetr_demo.ui.evaluate_tab import build_evaluate_tab
 from rfdetr_demo.ui.image_tab import build_image_tab
 from rfdetr_demo.ui.status import status_markdown
 from rfdetr_demo.ui.video_tab import build_video_tab
@@ -30,6 +31,7 @@ TABS: tuple[tuple[str, str, Callable[[UiContext], None]], ...] = (
     ("Image", "image", build_image_tab),
     ("Video", "video", build_video_tab),
     ("Webcam", "webcam", build_webcam_tab),
+    ("Evaluate", "evaluate", build_evaluate_tab),
 )
 
 

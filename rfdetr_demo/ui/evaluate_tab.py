@@ -1,0 +1,176 @@
+"""Evaluate tab: score the loaded model, or prediction files, on the visitor's COCO keypoint annotations.
+
+Also the named API endpoint ``/evaluate``. The work is :func:`rfdetr_demo.evaluate.pipeline.evaluate`; this module
+only turns uploads into a request, progress into ``gr.Progress``, the Cancel button into a per-session event (the
+run stops between two batches) and the result into tables, plots, a gallery and downloads in a private folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from rfdetr_demo.defaults import DEFAULT_THRESHOLD, MODEL_WAIT_S
+from rfdetr_demo.evaluate.dataset import EvaluationError
+from rfdetr_demo.evaluate.gallery import worst_gallery
+from rfdetr_demo.evaluate.pipeline import Evaluation, EvaluationRequest, evaluate
+from rfdetr_demo.evaluate.report import (
+    PER_KEYPOINT_COLUMNS,
+    TABLE_COLUMNS,
+    per_keypoint_rows,
+    summary_markdown,
+    table_rows,
+    write_outputs,
+)
+from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
+from rfdetr_demo.ui.common import UiContext, bind, parse_resolution, resolution_choices, user_errors
+from rfdetr_demo.ui.video_tab import CancelRegistry, _session
+from rfdetr_demo.workdirs import new_request_dir
+
+GALLERY_COUNT = 8
+_cancels = CancelRegistry()
+
+
+def _paths(files: Any) -> list[str]:
+    """Gradio gives one path, a list of paths, or None."""
+    if not files:
+        return []
+    return [str(f) for f in (files if isinstance(files, list) else [files])]
+
+
+def _outputs(evaluation: Evaluation, out_dir: Path) -> tuple[Any, ...]:
+    files = write_outputs(evaluation, out_dir)
+    by_name = {p.name: str(p) for p in files}
+    gallery = [(img, caption) for img, caption in worst_gallery(evaluation, count=GALLERY_COUNT)]
+    return (
+        summary_markdown(evaluation),
+        table_rows(evaluation),
+        per_keypoint_rows(evaluation.first),
+        by_name.get("per_keypoint.png"),
+        by_name.get("calibration.png"),
+        gallery,
+        [str(p) for p in files],
+    )
+
+
+@user_errors
+def evaluate_predictions(
+    ctx: UiContext,
+    annotations: str | None,
+    images: list[str] | None = None,
+    predictions: list[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    resolution: int | None = None,
+    request: gr.Request | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
+) -> tuple[Any, ...]:
+    """Score the model (on uploaded images) and/or prediction files on COCO keypoint annotations.
+
+    Args:
+        annotations: a COCO keypoint annotation file (JSON).
+        images: the annotated images (several files, or a zip); the loaded model runs on them.
+        predictions: prediction files (COCO keypoint results, or this app's JSON export), one table row each.
+        threshold: person score at which recall, precision and the gallery are reported, 0-1.
+        resolution: inference side length for the model run, a multiple of 24.
+    Returns:
+        A summary, the metrics table (one row per set), the per-keypoint table, the per-keypoint and calibration
+        plots, the worst images (ground truth grey, prediction in colour, OKS in the caption) and the downloads.
+    """
+    if not annotations:
+        raise gr.Error("Please upload a COCO keypoint annotation file (JSON).", title="No annotations")
+    image_paths, result_paths = _paths(images), _paths(predictions)
+    if not image_paths and not result_paths:
+        raise gr.Error("Upload the annotated images (files or a zip) or prediction files.", title="Nothing to score")
+    if image_paths:
+        ctx.service.wait(MODEL_WAIT_S)
+    options = RunOptions(
+        threshold=float(threshold),
+        resolution=parse_resolution(resolution, ctx.default_resolution),
+        max_image_side=ctx.settings.max_image_side,
+    )
+    req = EvaluationRequest(annotations, image_paths, result_paths, options, ctx.settings.max_eval_images)
+    session = _session(request)
+    cancel = _cancels.open(session)
+    try:
+        progress(0.0, desc="Checking the files…")
+        evaluation = evaluate(
+            req,
+            ctx.service if image_paths else None,
+            on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
+            should_stop=cancel.is_set,
+        )
+    except EvaluationCancelled as exc:
+        raise gr.Error(str(exc), title="Cancelled") from exc
+    except EvaluationError as exc:
+        raise gr.Error(str(exc), title="Cannot evaluate these files") from exc
+    finally:
+        _cancels.close(session, cancel)
+    progress(1.0, desc="Writing the report…")
+    return _outputs(evaluation, new_request_dir(prefix="eval_"))
+
+
+def cancel_evaluation(request: gr.Request) -> str:
+    n = _cancels.cancel(_session(request))
+    return "⏹️ Cancelling after the current batch…" if n else "Nothing to cancel."
+
+
+INTRO = (
+    "Score the loaded model — or any model's prediction files — on **your own COCO keypoint annotations**: "
+    "OKS AP/AR from pycocotools, per-keypoint PCK, and whether the predicted **uncertainty is honest** "
+    "(a calibrated covariance puts 39.3 % of true joints inside its 1σ ellipse and 86.5 % inside 2σ)."
+)
+
+
+def build_evaluate_tab(ctx: UiContext) -> None:
+    """Create the tab's components and events inside the current ``gr.Blocks``."""
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            annotations = gr.File(label="COCO keypoint annotations (JSON)", file_types=[".json"],
+                                  elem_id="eval-annotations")  # fmt: skip
+            images = gr.File(
+                label=f"Images to run the model on (files or a zip; at most {ctx.settings.max_eval_images})",
+                file_count="multiple", file_types=["image", ".zip"], elem_id="eval-images",
+            )  # fmt: skip
+            predictions = gr.File(
+                label="…and/or prediction files (COCO results or this app's JSON export; one row each)",
+                file_count="multiple", file_types=[".json"], elem_id="eval-predictions",
+            )  # fmt: skip
+            threshold = gr.Slider(
+                0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold",
+                info="Where recall, precision and the gallery are reported; AP uses every detection (COCO).",
+            )  # fmt: skip
+            resolution = gr.Dropdown(
+                choices=resolution_choices(ctx.default_resolution), value=ctx.default_resolution,
+                label="Inference resolution", allow_custom_value=True, info="For the model run (multiple of 24).",
+            )  # fmt: skip
+            ctx.resolution_dropdowns.append(resolution)
+            with gr.Row():
+                run_btn = gr.Button("Evaluate", variant="primary", elem_id="run-evaluate")
+                cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-evaluate")
+        with gr.Column(scale=2, min_width=480):
+            summary = gr.Markdown(elem_id="eval-summary")
+            metrics = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Metrics (one row per prediction set)",
+                                   interactive=False, elem_id="eval-metrics", wrap=True)  # fmt: skip
+            with gr.Tab("Per keypoint"):
+                keypoints = gr.Dataframe(headers=list(PER_KEYPOINT_COLUMNS), label="Per keypoint (first set)",
+                                         interactive=False, elem_id="eval-keypoints")  # fmt: skip
+                keypoint_plot = gr.Image(label="PCK per keypoint", type="filepath", interactive=False,
+                                         elem_id="eval-keypoint-plot")  # fmt: skip
+            with gr.Tab("Calibration"):
+                calibration_plot = gr.Image(label="Uncertainty calibration", type="filepath", interactive=False,
+                                            elem_id="eval-calibration-plot")  # fmt: skip
+            gallery = gr.Gallery(label="Worst images (ground truth grey, prediction in colour)", columns=2,
+                                 format="jpeg", elem_id="eval-gallery", interactive=False)  # fmt: skip
+            files = gr.File(label="Downloads (metrics.json · per-image CSV · COCO results · plots)",
+                            file_count="multiple", interactive=False, elem_id="eval-files")  # fmt: skip
+    run_btn.click(
+        bind(evaluate_predictions, ctx, resolution=ctx.default_resolution),
+        [annotations, images, predictions, threshold, resolution],
+        [summary, metrics, keypoints, keypoint_plot, calibration_plot, gallery, files],
+        api_name="evaluate",
+        concurrency_id="model",
+    )
+    cancel_btn.click(cancel_evaluation, None, [summary], api_visibility="private", queue=False)
