@@ -1,4 +1,4 @@
-"""``python -m rfdetr_demo predict ...``: the batch mode (see :mod:`rfdetr_demo.cli`)."""
+"""``python -m rfdetr_demo serve|predict|evaluate ...``: the ``rfdetr-demo`` command (see :mod:`rfdetr_demo.cli`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Batch mode without the UI: ``python -m rfdetr_demo predict PATH... --out DIR`` (and ``evaluate``, in its own module).
+"""The command line: ``rfdetr-demo serve`` (the app), ``rfdetr-demo predict PATH... --out DIR`` (batch mode, below) and
+``rfdetr-demo evaluate`` (in its own module); ``python -m rfdetr_demo …`` is the same command.
 
 For people who want the demo's output for a folder of files (to inspect, to score with pycocotools, to feed another
 tool) without a browser. It deliberately has no model code of its own: it gets the same process-wide
@@ -13,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from PIL import Image
 
+from rfdetr_demo.batch_inputs import FileResult, StemAllocator, collect_inputs, kind_of
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
 from rfdetr_demo.defaults import MODEL_WAIT_S
 from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
@@ -42,8 +44,6 @@ MODEL_OPTIONS: tuple[str, ...] = (
     "max_video_seconds",
 )
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg"})
 COMBINED_COCO_NAME = "coco_results.json"
 SUMMARY_NAME = "summary.json"
 
@@ -60,22 +60,6 @@ class BatchOptions:
     max_image_side: int = 4096
     max_video_seconds: float = 60.0
     jpeg_quality: int = 90
-
-
-@dataclass
-class FileResult:
-    """What happened to one input; ``status`` is ok, skipped or error."""
-
-    path: str
-    kind: str
-    status: str
-    message: str = ""
-    outputs: list[str] = field(default_factory=list)
-    instances: int | None = None
-    inference_ms: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 # -- arguments ---------------------------------------------------------------------------------------------------
@@ -104,12 +88,18 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rfdetr_demo",
-        description="RF-DETR Keypoint demo without the UI.",
+        prog=prog,
+        description="RF-DETR Keypoint demo: the web app (serve), and the model on files without a browser.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # Listed for --help only: main() hands `serve ...` to the app's own option parser (rfdetr_demo.config).
+    sub.add_parser(
+        "serve",
+        add_help=False,
+        help=f"Start the web app (same options as app.py; see {prog} serve --help).",
+    )
     predict = sub.add_parser(
         "predict",
         help="Annotate images, folders and videos and write CSV/JSON/COCO exports.",
@@ -137,56 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_arguments(predict, MODEL_OPTIONS)
     add_evaluate_parser(sub)
     return parser
-
-
-# -- inputs ------------------------------------------------------------------------------------------------------
-def kind_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return "image"  # explicit files with other suffixes are tried as images (the decoder gives a clear error)
-
-
-def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> tuple[list[Path], list[FileResult]]:
-    """Expand folders (known image/video suffixes only, sorted); missing paths become error results."""
-    found: list[Path] = []
-    missing: list[FileResult] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found += sorted(
-                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            missing.append(FileResult(str(raw), "unknown", "error", "no such file or folder"))
-    unique: list[Path] = []
-    seen: set[Path] = set()
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique, missing
-
-
-class StemAllocator:
-    """Output names from input names, unique within one run (two folders may both hold ``img.jpg``)."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def name_for(self, path: Path) -> str:
-        """A safe file name keeping the input's suffix, e.g. ``000000000785.jpg`` or ``img_2.jpg``."""
-        stem = safe_stem(path.name, default="input")
-        candidate, n = stem, 1
-        while candidate.lower() in self._used:
-            n += 1
-            candidate = f"{stem}_{n}"
-        self._used.add(candidate.lower())
-        return candidate + path.suffix.lower()
 
 
 # -- one file ----------------------------------------------------------------------------------------------------
@@ -303,14 +243,26 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return settings_from_args({name: getattr(args, name) for name in MODEL_OPTIONS})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def console_main() -> int:
+    """The ``rfdetr-demo`` console script (installed by ``pip install .``)."""
+    return main(prog="rfdetr-demo")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo") -> int:
     import logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from rfdetr_demo.serve import main as serve
+
+        serve(argv[1:], prog=f"{prog} serve")
+        return EXIT_OK
 
     from rfdetr_demo.app_factory import model_service
     from rfdetr_demo.service import ModelUnavailable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "evaluate":
         return run_evaluate(args)

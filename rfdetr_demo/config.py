@@ -156,9 +156,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser, names: Sequence[str] 
             parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="app.py",
+        prog=prog,
         description="RF-DETR Keypoint demo: people and their 17 COCO keypoints in the browser (Gradio).",
         epilog=f"Every option can also be set with an environment variable {ENV_PREFIX}<OPTION> "
         f"(e.g. {ENV_PREFIX}RANDOM_WEIGHTS=1, {ENV_PREFIX}PORT=7860); flags win over the environment. "
@@ -212,9 +212,11 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--cache-examples must be one of {CACHE_EXAMPLE_MODES}, got {settings.cache_examples!r}")
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, prog: str = "app.py"
+) -> Settings:
     """Resolve settings: flags, then ``RFDETR_DEMO_*`` environment variables, then defaults."""
-    return settings_from_args(vars(build_parser().parse_args(argv)), environ)
+    return settings_from_args(vars(build_parser(prog).parse_args(argv)), environ)
 
 
 def on_spaces(environ: Mapping[str, str] | None = None) -> bool:

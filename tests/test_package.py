@@ -25,3 +25,52 @@ def test_package_never_imports_test_support_or_tools() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
     shipped = {p.stem for p in (REPO / "rfdetr_demo").rglob("*.py")}
     assert not shipped & {"replay", "synthetic", "mjpeg_server"}
+
+
+def _requirements(path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("-r")]
+
+
+def test_pyproject_dependencies_mirror_requirements_txt() -> None:
+    import tomllib
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = sorted(str(Requirement(r)) for r in project["dependencies"])
+    assert declared == sorted(str(Requirement(r)) for r in _requirements(REPO / "requirements.txt"))
+    assert project["scripts"]["rfdetr-demo"] == "rfdetr_demo.cli:console_main"
+
+
+def test_installed_package_runs_outside_the_checkout(tmp_path) -> None:
+    """``pip install`` the package (no dependencies: they are this interpreter's) and run the console script elsewhere.
+
+    A copy of the sources is built, so the checkout gets no build/ or egg-info folders; the script runs from an empty
+    folder with only the install target on the path, so it can only work from the installed files.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "rfdetr_demo", src / "rfdetr_demo", ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(src)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = {"cwd": elsewhere, "env": env, "capture_output": True, "text": True, "timeout": 120, "check": True}
+    where = subprocess.run([sys.executable, "-c", "import rfdetr_demo; print(rfdetr_demo.__file__)"], **run).stdout
+    assert where.strip() == str(target / "rfdetr_demo" / "__init__.py")
+    script = target / "bin" / "rfdetr-demo"
+    out = subprocess.run([str(script), "--help"], **run).stdout
+    assert "usage: rfdetr-demo" in out and all(c in out for c in ("serve", "predict", "evaluate"))
+    serve = subprocess.run([str(script), "serve", "--help"], **run).stdout
+    assert "usage: rfdetr-demo serve" in serve and "--random-weights" in serve
