@@ -74,3 +74,14 @@ def test_installed_package_runs_outside_the_checkout(tmp_path) -> None:
     assert "usage: rfdetr-demo" in out and all(c in out for c in ("serve", "predict", "evaluate"))
     serve = subprocess.run([str(script), "serve", "--help"], **run).stdout
     assert "usage: rfdetr-demo serve" in serve and "--random-weights" in serve
+
+
+def test_readme_layout_names_every_module() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("\n## ", 1)[0]
+    entries = [
+        p.name + ("/" if p.is_dir() else "")
+        for p in sorted((REPO / "rfdetr_demo").iterdir())
+        if not p.name.startswith("__") and (p.suffix == ".py" or (p / "__init__.py").is_file())
+    ]
+    assert [e for e in entries if e not in layout] == []
