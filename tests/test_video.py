@@ -513,3 +513,22 @@ def test_background_stage_reraises_and_stops_its_thread():
     time.sleep(0.3)
     assert len(produced) == count <= 5  # bounded read-ahead, and nothing runs after close
     assert not any(t.name == "t-endless" for t in threading.enumerate())
+
+
+def test_a_model_still_loading_fails_the_request_after_its_wait(tmp_path):
+    from rfdetr_demo.service import ModelService, ModelUnavailable
+
+    release = threading.Event()
+
+    def slow_loader():
+        release.wait(30)
+        raise RuntimeError("never mind")
+
+    service = ModelService(slow_loader)
+    src = make_clip(tmp_path / "c.mp4", 3, size=(64, 48))
+    t0 = time.perf_counter()
+    with pytest.raises(ModelUnavailable, match="still loading"):
+        run_video(service, src, _opts(), out_dir=tmp_path / "o", model_wait_s=0.3)
+    assert time.perf_counter() - t0 < 5
+    release.set()
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []

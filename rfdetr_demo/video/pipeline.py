@@ -178,11 +178,16 @@ class VideoPlan:
     render_workers: int
 
 
-def plan_video(service: ModelService, path: Path, options: VideoOptions) -> VideoPlan:
-    """Probe the clip once, check the requested range, and choose batching and threading for this host."""
+def plan_video(
+    service: ModelService, path: Path, options: VideoOptions, model_wait_s: float | None = None
+) -> VideoPlan:
+    """Probe the clip once, check the requested range, and choose batching and threading for this host.
+
+    Waits at most ``model_wait_s`` for the model (``ModelUnavailable`` after that): the request's one wait.
+    """
     info = probe(path)
     seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
-    _, schema, model_info = service.wait()
+    _, schema, model_info = service.wait(model_wait_s)
     batch_size = options.batch_size or (1 if model_info.device.startswith("cpu") else GPU_BATCH)
     overlap = options.overlap if options.overlap is not None else overlap_pays_off(model_info.device)
     # Drawing is the slowest stage once inference is fast (GPU): a small pool draws a few frames at once while
@@ -292,10 +297,11 @@ def run_video(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     source_name: str | None = None,
+    model_wait_s: float | None = None,
 ) -> VideoResult:
     """Process a clip end to end; return the published video and exports, or raise (nothing published)."""
     options = (options or VideoOptions()).validated()
-    plan = plan_video(service, Path(path), options)
+    plan = plan_video(service, Path(path), options, model_wait_s)
     cancel = cancel or threading.Event()
 
     def check() -> None:
