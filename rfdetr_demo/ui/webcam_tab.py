@@ -33,7 +33,7 @@ from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
-from rfdetr_demo.ui.common import UiContext, bind, make_controls, user_errors
+from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, user_errors
 from rfdetr_demo.ui.components import LiveImage
 
 log = logging.getLogger(__name__)
@@ -243,29 +243,10 @@ def build_webcam_tab(ctx: UiContext) -> None:
             readout = gr.Markdown("Waiting for frames…", elem_id="webcam-readout")
             live = LiveImage(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
             with gr.Accordion("Camera stream URL (RTSP / HTTP, read by the server)", open=False):
-                gr.Markdown(_source_note(ctx.settings), elem_id="source-note")
-                with gr.Row():
-                    source_url = gr.Textbox(
-                        label="Stream URL", placeholder="rtsp://camera.local:554/stream or http://…/video.mjpg",
-                        scale=4, elem_id="source-url", interactive=ctx.settings.enable_stream_source,
-                    )  # fmt: skip
-                    start = gr.Button("Start", variant="primary", scale=1, elem_id="source-start")
-                    stop = gr.Button("Stop", scale=1, elem_id="source-stop")
-                source_readout = gr.Markdown(elem_id="source-readout")
-                source_view = LiveImage(
-                    label="Stream keypoints", interactive=False, format="jpeg", elem_id="source-output"
-                )
-    # Hidden components for the /predict_frame API endpoint (one frame per call, usable from gradio_client).
-    with gr.Row(visible=False):
-        api_frame = gr.Image(type="numpy", label="frame")
-        api_mirrored = gr.Checkbox(value=False, label="mirrored")
-        api_image = gr.Image(label="annotated", format="jpeg")
-        api_json = gr.JSON(label="result")
-        api_timing = gr.Textbox(label="timing")
-        api_button = gr.Button("predict_frame")
+                build_source_panel(ctx, controls)
+    build_frame_endpoint(ctx, controls)
     # One small FrameHandler per viewer (no frame stays in it after processing), freed 10 minutes after its last frame.
     handler_state = gr.State(None, time_to_live=HANDLER_TTL_S)
-
     zero_gpu = on_zero_gpu()
     webcam.stream(
         bind(on_frame, ctx),
@@ -278,13 +259,21 @@ def build_webcam_tab(ctx: UiContext) -> None:
         api_visibility="private",
         show_progress="hidden",
     )
-    api_button.click(
-        bind(predict_frame, ctx, resolution=ctx.default_resolution),
-        [api_frame, *controls, api_mirrored],
-        [api_image, api_json, api_timing],
-        api_name="predict_frame",
-        concurrency_id="model",
-    )
+
+
+def build_source_panel(ctx: UiContext, controls: Controls) -> None:
+    """A server-side camera URL with Start/Stop; the tab's controls apply to it while it runs."""
+    gr.Markdown(_source_note(ctx.settings), elem_id="source-note")
+    with gr.Row():
+        source_url = gr.Textbox(
+            label="Stream URL", placeholder="rtsp://camera.local:554/stream or http://…/video.mjpg",
+            scale=4, elem_id="source-url", interactive=ctx.settings.enable_stream_source,
+        )  # fmt: skip
+        start = gr.Button("Start", variant="primary", scale=1, elem_id="source-start")
+        stop = gr.Button("Stop", scale=1, elem_id="source-stop")
+    source_readout = gr.Markdown(elem_id="source-readout")
+    source_view = LiveImage(label="Stream keypoints", interactive=False, format="jpeg", elem_id="source-output")
+
     source_event = start.click(
         bind(run_source, ctx),
         [source_url, *controls],
@@ -295,11 +284,23 @@ def build_webcam_tab(ctx: UiContext) -> None:
         show_progress="hidden",
     )
     stop.click(stop_source, None, source_readout, cancels=[source_event], api_visibility="private", queue=False)
-    gr.on(
-        [c.change for c in controls],
-        update_source_options,
-        list(controls),
-        None,
-        api_visibility="private",
-        queue=False,
+    changes = [c.change for c in controls]
+    gr.on(changes, update_source_options, list(controls), None, api_visibility="private", queue=False)
+
+
+def build_frame_endpoint(ctx: UiContext, controls: Controls) -> None:
+    """Hidden components for ``/predict_frame`` (one frame per call, usable from ``gradio_client``)."""
+    with gr.Row(visible=False):
+        api_frame = gr.Image(type="numpy", label="frame")
+        api_mirrored = gr.Checkbox(value=False, label="mirrored")
+        api_image = gr.Image(label="annotated", format="jpeg")
+        api_json = gr.JSON(label="result")
+        api_timing = gr.Textbox(label="timing")
+        api_button = gr.Button("predict_frame")
+    api_button.click(
+        bind(predict_frame, ctx, resolution=ctx.default_resolution),
+        [api_frame, *controls, api_mirrored],
+        [api_image, api_json, api_timing],
+        api_name="predict_frame",
+        concurrency_id="model",
     )
