@@ -42,10 +42,9 @@ def _run(ctx: UiContext, image: str, threshold: float, resolution: Any) -> Image
     """Decode and run the model once; the upload (and nothing else of this request) is held on disk meanwhile."""
     if not image:
         raise gr.Error("Please upload, paste or pick an image first.", title="No image")
-    ctx.service.wait(MODEL_WAIT_S)
     res = parse_resolution(resolution, ctx.default_resolution)
     with BUDGET.in_use(image):
-        return run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side)
+        return run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side, timeout=MODEL_WAIT_S)
 
 
 def _rendered(
@@ -230,9 +229,12 @@ def build_image_tab(ctx: UiContext) -> None:
     out = ImageOutputs.create()
     with gr.Row(equal_height=False, elem_id="image-row"):
         with gr.Column(scale=1, min_width=320, elem_id="image-inputs"):
+            # image_mode=None: Gradio hands over the uploaded file as is; our decoder converts it once (16-bit,
+            # CMYK, EXIF rotation) instead of Gradio decoding and re-saving it first.
             image = GuardedImage(
-                type="filepath", label="Image", sources=["upload", "clipboard"], height=360, elem_id="input-image"
-            )
+                type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"], height=360,
+                elem_id="input-image",
+            )  # fmt: skip
             controls = make_controls(
                 ctx,
                 threshold_info=(
