@@ -258,7 +258,7 @@ def test_tracker_numbers_people_below_the_default_floor():
         assert sorted(ids.tolist()) == [0, 1] and UNCONFIRMED not in ids
 
 
-@pytest.mark.parametrize(("smoothing", "workers"), [(False, None), (True, None), (False, 3)])
+@pytest.mark.parametrize(("smoothing", "workers"), [(False, None), ("one-euro", None), ("kalman", None), (False, 3)])
 def test_tracking_ids_in_video_exports(tmp_path, smoothing, workers):
     def frame(i: int) -> np.ndarray:
         img = np.zeros((96, 256, 3), np.uint8)
@@ -279,10 +279,11 @@ def test_tracking_ids_in_video_exports(tmp_path, smoothing, workers):
     assert set(left_ids) == {left_ids[0]} and set(right_ids) == {right_ids[0]}
     csv_lines = result.files[2].read_text().splitlines()
     assert len(csv_lines) == 1 + 20 * 2 * 17
-    # Keypoints stay on (smoothing: near) the oracle's positions; a smoother may lag, never jump.
+    # Keypoints stay on (smoothing: near) the oracle's positions; One-Euro lags a little, never jumps; the Kalman
+    # smoother's constant-velocity model follows this steady walk without lag.
     last = min(lines[-1]["persons"], key=lambda p: p["box_xyxy"][0])["keypoints"][0]
     lag = abs(last["x"] - (10 + 4 * 19))
-    assert lag < 8 and (lag > 0.01) == smoothing
+    assert lag < 8 and (lag > 0.01) == (smoothing == "one-euro")
 
 
 def test_people_have_real_ids_from_frame_zero_in_every_export(replay_service, coco_truth, tmp_path):
@@ -479,11 +480,16 @@ def test_overlap_only_where_it_pays_off(monkeypatch):
 
 
 def test_smoother_is_chosen_by_name():
-    from rfdetr_demo.video.smoothing import make_smoother
+    from rfdetr_demo.video.kalman import KalmanSmoother
+    from rfdetr_demo.video.rts import FixedLagSmoother
+    from rfdetr_demo.video.smoothing import Causal, make_smoother, make_stage
 
-    assert isinstance(make_smoother(True), KeypointSmoother) and isinstance(make_smoother("one-euro"), KeypointSmoother)
+    assert isinstance(make_smoother(True), KalmanSmoother) and isinstance(make_smoother("one-euro"), KeypointSmoother)
     assert make_smoother(True) is not make_smoother(True)  # per-request state is never shared
-    assert make_smoother(False) is None and make_smoother(None) is None
+    assert make_smoother(False) is None and make_smoother(None) is None and make_smoother("off") is None
+    assert isinstance(make_stage("kalman", offline=True), FixedLagSmoother)  # a clip: fixed-lag RTS
+    live = make_stage("kalman", offline=False)
+    assert isinstance(live, Causal) and isinstance(live.smoother, KalmanSmoother)  # a stream: causal, no delay
     with pytest.raises(ValueError, match="unknown smoothing"):
         VideoOptions(smoothing="wobbly").validated()
 

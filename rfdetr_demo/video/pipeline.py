@@ -6,11 +6,11 @@ queues, so memory stays flat however long the clip is and the slowest stage sets
 chain runs in the calling thread. Drawing can be spread over a small ordered pool; tracking, smoothing, encoding and
 per-frame exports stay in frame order in the calling thread.
 
-Smoothing is one hook: ``VideoOptions.smoothing`` names a smoother (:func:`rfdetr_demo.video.smoothing.make_smoother`)
-that gets each frame's tracked key points. Cancellation is a ``threading.Event`` checked between frames and while
-waiting for one: the model is only held for the batch in flight, so another request gets it within one batch. A
-cancelled or failed run deletes its partial files. Progress is reported from the calling thread (Gradio's progress
-object is safe to call there).
+Smoothing is one hook: ``VideoOptions.smoothing`` names a smoother (:func:`rfdetr_demo.video.smoothing.make_stage`)
+that gets each frame's tracked, thresholded key points (``kalman``: fixed-lag RTS, frames released a few late).
+Cancellation is a ``threading.Event`` checked between frames and while waiting for one: the model is only held for
+the batch in flight, so another request gets it within one batch. A cancelled or failed run deletes its partial
+files. Progress is reported from the calling thread (Gradio's progress object is safe to call there).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
 from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
-from rfdetr_demo.video.smoothing import make_smoother
+from rfdetr_demo.video.smoothing import make_smoother, make_stage
 from rfdetr_demo.video.stages import batched, in_background, ordered_map, overlap_pays_off
 from rfdetr_demo.video.tracking import PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
@@ -73,7 +73,7 @@ class VideoOptions:
     start: float = 0.0
     end: float | None = None
     tracking: bool = True
-    # A smoother's name (see video/smoothing.SMOOTHERS); True means the default one, False/None/"" none.
+    # A smoother's name (video/smoothing.SMOOTHING_CHOICES); True means the default (kalman), False/None/""/"off" none.
     smoothing: bool | str | None = False
     batch_size: int | None = None  # None: 1 on CPU (batching does not help there), GPU_BATCH on a GPU
     render_workers: int | None = None  # None: draw inline on CPU (cores are busy with inference), 3 threads on GPU
@@ -231,17 +231,26 @@ def _predictions(
 def _shown(
     results: Iterator[tuple[Frame, Prediction]], plan: VideoPlan, options: VideoOptions
 ) -> Iterator[tuple[Frame, Prediction, sv.KeyPoints]]:
-    """Ids, then the smoothing hook, then the display threshold, frame by frame in order (trackers keep state)."""
-    smoother = make_smoother(options.smoothing)
-    tracking = options.tracking or smoother is not None  # smoothers follow people by id
+    """Ids, the display threshold, then the smoothing stage, frame by frame in order (trackers keep state).
+
+    The threshold comes first so a smoother sees a hidden joint as missing (the Kalman filter predicts it); an
+    offline Kalman stage releases frames a few frames late (fixed-lag RTS) and the rest at the end of the clip.
+    """
+    stage = make_stage(options.smoothing, offline=True)
+    tracking = options.tracking or stage is not None  # smoothers follow people by id
     tracker = PersonTracker(float(plan.output_fps), options.threshold) if tracking else None
     for frame, pred in results:
         kp = pred.key_points
         if tracker is not None:
             kp = tracker.update(kp, frame.timestamp)
-        if smoother is not None:
-            kp = smoother.update(kp, frame.timestamp)
-        yield frame, pred, apply_keypoint_threshold(kp, float(options.keypoint_threshold))
+        kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
+        if stage is None:
+            yield frame, pred, kp
+            continue
+        for (f, p), smoothed in stage.push(kp, frame.timestamp, (frame, pred)):
+            yield f, p, smoothed
+    for (f, p), smoothed in stage.flush() if stage is not None else ():
+        yield f, p, smoothed
 
 
 class _Summary:
@@ -312,7 +321,7 @@ def run_video(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(source_name or plan.path.name, default="video")
     writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", plan.output_fps)
-    exporter = FrameExporter(out_dir, stem, plan.schema.names)
+    exporter = FrameExporter(out_dir, stem, plan.schema.names, plan.schema.joint_angles())
     summary = _Summary(plan, progress)
 
     def draw(item: tuple[Frame, Prediction, sv.KeyPoints]) -> _Drawn:

@@ -1,21 +1,28 @@
-"""Temporal smoothing of keypoints: a confidence-aware One-Euro filter per (track id, joint).
+"""Temporal smoothing of keypoints, chosen by name (``off`` / ``one-euro`` / ``kalman``), and the One-Euro filter.
 
-Why One-Euro: it smooths jitter strongly when a joint is still and follows it closely when it moves fast, which a
-plain moving average cannot do. Why confidence-aware: a joint the model is unsure about should move the filtered
-estimate less, so the cutoff is scaled down by the keypoint confidence (and a hidden or non-finite joint does not
-update the filter at all). Filters are keyed by tracker id, so smoothing needs tracking; untracked rows pass through.
+The Kalman filter (:mod:`rfdetr_demo.video.kalman`, the default) uses the model's own covariance and wins the
+benchmark; on a clip it runs as a fixed-lag RTS smoother (:mod:`rfdetr_demo.video.rts`), on a live stream causally.
+Both get the key points after the display threshold: a hidden joint is a missing measurement, not a noisy one.
+
+One-Euro, the alternative: it smooths jitter strongly when a joint is still and follows it closely when it moves
+fast, which a plain moving average cannot do. Why confidence-aware: a joint the model is unsure about should move the
+filtered estimate less, so the cutoff is scaled down by the keypoint confidence (and a hidden or non-finite joint does
+not update the filter at all). Filters are keyed by tracker id, so smoothing needs tracking; untracked rows pass
+through.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import supervision as sv
 
 from rfdetr_demo.result import IDS, with_arrays
+from rfdetr_demo.video.kalman import KalmanSmoother
+from rfdetr_demo.video.rts import FixedLagSmoother
 from rfdetr_demo.video.tracking import UNCONFIRMED
 
 
@@ -79,21 +86,63 @@ class KeypointSmoother:
 
 
 class Smoother(Protocol):
-    """The video pipeline's smoothing hook: tracked, normalised key points of one frame in, the same rows out."""
+    """A causal smoother: tracked, thresholded, normalised key points of one frame in, the same rows out."""
 
     def update(self, key_points: sv.KeyPoints, timestamp: float) -> sv.KeyPoints: ...
 
 
-DEFAULT_SMOOTHER = "one-euro"
-# Smoothers by name; each call builds a fresh one (smoothers keep per-track state: one per video request).
-SMOOTHERS: dict[str, Callable[[], Smoother]] = {DEFAULT_SMOOTHER: KeypointSmoother}
+class SmoothingStage(Protocol):
+    """A smoother as a pipeline stage: frames go in with a payload and come out (maybe later) in order."""
+
+    def push(self, key_points: sv.KeyPoints, timestamp: float, payload: Any) -> list[tuple[Any, sv.KeyPoints]]: ...
+
+    def flush(self) -> list[tuple[Any, sv.KeyPoints]]: ...
 
 
-def make_smoother(name: bool | str | None) -> Smoother | None:
-    """A new smoother for ``name`` (True: the default; False, None or "": none); unknown names are a ValueError."""
-    if name is None or name is False or name == "":
+class Causal:
+    """A causal smoother as a stage: every frame comes out as it goes in (the webcam's only option)."""
+
+    def __init__(self, smoother: Smoother) -> None:
+        self.smoother = smoother
+
+    def push(self, key_points: sv.KeyPoints, timestamp: float, payload: Any) -> list[tuple[Any, sv.KeyPoints]]:
+        return [(payload, self.smoother.update(key_points, timestamp))]
+
+    def flush(self) -> list[tuple[Any, sv.KeyPoints]]:
+        return []
+
+
+OFF, ONE_EURO, KALMAN = "off", "one-euro", "kalman"
+SMOOTHING_CHOICES = (OFF, ONE_EURO, KALMAN)
+# The Kalman filter wins the benchmark (bench/bench_smoothing.py, docs/benchmarks.md): the default everywhere.
+DEFAULT_SMOOTHER = KALMAN
+# Offline video releases each frame this many frames late, RTS-smoothed with the frames after it (~0.3 s at 30 fps:
+# within 3 % of full RTS in the benchmark, and only this many decoded frames held in memory).
+OFFLINE_LAG = 10
+# Causal smoothers by name; each call builds a fresh one (smoothers keep per-track state: one per request/stream).
+SMOOTHERS: dict[str, Callable[[], Smoother]] = {ONE_EURO: KeypointSmoother, KALMAN: KalmanSmoother}
+
+
+def _key(name: bool | str | None) -> str | None:
+    if name is None or name is False or name == "" or name == OFF:
         return None
     key = DEFAULT_SMOOTHER if name is True else str(name)
     if key not in SMOOTHERS:
-        raise ValueError(f"unknown smoothing {name!r}; choose from {sorted(SMOOTHERS)}")
-    return SMOOTHERS[key]()
+        raise ValueError(f"unknown smoothing {name!r}; choose from {list(SMOOTHING_CHOICES)}")
+    return key
+
+
+def make_smoother(name: bool | str | None) -> Smoother | None:
+    """A new causal smoother for ``name`` (True: the default; False, None, "" or "off": none); unknown: ValueError."""
+    key = _key(name)
+    return None if key is None else SMOOTHERS[key]()
+
+
+def make_stage(name: bool | str | None, offline: bool) -> SmoothingStage | None:
+    """The smoothing stage for a clip (``offline``: Kalman becomes fixed-lag RTS) or a live stream (causal)."""
+    key = _key(name)
+    if key is None:
+        return None
+    if key == KALMAN and offline:
+        return FixedLagSmoother(lag=OFFLINE_LAG)
+    return Causal(SMOOTHERS[key]())
