@@ -19,6 +19,7 @@ import gradio as gr
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.ui.common import UiContext, bind, make_controls, parse_resolution, user_errors
+from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
@@ -30,6 +31,7 @@ from rfdetr_demo.video.pipeline import (
 )
 from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
 from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
+from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
 FRAME_COLUMNS = ["frame", "time_s", "persons", "ids", "best_score", "inference_ms"]
 
@@ -118,7 +120,7 @@ def predict_video(
     start: float = 0.0,
     end: float = 0.0,
     tracking: bool = True,
-    smoothing: bool = False,
+    smoothing: str | bool = DEFAULT_SMOOTHER,
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
 ) -> tuple[Any, ...]:
@@ -135,9 +137,9 @@ def predict_video(
         start: start of the segment in seconds.
         end: end of the segment in seconds (0 = the end of the clip).
         tracking: give people stable ids across frames (ByteTrack).
-        smoothing: smooth keypoints over time (One-Euro; turns tracking on).
+        smoothing: "kalman" (default: the model's covariance, fixed-lag RTS), "one-euro" or "off"; turns tracking on.
     Returns:
-        The annotated video, a summary, the per-frame table and the download files (MP4, JSONL, CSV).
+        The annotated video, a summary, the per-frame table and the downloads (MP4, JSONL, keypoints CSV, angles CSV).
     """
     if not video:
         raise gr.Error("Please upload or pick a video first.", title="No video")
@@ -152,7 +154,7 @@ def predict_video(
         start=float(start or 0.0),
         end=float(end) if end else None,
         tracking=bool(tracking),
-        smoothing=bool(smoothing),
+        smoothing=smoothing if isinstance(smoothing, bool) else str(smoothing or OFF),
         max_seconds=max_video_seconds(ctx),
     )
     session = _session(request)
@@ -216,7 +218,11 @@ def build_video_tab(ctx: UiContext) -> None:
                     f"This server processes at most **{max_seconds:g} s** of video per request." if max_seconds else ""
                 )
                 tracking = gr.Checkbox(True, label="Track people (stable ids, ByteTrack)")
-                smoothing = gr.Checkbox(False, label="Smooth keypoints over time (One-Euro)")
+                smoothing = gr.Radio(
+                    list(SMOOTHING_CHOICES), value=DEFAULT_SMOOTHER, label="Smoothing over time", elem_id="smoothing",
+                    info="Kalman uses the model's own per-joint covariance (and the frames after each one); "
+                    "One-Euro only its confidence. Both follow people by id.",
+                )  # fmt: skip
             with gr.Row():
                 run_btn = gr.Button("Process video", variant="primary", elem_id="run-video")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
@@ -226,21 +232,23 @@ def build_video_tab(ctx: UiContext) -> None:
         with gr.Column(scale=2, min_width=480):
             summary = gr.Markdown(elem_id="video-summary")
             output = gr.Video(label="Annotated video", interactive=False, elem_id="output-video")
-            files = gr.File(label="Downloads (MP4 · JSONL per frame · CSV per keypoint)", file_count="multiple",
-                            interactive=False)  # fmt: skip
+            files = gr.File(label="Downloads (MP4 · JSONL per frame · CSV per keypoint · CSV of joint angles)",
+                            file_count="multiple", interactive=False)  # fmt: skip
             frames = gr.Dataframe(
                 headers=FRAME_COLUMNS, label="Per-frame summary", interactive=False, elem_id="frames-table",
                 max_height=320,
             )  # fmt: skip
+            motion = build_motion_panel()
 
     inputs = [video, *controls, layout, stride, start, end, tracking, smoothing]
-    run_btn.click(
+    run = run_btn.click(
         bind(predict_video, ctx, resolution=ctx.default_resolution),
         inputs,
         [output, summary, frames, files],
         api_name="predict_video",
         concurrency_id=video_queue_group(ctx),
     )
+    wire_motion_panel(motion, files, run)
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")

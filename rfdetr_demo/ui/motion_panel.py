@@ -1,0 +1,117 @@
+"""The Video tab's motion plots: a tracked person's joint angles (±1σ band), a joint's trajectory, mean confidence.
+
+The plots read the run's own exports back (``*_angles.csv``, ``*_keypoints.csv``, through
+:mod:`rfdetr_demo.video.motion_plots`), so the page shows exactly the numbers a user downloads. They are filled
+after a run (a ``.then`` of the run event, so the ``/predict_video`` API keeps its outputs) and redrawn when the
+person, angle or joint changes, without running the model again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from rfdetr_demo.video import motion_plots as mp
+
+NO_DATA = pd.DataFrame({"timestamp_s": [], "value": [], "series": []})
+
+
+@dataclass
+class MotionPanel:
+    person: gr.Dropdown
+    angle: gr.Dropdown
+    joint: gr.Dropdown
+    angles_plot: gr.LinePlot
+    trajectory_plot: gr.LinePlot
+    confidence_plot: gr.LinePlot
+
+    @property
+    def choices(self) -> list[gr.components.Component]:
+        return [self.person, self.angle, self.joint]
+
+    @property
+    def plots(self) -> list[gr.components.Component]:
+        return [self.angles_plot, self.trajectory_plot, self.confidence_plot]
+
+
+def build_motion_panel() -> MotionPanel:
+    with gr.Accordion("Motion: joint angles, trajectory, confidence over time", open=True, elem_id="motion-panel"):
+        with gr.Row():
+            person = gr.Dropdown([], label="Person (tracker id)", elem_id="motion-person")
+            angle = gr.Dropdown([], label="Joint angle", elem_id="motion-angle")
+            joint = gr.Dropdown([], label="Joint trajectory", elem_id="motion-joint")
+        angles_plot = gr.LinePlot(
+            NO_DATA, x="timestamp_s", y="degrees", color="series", x_title="time (s)", y_title="degrees",
+            label="Joint angle (±1σ from the predicted covariance)", elem_id="motion-angles", height=240,
+        )  # fmt: skip
+        with gr.Row():
+            trajectory_plot = gr.LinePlot(
+                NO_DATA, x="timestamp_s", y="pixels", color="series", x_title="time (s)", y_title="pixels",
+                label="Trajectory (image x and y)", elem_id="motion-trajectory", height=220,
+            )  # fmt: skip
+            confidence_plot = gr.LinePlot(
+                NO_DATA, x="timestamp_s", y="mean_confidence", x_title="time (s)", y_title="mean confidence",
+                y_lim=[0, 1], label="Mean keypoint confidence", elem_id="motion-confidence", height=220,
+            )  # fmt: skip
+    return MotionPanel(person, angle, joint, angles_plot, trajectory_plot, confidence_plot)
+
+
+def _export(files: Sequence[Any] | None, suffix: str) -> Path | None:
+    for f in files or ():
+        path = Path(getattr(f, "name", None) or str(f))
+        if path.name.endswith(suffix) and path.is_file():
+            return path
+    return None
+
+
+def _frames(files: Sequence[Any] | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    angles, keypoints = _export(files, "_angles.csv"), _export(files, "_keypoints.csv")
+    return (
+        mp.read_angles(angles) if angles else None,
+        mp.read_keypoints(keypoints) if keypoints else None,
+    )
+
+
+def motion_data(
+    files: Sequence[Any] | None, person: int | None, angle: str | None, joint: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three plots' data for a choice (empty frames where there is nothing to show)."""
+    angles, keypoints = _frames(files)
+    if angles is None or person is None:
+        return NO_DATA, NO_DATA, NO_DATA
+    pid = int(person)
+    angle_df = mp.angle_series(angles, pid, angle) if angle in mp.angle_names(angles) else NO_DATA
+    traj_df = mp.trajectory_series(keypoints, pid, joint) if keypoints is not None and joint else NO_DATA
+    return angle_df, traj_df, mp.confidence_series(angles, pid)
+
+
+def motion_choices(files: Sequence[Any] | None) -> tuple[Any, ...]:
+    """After a run: people (longest-tracked first), angles and joints to pick from, and the first choice drawn."""
+    angles, keypoints = _frames(files)
+    if angles is None:
+        empty = gr.update(choices=[], value=None)
+        return empty, empty, empty, NO_DATA, NO_DATA, NO_DATA
+    people, names = mp.person_ids(angles), mp.angle_names(angles)
+    joints = list(dict.fromkeys(keypoints["keypoint"])) if keypoints is not None else []
+    person = people[0] if people else None
+    angle = next((n for n in names if "knee" in n), names[0] if names else None)
+    joint = next((j for j in joints if "wrist" in j), joints[0] if joints else None)
+    plots = motion_data(files, person, angle, joint)
+    return (
+        gr.update(choices=people, value=person),
+        gr.update(choices=names, value=angle),
+        gr.update(choices=joints, value=joint),
+        *plots,
+    )
+
+
+def wire_motion_panel(panel: MotionPanel, files: gr.File, run_event: Any) -> None:
+    """Fill the panel after each run; redraw on every choice (no model call, private endpoints)."""
+    run_event.then(motion_choices, [files], [*panel.choices, *panel.plots], api_visibility="private")
+    for choice in panel.choices:
+        choice.input(motion_data, [files, *panel.choices], panel.plots, api_visibility="private")
