@@ -69,8 +69,8 @@ def test_gradio_client_predict_video(server, video_dir):
     assert out["size"] == (1920, 540) and len(out["frames"]) == 5
     assert "5 frames" in summary
     assert len(frames["data"]) == 5
-    names = sorted(Path(f).suffix for f in files)
-    assert names == [".csv", ".jsonl", ".mp4"]
+    names = sorted(Path(f).name.rsplit("_", 1)[-1] for f in files)
+    assert names == ["angles.csv", "frames.jsonl", "keypoints.csv", "keypoints.mp4"]
 
 
 def test_gradio_client_over_long_clip_is_a_clear_error(server, tmp_path):
