@@ -85,3 +85,17 @@ def test_readme_layout_names_every_module() -> None:
         if not p.name.startswith("__") and (p.suffix == ".py" or (p / "__init__.py").is_file())
     ]
     assert [e for e in entries if e not in layout] == []
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """The brief's limits: no module of rfdetr_demo/ over 350 lines, no function over 80."""
+    too_big = []
+    for path in sorted((REPO / "rfdetr_demo").rglob("*.py")):
+        text = path.read_text()
+        name = str(path.relative_to(REPO))
+        if text.count("\n") > 350:
+            too_big.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                too_big.append(f"{name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert too_big == []

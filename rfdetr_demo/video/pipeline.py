@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,12 @@ from rfdetr_demo.video.exports import FrameExporter
 from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
 from rfdetr_demo.video.smoothing import make_smoother, make_stage
 from rfdetr_demo.video.stages import batched, in_background, ordered_map, overlap_pays_off
+from rfdetr_demo.video.summary import ProgressCallback, ProgressInfo, VideoResult
 from rfdetr_demo.video.tracking import PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
 from rfdetr_demo.workdirs import new_request_dir
+
+__all__ = ["ProgressInfo", "VideoCancelled", "VideoOptions", "VideoResult", "overlap_pays_off", "run_video"]
 
 log = logging.getLogger(__name__)
 
@@ -97,62 +100,6 @@ def video_views(views: Sequence[str] | str | None) -> list[str]:
     if views is None or len(views) == 0:
         return list(VIDEO_DEFAULT_VIEWS)
     return normalize_views(views)
-
-
-@dataclass(frozen=True)
-class ProgressInfo:
-    done: int
-    total: int | None
-    elapsed_s: float
-
-    @property
-    def fps(self) -> float:
-        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if self.total is None or self.done == 0:
-            return None
-        return max(0.0, (self.total - self.done) / max(self.fps, 1e-9))
-
-    def text(self) -> str:
-        eta = f"{self.eta_s:.0f} s left" if self.eta_s is not None else "time left unknown"
-        total = self.total if self.total is not None else "?"
-        return f"{self.done}/{total} frames · {self.fps:.1f} frames/s · {eta}"
-
-
-@dataclass
-class VideoResult:
-    video_path: Path
-    files: list[Path]
-    frames: pd.DataFrame  # per-frame summary
-    info: VideoInfo
-    output_fps: Fraction
-    output_size: tuple[int, int]
-    frames_done: int
-    elapsed_s: float
-    inference_ms: float  # mean per frame
-    notes: list[str] = field(default_factory=list)
-    # Start-up (thread and codec start, the first inference batch, the first encode) is a fixed cost that dominates
-    # short clips, so the steady rate is measured after it: from the last frame of the first batch to the last frame.
-    warmup_frames: int = 0  # frames in the first inference batch
-    warmup_s: float = 0.0  # from the start until the first batch's last frame was written
-    last_frame_s: float = 0.0  # from the start until the last frame was written (exports/remux come after)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second over the whole run, start-up and finishing included."""
-        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def steady_fps(self) -> float | None:
-        """Frames per second after the first batch; None when no frame came after it (too short to say)."""
-        frames = self.frames_done - self.warmup_frames
-        span = self.last_frame_s - self.warmup_s
-        return frames / span if frames > 0 and self.warmup_frames > 0 and span > 0 else None
-
-
-ProgressCallback = Callable[[ProgressInfo], None]
 
 
 def render_frame(
