@@ -108,3 +108,10 @@ def test_other_load_failures_still_say_what_failed():
     assert "CUDA out of memory" in text.split("<details>")[1]
     not_found = build_error(ModelSpec(checkpoint="/models/x.pth"), "/models/x.pth", ValueError("bad zip"))
     assert "could not be loaded" in not_found.summary and "complete RF-DETR" in not_found.advice
+
+
+def test_tabs_free_their_session_state_when_the_page_closes(replay_service):
+    """Tabs hand their unload handlers to the page (no private Gradio build context needed)."""
+    demo = build_demo(Settings(), replay_service)
+    unloads = {d["api_name"] for d in demo.config["dependencies"] if (None, "unload") in map(tuple, d["targets"])}
+    assert {"forget_kept_run", "cancel_on_unload"} <= unloads, unloads

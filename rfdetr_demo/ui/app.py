@@ -61,4 +61,6 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
         timer.tick(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(bind(refresh_resolutions, ctx), None, ctx.resolution_dropdowns, api_visibility="private", queue=False)
+        for on_unload in ctx.on_unload:
+            demo.unload(on_unload)
     return demo

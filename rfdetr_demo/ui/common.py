@@ -136,12 +136,15 @@ def make_controls(
 class UiContext:
     """What the handlers of every tab need: the one model service and the launch settings.
 
-    ``resolution_dropdowns`` collects the page's resolution controls so the page can refresh their latency labels.
+    While the page is built, ``resolution_dropdowns`` collects its resolution controls (the page refreshes their
+    latency labels) and ``on_unload`` the tabs' handlers for a closed page (``Blocks.unload``, registered once the
+    tabs are built: a tab has no handle on the ``gr.Blocks`` it is built in).
     """
 
     service: ModelService
     settings: Settings = field(default_factory=Settings)
     resolution_dropdowns: list[gr.Dropdown] = field(default_factory=list)
+    on_unload: list[Callable[..., Any]] = field(default_factory=list)
 
     @property
     def default_resolution(self) -> int:

@@ -317,6 +317,4 @@ def _wire(
         api_visibility="private",
         concurrency_limit=None,
     )
-    root = gr.context.Context.root_block
-    if isinstance(root, gr.Blocks):
-        root.unload(forget_kept_run)
+    ctx.on_unload.append(forget_kept_run)

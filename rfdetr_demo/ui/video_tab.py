@@ -252,7 +252,4 @@ def build_video_tab(ctx: UiContext) -> None:
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
-    # The tab has no handle on its Blocks; Gradio's build context (``Context.root_block``) is the page being built.
-    root = gr.context.Context.root_block
-    if isinstance(root, gr.Blocks):
-        root.unload(cancel_on_unload)
+    ctx.on_unload.append(cancel_on_unload)
