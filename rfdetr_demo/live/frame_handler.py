@@ -11,6 +11,9 @@ Why each piece exists:
   the delay grow without bound; :class:`LatestFrame` keeps only the newest and counts the rest as dropped.
 * **Timing.** :class:`LiveStats` keeps a short rolling window so the page can show model ms, end-to-end ms and
   achieved frames per second, which is what tells a person whether they see "live" or a backlog.
+* **Smoothing.** Each viewer's handler keeps its own tracker and causal smoother (``FrameOptions.smoothing``;
+  the Kalman filter by default in the tab): it only adds its own arithmetic per frame, never a frame of delay
+  (measured in ``bench/bench_smoothing.py``), and it is rebuilt when the choice changes.
 * **Never raising per frame.** In Gradio an exception ends a ``.stream()`` event, so a frame that arrives while the
   model is still loading is passed through unannotated with a message instead.
 """
@@ -22,13 +25,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import supervision as sv
 from PIL import Image
 
 from rfdetr_demo.render import LAYOUT_GRID, normalize_views, render
-from rfdetr_demo.result import Prediction, with_arrays
+from rfdetr_demo.result import Prediction, apply_keypoint_threshold, with_arrays
 from rfdetr_demo.service import ModelService, ModelUnavailable
 
 Clock = Callable[[], float]
@@ -222,6 +226,7 @@ class FrameOptions:
     mirrored_input: bool = False  # the frame arrived as a mirror image (browser webcam with mirror=True)
     mirror_display: bool = False  # draw the result as a mirror image (labels stay readable, sides stay correct)
     max_side: int = DEFAULT_LIVE_MAX_SIDE
+    smoothing: str = "off"  # "off", "one-euro" or "kalman" (causal: a live stream has no later frames)
 
 
 @dataclass
@@ -233,6 +238,8 @@ class FrameResult:
     e2e_ms: float
     message: str = ""
     notes: list[str] = field(default_factory=list)
+    smooth_ms: float = 0.0  # tracking + smoothing, part of e2e_ms
+    smoothed: sv.KeyPoints | None = None  # what was drawn when smoothing is on (un-mirrored coordinates)
 
 
 class FrameHandler:
@@ -248,6 +255,7 @@ class FrameHandler:
         self.slot = LatestFrame(clock)
         self.stats = LiveStats(stats_window_s, clock=clock)
         self._dropped_reported = 0
+        self._smoothing: tuple[str, Any, Any] | None = None  # (name, tracker, smoother) of this viewer
 
     # Producer side.
     def submit(self, frame: np.ndarray, offered_at: float | None = None) -> None:
@@ -281,21 +289,49 @@ class FrameHandler:
         except ModelUnavailable as exc:
             shown = unmirror(rgb) if options.mirror_display else rgb
             return FrameResult(shown, None, 0.0, 0.0, (self.clock() - start) * 1000.0, message=str(exc))
+        t_smooth = self.clock()
+        smoothed = self.smoothed(prediction, options, start)
         t_render = self.clock()
-        image = self.render(rgb, prediction, options.keypoint_threshold, views, options.mirror_display)
+        image = self.render(rgb, prediction, options.keypoint_threshold, views, options.mirror_display, smoothed)
         done = self.clock()
         render_ms = (done - t_render) * 1000.0
         e2e_ms = (done - start) * 1000.0
         self.stats.record(prediction.inference_ms, render_ms, e2e_ms, done_at=done)
-        return FrameResult(image, prediction, prediction.inference_ms, render_ms, e2e_ms)
+        smooth_ms = (t_render - t_smooth) * 1000.0
+        return FrameResult(
+            image, prediction, prediction.inference_ms, render_ms, e2e_ms, smooth_ms=smooth_ms, smoothed=smoothed
+        )
+
+    def smoothed(self, prediction: Prediction, options: FrameOptions, timestamp: float) -> sv.KeyPoints | None:
+        """This viewer's tracked, thresholded, smoothed key points; None with smoothing off."""
+        from rfdetr_demo.video.smoothing import make_smoother
+        from rfdetr_demo.video.tracking import PersonTracker
+
+        name = str(options.smoothing or "off")
+        if self._smoothing is None or self._smoothing[0] != name:
+            smoother = make_smoother(name)  # an unknown name is a ValueError, as for any bad option
+            tracker = PersonTracker(1.0 / 0.1, options.threshold) if smoother is not None else None
+            self._smoothing = (name, tracker, smoother)
+        _, tracker, smoother = self._smoothing
+        if smoother is None:
+            return None
+        kp = tracker.update(prediction.key_points, timestamp)
+        kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
+        return smoother.update(kp, timestamp)
 
     def render(
-        self, rgb: np.ndarray, prediction: Prediction, keypoint_threshold: float, views: Sequence[str], mirror: bool
+        self,
+        rgb: np.ndarray,
+        prediction: Prediction,
+        keypoint_threshold: float,
+        views: Sequence[str],
+        mirror: bool,
+        key_points: sv.KeyPoints | None = None,
     ) -> np.ndarray:
-        """Draw the chosen views (from one inference) and tile them side by side into one image."""
+        """Draw the chosen views (from one inference; ``key_points``: smoothed ones) tiled side by side."""
         if not 0.0 <= float(keypoint_threshold) <= 1.0:
             raise ValueError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
-        displayed = prediction.displayed(float(keypoint_threshold))
+        displayed = key_points if key_points is not None else prediction.displayed(float(keypoint_threshold))
         if mirror:
             rgb = unmirror(rgb)
             displayed = mirror_keypoints(displayed, rgb.shape[1])

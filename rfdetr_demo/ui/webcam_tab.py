@@ -35,6 +35,7 @@ from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts,
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
 from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, user_errors
 from rfdetr_demo.ui.components import LiveImage
+from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def _options(
     views: Any,
     mirrored: bool = False,
     mirror_display: bool = False,
+    smoothing: str = OFF,
 ) -> FrameOptions:
     return FrameOptions(
         threshold=float(threshold),
@@ -67,6 +69,7 @@ def _options(
         views=tuple(views or LIVE_DEFAULT_VIEWS) if not isinstance(views, str) else (views,),
         mirrored_input=bool(mirrored),
         mirror_display=bool(mirror_display),
+        smoothing=str(smoothing or OFF),
     )
 
 
@@ -106,6 +109,7 @@ def on_frame(
     resolution: Any,
     views: list[str],
     mirror_display: bool,
+    smoothing: str,
     handler: FrameHandler | None,
 ) -> tuple[Any, Any, FrameHandler | None]:
     """One streamed webcam frame. Never raises: an exception would end the stream for this viewer."""
@@ -114,7 +118,7 @@ def on_frame(
     if handler is None:
         handler = FrameHandler(ctx.service)
     try:
-        options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display)
+        options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display, smoothing)
         handler.submit(frame)
         result = handler.process_latest(options)
     except ValueError as exc:
@@ -239,6 +243,11 @@ def build_webcam_tab(ctx: UiContext) -> None:
                 info="Display only: inference always sees the un-mirrored frame, so left joints stay left.",
                 elem_id="webcam-mirror",
             )  # fmt: skip
+            smoothing = gr.Radio(
+                list(SMOOTHING_CHOICES), value=DEFAULT_SMOOTHER, label="Smoothing over time",
+                elem_id="webcam-smoothing",
+                info="Causal on a live stream: it adds only its own arithmetic, never a frame of delay.",
+            )  # fmt: skip
         with gr.Column(scale=2, min_width=480):
             readout = gr.Markdown("Waiting for frames…", elem_id="webcam-readout")
             live = LiveImage(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
@@ -250,7 +259,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
     zero_gpu = on_zero_gpu()
     webcam.stream(
         bind(on_frame, ctx),
-        [webcam, *controls, mirror_display, handler_state],
+        [webcam, *controls, mirror_display, smoothing, handler_state],
         [live, readout, handler_state],
         stream_every=ZERO_GPU_STREAM_EVERY_S if zero_gpu else STREAM_EVERY_S,
         time_limit=ZERO_GPU_TIME_LIMIT_S if zero_gpu else WEBCAM_TIME_LIMIT_S,
