@@ -28,6 +28,7 @@ from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
 from rfdetr_demo.service import ModelService
+from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, SMOOTHING_CHOICES
 
 # The app options that decide the model and its inputs; the server options (host, auth, …) mean nothing here.
 MODEL_OPTIONS: tuple[str, ...] = (
@@ -60,6 +61,7 @@ class BatchOptions:
     max_image_side: int = 4096
     max_video_seconds: float = 60.0
     jpeg_quality: int = 90
+    smoothing: str = DEFAULT_SMOOTHER
 
 
 # -- arguments ---------------------------------------------------------------------------------------------------
@@ -124,6 +126,10 @@ def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser
     predict.add_argument("--recursive", action="store_true", help="Also look inside sub-folders of folder PATHs.")
     predict.add_argument("--jpeg-quality", type=int, default=90, help="Quality of the annotated JPEGs (1-95).")
     predict.add_argument("--no-progress", action="store_true", help="Do not draw the progress bar.")
+    predict.add_argument(
+        "--smoothing", choices=SMOOTHING_CHOICES, default=DEFAULT_SMOOTHER,
+        help="Keypoint smoothing over video frames (kalman: the model's covariance, fixed-lag RTS). Default: kalman.",
+    )  # fmt: skip
     add_setting_arguments(predict, MODEL_OPTIONS)
     add_evaluate_parser(sub)
     return parser
@@ -153,7 +159,8 @@ def process_image(service: ModelService, path: Path, name: str, options: BatchOp
 
 
 def process_video(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:
-    """The Video tab's pipeline: annotated H.264 MP4 plus per-frame JSONL/CSV, written into ``options.out_dir``."""
+    """The Video tab's pipeline: annotated H.264 MP4, per-frame JSONL/CSV, the angles CSV and its PNG plot."""
+    from rfdetr_demo.video.motion_plots import write_motion_png
     from rfdetr_demo.video.pipeline import VideoOptions, run_video
 
     video_options = VideoOptions(
@@ -162,14 +169,17 @@ def process_video(service: ModelService, path: Path, name: str, options: BatchOp
         resolution=options.resolution,
         views=list(options.views),
         max_seconds=options.max_video_seconds,
+        smoothing=options.smoothing,
     )
     result = run_video(service, path, video_options, out_dir=options.out_dir, source_name=name)
+    angles_csv = result.files[3]
+    png = write_motion_png(angles_csv, angles_csv.with_suffix(".png"), title=f"{name}: joint angles (±1σ shaded)")
     return FileResult(
         str(path),
         "video",
         "ok",
         "; ".join(result.notes),
-        outputs=[str(p) for p in result.files],
+        outputs=[str(p) for p in [*result.files, *([png] if png else [])]],
         instances=int(result.frames["persons"].sum()) if "persons" in result.frames else None,
         inference_ms=round(result.inference_ms, 1),
     )
@@ -281,6 +291,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo")
         max_image_side=settings.max_image_side,
         max_video_seconds=settings.max_video_seconds,
         jpeg_quality=args.jpeg_quality,
+        smoothing=args.smoothing,
     )
     service = model_service(settings)
     try:

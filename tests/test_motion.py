@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,3 +85,24 @@ def test_motion_png_is_a_real_image(kalman_run, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("frame,timestamp_s,person_id,mean_confidence\n")
     assert mp.write_motion_png(empty, tmp_path / "none.png") is None
+
+
+def test_cli_writes_angles_csv_and_png_per_video(coco_truth, coco_json, tmp_path):
+    from rfdetr_demo import cli
+
+    truth = next(t for t in coco_truth.values() if t.file_name == "000000197388.jpg")
+    rgb = np.asarray(Image.open(COCO_DIR / truth.file_name).convert("RGB"))
+    clip = make_clip(tmp_path / "walk.mp4", [rgb] * 4, size=(truth.width, truth.height), fps=10)
+    service = make_replay_service(ReplayPredictor.from_coco(coco_json))
+    options = cli.BatchOptions(out_dir=tmp_path / "out", resolution=288, smoothing="one-euro")
+    (result,) = cli.run_batch(service, [clip], options, progress=False)
+    names = sorted(Path(p).name for p in result.outputs)
+    assert names == sorted(
+        ["walk_keypoints.mp4", "walk_frames.jsonl", "walk_keypoints.csv", "walk_angles.csv", "walk_angles.png"]
+    )
+    assert len(pd.read_csv(tmp_path / "out" / "walk_angles.csv")) == 4 * len(truth.key_points)
+    with Image.open(tmp_path / "out" / "walk_angles.png") as im:
+        assert im.format == "PNG"
+    args = cli.build_parser().parse_args(["predict", str(clip), "--out", "x", "--smoothing", "off"])
+    assert args.smoothing == "off"
+    assert cli.build_parser().parse_args(["predict", str(clip), "--out", "x"]).smoothing == "kalman"

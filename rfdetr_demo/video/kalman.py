@@ -28,6 +28,7 @@ the tests pin down (convergence, coasting, reset, covariance shrinkage).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import supervision as sv
@@ -39,15 +40,17 @@ from rfdetr_demo.video.tracking import UNCONFIRMED
 GATE_99 = 9.21
 
 
+@lru_cache(maxsize=64)  # one per frame interval seen: every person and frame at a steady rate shares it
 def transition(dt: float, order: int) -> np.ndarray:
     """State transition ``F`` for state ``[x, y, vx, vy(, ax, ay)]`` over ``dt`` seconds."""
     one = np.eye(order + 1)
     for i in range(order):
         for j in range(i + 1, order + 1):
             one[i, j] = dt ** (j - i) / np.prod(np.arange(1, j - i + 1))
-    return np.kron(one, np.eye(2))
+    return _frozen(np.kron(one, np.eye(2)))
 
 
+@lru_cache(maxsize=64)
 def process_noise(dt: float, order: int) -> np.ndarray:
     """Unit-strength discrete white-noise ``Q`` (white acceleration for order 1, white jerk for order 2)."""
     n = order + 1
@@ -56,7 +59,12 @@ def process_noise(dt: float, order: int) -> np.ndarray:
         for j in range(n):
             p, q = order - i, order - j  # powers of dt of the states' integrals of the noise
             one[i, j] = dt ** (p + q + 1) / ((p + q + 1) * np.prod(np.arange(1, p + 1)) * np.prod(np.arange(1, q + 1)))
-    return np.kron(one, np.eye(2))
+    return _frozen(np.kron(one, np.eye(2)))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # cached and shared: nobody may change it in place
+    return a
 
 
 def inv2(m: np.ndarray) -> np.ndarray:
@@ -206,7 +214,7 @@ class KalmanSmoother:
             self._fresh_state(z, r, diag, measured, st)
             f = np.eye(d)
             return StepRecord(st.x.copy(), st.p.copy(), st.x.copy(), st.p.copy(), f, st.alive.copy(), measured.copy())
-        dt = t - st.t
+        dt = round(t - st.t, 6)  # rounded: frames at a steady rate share the cached matrices
         f = transition(dt, self.order)
         q = process_noise(dt, self.order) * (self.accel * diag) ** 2
         st.x = st.x @ f.T
