@@ -23,7 +23,7 @@ from PIL import Image
 
 from rfdetr_demo.batch_inputs import FileResult, StemAllocator, collect_inputs, kind_of
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
-from rfdetr_demo.defaults import MODEL_WAIT_S
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
 from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
@@ -54,8 +54,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 @dataclass
 class BatchOptions:
     out_dir: Path
-    threshold: float = 0.5
-    keypoint_threshold: float = 0.3
+    threshold: float = DEFAULT_THRESHOLD
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD
     resolution: int | None = None
     views: tuple[str, ...] = (VIEW_COMBINED,)
     max_image_side: int = 4096
@@ -112,9 +112,14 @@ def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="Image or video files, or folders of them.")
     predict.add_argument("--out", required=True, type=Path, help="Output folder (created if missing).")
-    predict.add_argument("--threshold", type=_unit_interval, default=0.5, help="Minimum person score (0-1).")
     predict.add_argument(
-        "--keypoint-threshold", type=_unit_interval, default=0.3, help="Hide joints below this confidence (0-1)."
+        "--threshold", type=_unit_interval, default=DEFAULT_THRESHOLD, help="Minimum person score (0-1)."
+    )
+    predict.add_argument(
+        "--keypoint-threshold",
+        type=_unit_interval,
+        default=DEFAULT_KEYPOINT_THRESHOLD,
+        help="Hide joints below this confidence (0-1).",
     )
     predict.add_argument(
         "--views",

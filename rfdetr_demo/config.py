@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rfdetr_demo.defaults import DEFAULT_RESOLUTION
+
 ENV_PREFIX = "RFDETR_DEMO_"
 
 
@@ -90,7 +92,7 @@ _HELP: dict[str, str] = {
     "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.",
     "precision": "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA only) or bf16.",
     "engine": "auto (OpenVINO on CPU when installed, else torch), torch, or openvino; see docs/speed.md.",
-    "resolution": "Default inference resolution (multiple of 24); default: the checkpoint's own (576).",
+    "resolution": f"Default inference resolution (multiple of 24); default: the checkpoint's ({DEFAULT_RESOLUTION}).",
     "keypoint_schema": "JSON/YAML file with keypoint names and skeleton for fine-tuned checkpoints.",
     "max_image_side": "Images with a longer side are downscaled to this before inference.",
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
 from rfdetr_demo.exports import prediction_coco_results, result_dict, write_exports
 from rfdetr_demo.images import DEFAULT_MAX_SIDE, LoadedImage, load_image
 from rfdetr_demo.render import normalize_views, render
@@ -76,7 +77,7 @@ class ImageOutput:
 def run_image(
     service: ModelService,
     source: str | Path | bytes | LoadedImage,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
     max_side: int = DEFAULT_MAX_SIDE,
     source_name: str | None = None,
@@ -119,7 +120,7 @@ def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float, predic
 
 def render_run(
     run: ImageRun,
-    keypoint_threshold: float = 0.3,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
     views: Sequence[str] | str | None = None,
     out_dir: Path | None = None,
     threshold: float | None = None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rfdetr_demo.defaults import DEFAULT_THRESHOLD
 from rfdetr_demo.latency import LatencyBook
 from rfdetr_demo.loading import ModelLoadError
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
@@ -116,7 +117,7 @@ class ModelService:
     def predict_batch(
         self,
         images: Sequence[np.ndarray],
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         resolution: int | None = None,
         timeout: float | None = None,
     ) -> list[Prediction]:
@@ -151,7 +152,9 @@ class ModelService:
             for kp, img in zip(raw, images, strict=True)
         ]
 
-    def predict(self, image: np.ndarray, threshold: float = 0.5, resolution: int | None = None) -> Prediction:
+    def predict(
+        self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD, resolution: int | None = None
+    ) -> Prediction:
         return self.predict_batch([image], threshold, resolution)[0]
 
 
