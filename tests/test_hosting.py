@@ -73,6 +73,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_temp_gb": "0.5",
     "download_grace_s": "30",
     "video_queue": "shared",
+    "max_eval_images": "200",
 }
 
 
