@@ -256,3 +256,27 @@ def test_annotation_gaps_are_filled_with_a_note(coco_json, tmp_path):
     results = gt_as_results(dataset.coco.dataset)
     score = score_set(dataset, load_prediction_file(write(tmp_path / "gt.json", results), dataset))
     assert score.stats["AP"] == 1.0
+
+
+def test_schema_sigmas_are_checked(tmp_path):
+    from rfdetr_demo.schema import SchemaError
+
+    bad_count = write(tmp_path / "s1.json", {"keypoints": ["a", "b"], "sigmas": [0.1]})
+    with pytest.raises(SchemaError, match="names 2 keypoints but gives 1 sigmas"):
+        load_schema(bad_count)
+    with pytest.raises(SchemaError, match="positive"):
+        load_schema(write(tmp_path / "s2.json", {"keypoints": ["a"], "sigmas": [-1]}))
+    assert load_schema(write(tmp_path / "s3.json", {"keypoints": ["a"], "sigmas": [0.2]})).sigmas == (0.2,)
+
+
+def test_zip_entries_that_inflate_too_far_are_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    from rfdetr_demo.evaluate import sources
+
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.jpg", b"\0" * 5000)
+    monkeypatch.setattr(sources, "MAX_ZIP_ENTRY_BYTES", 4096)
+    with pytest.raises(EvaluationError, match="inflates to more than"):
+        sources.zip_sources(archive)

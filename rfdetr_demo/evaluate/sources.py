@@ -16,6 +16,8 @@ from rfdetr_demo.evaluate.dataset import EvalDataset, EvaluationError, ImageEntr
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 DEFAULT_MAX_EVAL_IMAGES = 500
+# A zip entry is read into memory whole: refuse entries no photo needs (a zip bomb inflates to gigabytes).
+MAX_ZIP_ENTRY_BYTES = 200 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,14 @@ def zip_sources(path: Path) -> list[ImageSource]:
     """Image entries of a zip archive; refuses archives with entries pointing outside them."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [i.filename for i in archive.infolist() if not i.is_dir()]
+            entries = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError) as exc:
         raise EvaluationError(f"images: {path.name} is not a readable zip archive ({exc})") from exc
+    names = [i.filename for i in entries]
+    huge = [i.filename for i in entries if i.file_size > MAX_ZIP_ENTRY_BYTES]
+    if huge:
+        limit = MAX_ZIP_ENTRY_BYTES // 2**20
+        raise EvaluationError(f"images: zip {path.name}: entry {huge[0]!r} inflates to more than {limit} MB; refused")
     bad = [n for n in names if _unsafe_member(n)]
     if bad:
         raise EvaluationError(

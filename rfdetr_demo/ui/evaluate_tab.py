@@ -116,6 +116,11 @@ def cancel_evaluation(request: gr.Request) -> str:
     return "⏹️ Cancelling after the current batch…" if n else "Nothing to cancel."
 
 
+def cancel_on_unload(request: gr.Request) -> None:
+    """Closing or reloading the page stops that session's evaluation, so an abandoned run does not hold the model."""
+    _cancels.cancel(_session(request))
+
+
 INTRO = (
     "Score the loaded model — or any model's prediction files — on **your own COCO keypoint annotations**: "
     "OKS AP/AR from pycocotools, per-keypoint PCK, and whether the predicted **uncertainty is honest** "
@@ -171,6 +176,12 @@ def build_evaluate_tab(ctx: UiContext) -> None:
         [annotations, images, predictions, threshold, resolution],
         [summary, metrics, keypoints, keypoint_plot, calibration_plot, gallery, files],
         api_name="evaluate",
-        concurrency_id="model",
+        # Its own line, one run at a time: the service's lock lets Image/Video requests run between two batches
+        # instead of waiting for a whole evaluation.
+        concurrency_id="evaluate",
+        concurrency_limit=1,
     )
     cancel_btn.click(cancel_evaluation, None, [summary], api_visibility="private", queue=False)
+    root = gr.context.Context.root_block  # the page being built (the tab has no handle on its Blocks)
+    if isinstance(root, gr.Blocks):
+        root.unload(cancel_on_unload)
