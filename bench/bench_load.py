@@ -37,8 +37,10 @@ from bench.load_support import (  # noqa: E402
     fairness_phase,
     flood_phase,
     make_inputs,
+    page_sessions_phase,
     sessions_phase,
     steady_phase,
+    webcam_phase,
     write_section,
 )
 from bench.machine import describe  # noqa: E402
@@ -52,6 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="(b) concurrent clients")
     parser.add_argument("--requests", type=int, default=50, help="(b) requests per client")
     parser.add_argument("--queue-size", type=int, default=16)
+    parser.add_argument("--state-memory-mb", type=float, default=256, help="the app's budget for kept page runs")
+    parser.add_argument("--page-sessions", type=int, default=12, help="(a') page sessions with a 4000×3000 JPEG")
     parser.add_argument("--flood", type=int, default=60, help="(c) simultaneous requests")
     parser.add_argument("--disk-requests", type=int, default=200, help="(d) image + video requests")
     parser.add_argument("--disk-videos", type=int, default=20, help="(d) of which videos")
@@ -66,6 +70,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.requests, args.flood, args.disk_requests, args.disk_videos = 4, 5, 30, 20, 4
+        args.page_sessions = 3
     return args
 
 
@@ -81,7 +86,8 @@ def main() -> None:
     }
     flags = [
         "--resolution", str(args.resolution), "--engine", args.engine, "--queue-size", str(args.queue_size),
-        "--max-temp-gb", str(args.max_temp_gb), "--download-grace-s", "5", "--max-video-seconds", "60",
+        "--max-temp-gb", str(args.max_temp_gb), "--state-memory-mb", str(args.state_memory_mb),
+        "--download-grace-s", "5", "--max-video-seconds", "60",
     ]  # fmt: skip
     only = set(filter(None, args.only.split(",")))
     wanted = lambda name: not only or name in only  # noqa: E731
@@ -89,6 +95,10 @@ def main() -> None:
         report["idle_rss_mb"] = server.rss_mb()
         if wanted("sessions"):
             report["sessions"] = sessions_phase(server, inputs, args.sessions, args.resolution)
+        if wanted("page_sessions"):
+            report["page_sessions"] = page_sessions_phase(server, inputs, args.page_sessions, args.resolution)
+        if wanted("webcam"):
+            report["webcam"] = webcam_phase(server, 20, args.resolution)
         if wanted("steady"):
             report["steady"] = steady_phase(server, inputs, args.clients, args.requests, args.resolution)
         if wanted("flood"):

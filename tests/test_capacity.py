@@ -262,3 +262,4 @@ def test_videos_queue_apart_from_images_unless_shared(replay_service) -> None:
         assert fns["predict_image"].concurrency_id == fns["detect"].concurrency_id == "model"
         deps = {d["api_name"]: d for d in demo.config["dependencies"]}
         assert deps["detect"]["api_visibility"] == "private"  # the page's run is not an API endpoint
+        assert (fns["rerender"].concurrency_id, fns["rerender"].concurrency_limit) == ("redraw", 2)

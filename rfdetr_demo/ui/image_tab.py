@@ -32,6 +32,9 @@ from rfdetr_demo.ui.components import GuardedImage
 
 # The session's state holds only a RunRef (a few hundred bytes); the run itself lives in kept_runs.KEPT_RUNS.
 RUN_TTL_S = 1800
+# Redraws of full-size photos cost a few hundred MB each while they run; a flood of slider moves from many visitors
+# must not multiply that without bound.
+REDRAW_CONCURRENCY = 2
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -315,6 +318,7 @@ def _wire(
         [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
         api_visibility="private",
-        concurrency_limit=None,
+        concurrency_id="redraw",  # never waits behind a model run; two at a time bounds their memory
+        concurrency_limit=REDRAW_CONCURRENCY,
     )
     ctx.on_unload.append(forget_kept_run)
