@@ -165,15 +165,21 @@ def sessions_phase(server: Server, inputs: dict[str, Path], n: int, resolution: 
     time.sleep(1.0)
     before = server.rss_mb()
     t0 = time.perf_counter()
+    latencies, series = [], []
     with PeakRSS(server) as peak:
-        latencies = [server.image(inputs["big"], resolution) for _ in range(n)]
+        for _ in range(n):
+            latencies.append(server.image(inputs["big"], resolution))
+            series.append(server.rss_mb())
     time.sleep(2.0)
     after = server.rss_mb()
+    half = n // 2
     return {
         "sessions": n,
         "rss_before_mb": round(before, 1),
         "rss_after_mb": round(after, 1),
         "growth_per_session_mb": round((after - before) / n, 2),
+        "growth_per_session_second_half_mb": round((series[-1] - series[half - 1]) / (n - half), 2),
+        "rss_series_mb": [round(x) for x in series],
         "peak_active_over_before_mb": round(peak.peak - before, 1),
         "median_latency_s": round(statistics.median(latencies), 2),
         "seconds": round(time.perf_counter() - t0, 1),

@@ -59,6 +59,8 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "theme": gr.themes.Soft(),
         "css": APP_CSS,
         "show_error": True,
+        # Gradio keeps every session's state and a copy of its last inputs and outputs; bound how many sessions.
+        "state_session_capacity": settings.max_sessions,
     }
     if settings.auth_pair:
         kwargs["auth"] = [settings.auth_pair]

@@ -49,6 +49,7 @@ class Settings:
     download_grace_s: float = 300.0  # disk_budget.DEFAULT_GRACE_S
     examples_dir: str | None = None  # None: the checkout's examples/ (rfdetr_demo.defaults)
     video_queue: str = "separate"  # separate | shared
+    max_sessions: int = 2000
 
     def model_spec(self) -> Any:
         from rfdetr_demo.loading import ModelSpec
@@ -106,6 +107,8 @@ _HELP: dict[str, str] = {
     "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",
     "video_queue": "separate: videos queue in their own group, so images never wait behind a whole video (they take "
     "turns on the model batch by batch); shared: one queue for both, in arrival order.",
+    "max_sessions": "Most sessions (browser tabs, API clients) whose state and last outputs Gradio keeps in memory; "
+    "the oldest are forgotten first (a forgotten page re-runs the model on its next redraw).",
     "download_grace_s": "Results younger than this are never deleted, even over --max-temp-gb (about to be "
     "downloaded).",
     "examples_dir": "Folder of example images (*.jpg) and videos (*.mp4) (default: the checkout's examples/).",
@@ -199,6 +202,8 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--port must be within 1-65535, got {settings.port}")
     if settings.queue_size < 1:
         raise ValueError(f"--queue-size must be at least 1, got {settings.queue_size}")
+    if settings.max_sessions < 1:
+        raise ValueError(f"--max-sessions must be at least 1, got {settings.max_sessions}")
     if settings.concurrency < 1:
         raise ValueError(f"--concurrency must be at least 1, got {settings.concurrency}")
     if settings.max_video_seconds <= 0:

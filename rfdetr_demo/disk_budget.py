@@ -208,6 +208,8 @@ class DiskBudget:
                 removed += 1
                 freed += unit.bytes
                 total -= unit.bytes
+        if removed:
+            log.info("pruned %d temp folders (%.1f MB); %.1f MB left", removed, freed / 2**20, total / 2**20)
         if total > self.max_bytes:
             log.warning(
                 "temp files use %.2f GB, over the %.2f GB budget: the rest is in use or younger than %.0f s",

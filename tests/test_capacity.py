@@ -263,3 +263,22 @@ def test_videos_queue_apart_from_images_unless_shared(replay_service) -> None:
         deps = {d["api_name"]: d for d in demo.config["dependencies"]}
         assert deps["detect"]["api_visibility"] == "private"  # the page's run is not an API endpoint
         assert (fns["rerender"].concurrency_id, fns["rerender"].concurrency_limit) == ("redraw", 2)
+
+
+def test_gradio_keeps_at_most_max_sessions(monkeypatch) -> None:
+    from rfdetr_demo import memory
+    from rfdetr_demo.app_factory import launch_kwargs
+    from rfdetr_demo.config import load_settings
+
+    assert launch_kwargs(load_settings(["--max-sessions", "300"], {}))["state_session_capacity"] == 300
+    with pytest.raises(ValueError, match="--max-sessions"):
+        load_settings(["--max-sessions", "0"], {})
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert memory.release_freed_memory()  # malloc_trim found and called
+    trims = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: trims.append(1) or True)
+    memory.after_image(640 * 480)
+    memory.after_image(4000 * 3000)
+    assert trims == [1]  # only after large images

@@ -74,6 +74,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "download_grace_s": "30",
     "video_queue": "shared",
     "max_eval_images": "200",
+    "max_sessions": "50",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import kept_runs
+from rfdetr_demo import kept_runs, memory
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, render_run, run_image
@@ -60,6 +60,7 @@ def _rendered(
     """Outputs for a run (and the ref the page keeps); with no view ticked, the default views are drawn."""
     with BUDGET.in_use():  # the request folder with the downloads is held while it is written
         out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
+    memory.after_image(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
     return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, ref)
