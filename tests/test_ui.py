@@ -115,3 +115,10 @@ def test_tabs_free_their_session_state_when_the_page_closes(replay_service):
     demo = build_demo(Settings(), replay_service)
     unloads = {d["api_name"] for d in demo.config["dependencies"] if (None, "unload") in map(tuple, d["targets"])}
     assert {"forget_kept_run", "cancel_on_unload"} <= unloads, unloads
+
+
+def test_display_changes_made_during_a_redraw_are_not_dropped(replay_service):
+    """Ticking views while a redraw is pending redraws again with the latest ticks (Gradio's default drops them)."""
+    demo = build_demo(Settings(), replay_service)
+    modes = {d["api_name"]: d["trigger_mode"] for d in demo.config["dependencies"]}
+    assert modes["rerender"] == "always_last"

@@ -321,5 +321,8 @@ def _wire(
         api_visibility="private",
         concurrency_id="redraw",  # never waits behind a model run; two at a time bounds their memory
         concurrency_limit=REDRAW_CONCURRENCY,
+        # Ticks and slider moves made while a redraw is pending redraw once more with the latest values; Gradio's
+        # default ("once") drops them, leaving views on screen that no longer match the ticked boxes.
+        trigger_mode="always_last",
     )
     ctx.on_unload.append(forget_kept_run)
