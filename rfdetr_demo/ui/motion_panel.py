@@ -18,7 +18,11 @@ import pandas as pd
 
 from rfdetr_demo.video import motion_plots as mp
 
-NO_DATA = pd.DataFrame({"timestamp_s": [], "value": [], "series": []})
+# Empty data with each plot's own columns (a LinePlot whose x/y columns are missing fails in the browser).
+NO_ANGLES = pd.DataFrame({"timestamp_s": [], "degrees": [], "series": []})
+NO_TRAJECTORY = pd.DataFrame({"timestamp_s": [], "pixels": [], "series": []})
+NO_CONFIDENCE = pd.DataFrame({"timestamp_s": [], "mean_confidence": []})
+NO_DATA = (NO_ANGLES, NO_TRAJECTORY, NO_CONFIDENCE)
 
 
 @dataclass
@@ -46,16 +50,16 @@ def build_motion_panel() -> MotionPanel:
             angle = gr.Dropdown([], label="Joint angle", elem_id="motion-angle")
             joint = gr.Dropdown([], label="Joint trajectory", elem_id="motion-joint")
         angles_plot = gr.LinePlot(
-            NO_DATA, x="timestamp_s", y="degrees", color="series", x_title="time (s)", y_title="degrees",
+            NO_ANGLES, x="timestamp_s", y="degrees", color="series", x_title="time (s)", y_title="degrees",
             label="Joint angle (±1σ from the predicted covariance)", elem_id="motion-angles", height=240,
         )  # fmt: skip
         with gr.Row():
             trajectory_plot = gr.LinePlot(
-                NO_DATA, x="timestamp_s", y="pixels", color="series", x_title="time (s)", y_title="pixels",
+                NO_TRAJECTORY, x="timestamp_s", y="pixels", color="series", x_title="time (s)", y_title="pixels",
                 label="Trajectory (image x and y)", elem_id="motion-trajectory", height=220,
             )  # fmt: skip
             confidence_plot = gr.LinePlot(
-                NO_DATA, x="timestamp_s", y="mean_confidence", x_title="time (s)", y_title="mean confidence",
+                NO_CONFIDENCE, x="timestamp_s", y="mean_confidence", x_title="time (s)", y_title="mean confidence",
                 y_lim=[0, 1], label="Mean keypoint confidence", elem_id="motion-confidence", height=220,
             )  # fmt: skip
     return MotionPanel(person, angle, joint, angles_plot, trajectory_plot, confidence_plot)
@@ -83,10 +87,10 @@ def motion_data(
     """The three plots' data for a choice (empty frames where there is nothing to show)."""
     angles, keypoints = _frames(files)
     if angles is None or person is None:
-        return NO_DATA, NO_DATA, NO_DATA
+        return NO_DATA
     pid = int(person)
-    angle_df = mp.angle_series(angles, pid, angle) if angle in mp.angle_names(angles) else NO_DATA
-    traj_df = mp.trajectory_series(keypoints, pid, joint) if keypoints is not None and joint else NO_DATA
+    angle_df = mp.angle_series(angles, pid, angle) if angle in mp.angle_names(angles) else NO_ANGLES
+    traj_df = mp.trajectory_series(keypoints, pid, joint) if keypoints is not None and joint else NO_TRAJECTORY
     return angle_df, traj_df, mp.confidence_series(angles, pid)
 
 
@@ -95,7 +99,7 @@ def motion_choices(files: Sequence[Any] | None) -> tuple[Any, ...]:
     angles, keypoints = _frames(files)
     if angles is None:
         empty = gr.update(choices=[], value=None)
-        return empty, empty, empty, NO_DATA, NO_DATA, NO_DATA
+        return empty, empty, empty, *NO_DATA
     people, names = mp.person_ids(angles), mp.angle_names(angles)
     joints = list(dict.fromkeys(keypoints["keypoint"])) if keypoints is not None else []
     person = people[0] if people else None
