@@ -4,7 +4,8 @@ Plain loop = for each image: PIL decode → ``model.predict`` → COCO results; 
 write). Ours = :func:`rfdetr_demo.evaluate.pipeline.evaluate` through the app's model service at a batch size,
 plus per-keypoint/calibration figures and (``--with-report``) metrics.json/CSV/PNG plots. Both use the same
 random-weight ``RFDETRKeypointPreview`` instance (torch engine) at the same resolution and score floor, on the COCO
-test images repeated ``--repeat`` times (as distinct image ids). Variants run interleaved; medians are reported.
+test images repeated ``--repeat`` times (as distinct image ids). Variants run interleaved, in alternating order;
+the ratio is the median of per-run ratios (robust to a load that drifts on a shared machine).
 
 Usage: python -m bench.bench_evaluate [--repeat 4] [--resolution 288] [--runs 3] [--batch-sizes 1 4]
 """
@@ -105,26 +106,29 @@ def main() -> None:
         ann, folder = make_dataset(Path(tmp), args.repeat)
         n = 4 * args.repeat
         model.predict(np.zeros((64, 64, 3), np.uint8), threshold=0.5, shape=(args.resolution,) * 2)  # warm-up
-        times: dict[str, list[float]] = {"plain loop": []}
-        times.update({f"ours, batch {b}": [] for b in args.batch_sizes})
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            plain_ap = plain_loop(model, ann, folder, args.resolution)
-            times["plain loop"].append(time.perf_counter() - t0)
-            for b in args.batch_sizes:
-                report = Path(tmp) / f"report_{b}" if args.with_report else None
+        names = ["plain loop", *(f"ours, batch {b}" for b in args.batch_sizes)]
+        times: dict[str, list[float]] = {name: [] for name in names}
+        aps: dict[str, float] = {}
+        for r in range(args.runs):
+            # Alternate the order so a drifting load on a shared machine does not favour one side.
+            for name in names if r % 2 == 0 else names[::-1]:
                 t0 = time.perf_counter()
-                our_ap = ours(service, ann, folder, args.resolution, b, report)
-                times[f"ours, batch {b}"].append(time.perf_counter() - t0)
-    base = statistics.median(times["plain loop"])
+                if name == "plain loop":
+                    aps[name] = plain_loop(model, ann, folder, args.resolution)
+                else:
+                    b = int(name.rsplit(" ", 1)[1])
+                    report = Path(tmp) / f"report_{b}" if args.with_report else None
+                    aps[name] = ours(service, ann, folder, args.resolution, b, report)
+                times[name].append(time.perf_counter() - t0)
     print(describe())
-    print(f"{n} images at {args.resolution}², {args.runs} interleaved runs; AP plain {plain_ap:.3f}, ours {our_ap:.3f}")
-    print("| variant | s per run | median s | images/s | vs plain loop |")
+    print(f"{n} images at {args.resolution}², {args.runs} runs (order alternating); AP: {aps}")
+    print("| variant | s per run | median s | images/s | vs plain loop (median of paired runs) |")
     print("|---|---|---:|---:|---:|")
     for name, ts in times.items():
         med = statistics.median(ts)
+        paired = statistics.median(p / t for p, t in zip(times["plain loop"], ts, strict=True))
         runs = ", ".join(f"{t:.2f}" for t in ts)
-        print(f"| {name} | {runs} | {med:.2f} | {n / med:.2f} | {base / med:.2f}× |")
+        print(f"| {name} | {runs} | {med:.2f} | {n / med:.2f} | {paired:.2f}× |")
 
 
 if __name__ == "__main__":
