@@ -57,6 +57,26 @@ def test_handler_bad_inputs_are_clear_errors(replay_service, coco_json, coco_ima
             evaluate_predictions(ctx, *args, progress=lambda *a, **k: None)
 
 
+def test_cancel_button_stops_the_sessions_run_before_the_next_batch(replay_service, coco_json, coco_image_paths):
+    from types import SimpleNamespace
+
+    from rfdetr_demo.ui.evaluate_tab import cancel_evaluation
+
+    session = SimpleNamespace(session_hash="visitor-1")
+    assert cancel_evaluation(session) == "Nothing to cancel."
+    ctx = UiContext(replay_service, Settings())
+    images = [str(p) for p in coco_image_paths.values()]
+    pressed = []
+
+    def progress(*_args, **_kwargs) -> None:  # the visitor presses Cancel as soon as the run starts
+        pressed.append(cancel_evaluation(session))
+
+    with pytest.raises(gr.Error, match="cancelled after 0 of 4 images"):
+        evaluate_predictions(ctx, str(coco_json), images, None, request=session, progress=progress)
+    assert pressed[0].startswith("⏹️") and replay_service._predictor.calls == 0
+    assert cancel_evaluation(session) == "Nothing to cancel."  # the run's cancel event is gone
+
+
 @pytest.fixture(scope="module")
 def served(coco_json):
     with serve_replay_app(coco_json, Settings(resolution=288)) as s:
