@@ -180,6 +180,16 @@ def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
     return predict_image(ctx, image)
 
 
+def no_kept_run() -> None:
+    """A cached example restores the outputs but not the run: the session's kept run is reset."""
+    return None
+
+
+def relabel_resolution(ctx: UiContext) -> Any:
+    """The resolution menu relabelled with the latency just measured (after each model run)."""
+    return refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, 1)
+
+
 @dataclass
 class ImageOutputs:
     """The tab's result components, created unrendered so the examples (which need them) can sit above them."""
@@ -257,7 +267,7 @@ def build_image_tab(ctx: UiContext) -> None:
                     outputs=out.all()[:-1] if cache_examples else None,
                 )  # fmt: skip
                 if cache_examples and shown.cache_event is not None:
-                    shown.cache_event.then(lambda: None, None, out.state, api_visibility="private", queue=False)
+                    shown.cache_event.then(no_kept_run, None, out.state, api_visibility="private", queue=False)
         with gr.Column(scale=2, min_width=480, elem_id="image-results"):
             out.summary.render()
             out.gallery.render()
@@ -288,7 +298,7 @@ def _wire(
         """
         dependency = event(fn, [*inputs, *extra_inputs], shown, concurrency_id="model", **kwargs)
         dependency.success(
-            lambda: refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, 1),
+            bind(relabel_resolution, ctx),
             None,
             controls.resolution,
             api_visibility="private",
