@@ -160,7 +160,10 @@ def _parse_angles(raw: Any, names: list[str], base: int) -> tuple[Angle, ...] | 
     for name, joints in raw.items():
         if not isinstance(joints, (list, tuple)) or len(joints) != 3:
             raise SchemaError(f"angle {name!r} must list three keypoints [end, vertex, end], got {joints!r}")
-        ends = _parse_edges([[joints[0], joints[1]], [joints[1], joints[2]]], names, base)
+        try:
+            ends = _parse_edges([[joints[0], joints[1]], [joints[1], joints[2]]], names, base)
+        except SchemaError as exc:  # its wording is about skeleton edges; say which angle is wrong
+            raise SchemaError(f"angle {name!r}: {str(exc).replace('skeleton edge names', 'names')}") from exc
         out.append((str(name), (ends[0][0], ends[0][1], ends[1][1])))
     return tuple(out)
 

@@ -203,3 +203,28 @@ def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
         assert page.locator("#output-video video").count() == 0  # no partial video is shown
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, tmp_path):
+    """A clip with people: after the run the motion panel picks person 0 and its three plots draw real marks."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import COCO_DIR
+
+    truth = next(t for t in coco_truth.values() if t.file_name == "000000197388.jpg")
+    rgb = np.asarray(Image.open(COCO_DIR / truth.file_name).convert("RGB"))
+    clip = make_clip(tmp_path / "people.mp4", [rgb] * 3, size=(truth.width, truth.height), fps=10)
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    try:
+        upload_and_run(page, server, clip, "#input-video video")
+        page.locator("#motion-person input").first.wait_for(timeout=30000)
+        page.wait_for_function("() => document.querySelector('#motion-person input').value === '0'", timeout=30000)
+        for plot in ("#motion-angles", "#motion-trajectory", "#motion-confidence"):
+            # vega-embed draws into a canvas (or svg); an empty plot has none or shows "No data"
+            page.wait_for_function(
+                f"() => !!document.querySelector('{plot} canvas, {plot} svg .mark-line')", timeout=30000
+            )
+    finally:
+        page.close()
