@@ -218,13 +218,17 @@ def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, 
     clip = make_clip(tmp_path / "people.mp4", [rgb] * 3, size=(truth.width, truth.height), fps=10)
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     try:
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#motion-angles").wait_for(timeout=20000)
+        drawn = "(p) => !!document.querySelector(p + ' canvas, ' + p + ' svg .mark-line')"
+        page.wait_for_timeout(1000)
+        assert not page.evaluate(drawn, "#motion-angles")  # nothing drawn before a run
         upload_and_run(page, server, clip, "#input-video video")
         page.locator("#motion-person input").first.wait_for(timeout=30000)
         page.wait_for_function("() => document.querySelector('#motion-person input').value === '0'", timeout=30000)
         for plot in ("#motion-angles", "#motion-trajectory", "#motion-confidence"):
-            # vega-embed draws into a canvas (or svg); an empty plot has none or shows "No data"
-            page.wait_for_function(
-                f"() => !!document.querySelector('{plot} canvas, {plot} svg .mark-line')", timeout=30000
-            )
+            # vega-embed draws into a canvas (or svg) once there is data
+            page.wait_for_function(drawn, arg=plot, timeout=30000)
     finally:
         page.close()
