@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flood", type=int, default=60, help="(c) simultaneous requests")
     parser.add_argument("--disk-requests", type=int, default=200, help="(d) image + video requests")
     parser.add_argument("--disk-videos", type=int, default=20, help="(d) of which videos")
-    parser.add_argument("--max-temp-gb", type=float, default=0.02, help="(d) the temp-disk budget")
+    parser.add_argument("--max-temp-gb", type=float, default=0.01, help="(d) the temp-disk budget")
     parser.add_argument("--quick", action="store_true", help="small numbers, nothing written")
     parser.add_argument(
         "--only",
