@@ -147,7 +147,21 @@ class DiskBudget:
         if unit is not None:
             with self._lock:
                 self._held[unit] += 1
+            touch(path)
         return unit
+
+    def refresh(self, *values: object) -> int:
+        """Mark the files named anywhere in ``values`` (paths, lists, dicts: a component's value) as just used.
+
+        Gradio stores uploads and returned files by content hash and hands out an existing copy when the same
+        content comes again (an example clicked twice, the same photo re-uploaded), without touching it; its age
+        would then be the first copy's. Refreshing what a page is shown keeps it from being pruned as old.
+        """
+        count = 0
+        for text in _strings(values):
+            if self._unit_of(text) is not None and touch(text):
+                count += 1
+        return count
 
     def adopt(self, path: str | Path) -> None:
         """Hold ``path`` until the innermost :meth:`in_use` scope of this thread ends (no scope: nothing)."""
@@ -234,6 +248,32 @@ class DiskBudget:
         thread = threading.Thread(target=loop, name="disk-budget", daemon=True)
         thread.start()
         return thread
+
+
+def touch(path: str | Path) -> bool:
+    """Set a file's modification time to now; False if it is not a file (or vanished)."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        os.utime(path)
+        return True
+    except OSError:
+        return False
+
+
+def _strings(value: object, depth: int = 0) -> Iterator[str]:
+    if depth > 6:
+        return
+    if isinstance(value, (str, Path)):
+        yield str(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v, depth + 1)
+    elif hasattr(value, "path"):  # gradio FileData-like objects
+        yield from _strings(getattr(value, "path", None), depth + 1)
 
 
 def _remove(path: Path) -> bool:

@@ -282,3 +282,18 @@ def test_gradio_keeps_at_most_max_sessions(monkeypatch) -> None:
     memory.after_image(640 * 480)
     memory.after_image(4000 * 3000)
     assert trims == [1]  # only after large images
+
+
+def test_files_a_request_uses_or_a_page_is_shown_count_as_just_used(tmp_path: Path) -> None:
+    """Gradio hands out an existing copy of identical content without touching it; its age must not get it pruned."""
+    now = time.time()
+    clock = FakeClock(now)
+    reused = _unit(tmp_path, "f" * 40, 1000, 7200, now)  # an example's output first written two hours ago
+    upload = _unit(tmp_path, "e" * 40, 1000, 7200, now)  # the same photo uploaded again
+    budget = _budget(tmp_path, 10**6, clock)
+    shown = [(str(reused / "data.bin"), "Combined")]  # what the gallery holds: (path, caption)
+    assert budget.refresh(shown, None, {"path": "/elsewhere/not-ours.jpg"}) == 1
+    unit = budget.hold(upload / "data.bin")
+    budget.release(unit)
+    budget.prune()
+    assert reused.exists() and upload.exists()

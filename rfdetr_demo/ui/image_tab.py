@@ -170,6 +170,11 @@ def rerender(
     return (*out[:5], f"{out[5]}\n\nℹ️ {kept_runs.EVICTED_NOTE}", out[6])
 
 
+def keep_fresh(*shown: Any) -> None:
+    """Mark the files a page was just given as used now (see :meth:`~rfdetr_demo.disk_budget.DiskBudget.refresh`)."""
+    BUDGET.refresh(*shown)
+
+
 def forget_kept_run(request: gr.Request) -> None:
     """A closed or reloaded page frees its kept run at once instead of when the cache needs the room."""
     kept_runs.forget(_session(request))
@@ -297,6 +302,8 @@ def _wire(
         are never shown next to an input they do not belong to.
         """
         dependency = event(fn, [*inputs, *extra_inputs], shown, concurrency_id="model", **kwargs)
+        # Gradio may answer with an existing, old copy of identical content: mark what the page shows as fresh.
+        dependency.success(keep_fresh, [out.gallery, out.files], None, api_visibility="private", queue=False)
         dependency.success(
             bind(relabel_resolution, ctx),
             None,

@@ -19,6 +19,7 @@ import gradio as gr
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.ui.common import UiContext, bind, make_controls, parse_resolution, user_errors
+from rfdetr_demo.ui.image_tab import keep_fresh
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
@@ -249,6 +250,7 @@ def build_video_tab(ctx: UiContext) -> None:
         concurrency_id=video_queue_group(ctx),
     )
     wire_motion_panel(motion, files, run)
+    run.success(keep_fresh, [output, files], None, api_visibility="private", queue=False)
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
