@@ -66,6 +66,20 @@ def _fill_queue(url: str, image_path) -> None:
     assert _join(url, image_path).status_code == 200
 
 
+def _wait_until_queue_empty(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until nothing waits in the queue (Gradio refuses a join while ``queue_size >= max_size``).
+
+    Clicking right after the gate opens races the held requests leaving the line: on a loaded machine the click was
+    refused as busy again and the summary stayed empty.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(url + "gradio_api/queue/status", timeout=10).json()["queue_size"] > 0:
+        assert time.monotonic() < deadline, "the held requests never left the queue"
+        time.sleep(0.2)
+
+
 def test_full_queue_refuses_clearly_over_http_and_keeps_serving(gated_app, coco_image_paths) -> None:
     from gradio_client import Client, handle_file
 
@@ -94,6 +108,7 @@ def test_full_queue_message_reaches_the_page(gated_app, browser, coco_image_path
     page.locator("#input-image input[type=file]").set_input_files(str(image))
     expect(page.get_by_text("currently busy", exact=False).first).to_be_visible(timeout=30_000)
     gate.set()
-    page.locator("#run-image").click()  # a moment later the same page gets its answer
+    _wait_until_queue_empty(url)  # "a moment later": the held requests have left the waiting line
+    page.locator("#run-image").click()  # the same page now gets its answer
     expect(page.locator("#image-summary")).to_contain_text("instance", timeout=60_000)
     page.close()
