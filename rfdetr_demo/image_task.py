@@ -47,16 +47,6 @@ class ImageRun:
         """Whether this run can show ``threshold`` without running the model again."""
         return float(threshold) >= self.prediction.threshold
 
-    def same_request(self, source: object, threshold: float, resolution: int) -> bool:
-        """Whether running ``source`` with these settings would only reproduce this run (the model is deterministic)."""
-        return (
-            self.source_path is not None
-            and isinstance(source, (str, Path))
-            and str(source) == self.source_path
-            and self.covers(threshold)
-            and int(resolution) == self.prediction.resolution
-        )
-
     def shown(self, threshold: float | None = None) -> Prediction:
         """The prediction at the detection threshold to show (default: the run's own)."""
         chosen = self.threshold if threshold is None else threshold
