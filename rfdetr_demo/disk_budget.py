@@ -3,7 +3,9 @@
 A shared link sends uploads (up to ``--max-file-size`` each), annotated videos and exports to disk all day; Gradio's
 own ``delete_cache`` only removes files by age. Here every folder under Gradio's temp dir (uploads and returned
 files, one folder per content hash) and every request folder of ours (``<temp>/rfdetr_demo/*``) is one *unit*:
-units older than ``max_age_s`` go, then the oldest units go until the total is within ``max_bytes``.
+units older than ``max_age_s`` go, then, once the total is over ``max_bytes``, the oldest units go until it is back
+under a low-water mark (``LOW_WATER`` of the budget): the headroom takes what requests write between two prunes, so
+the total stays under the budget instead of hovering just above it.
 
 Never pruned, even over budget:
 
@@ -37,6 +39,7 @@ DEFAULT_MAX_TEMP_GB = 5.0
 DEFAULT_MAX_AGE_S = 3600.0
 DEFAULT_GRACE_S = 300.0
 REQUEST_DIR_NAME = "rfdetr_demo"
+LOW_WATER = 0.8  # an over-budget prune frees down to this share of the budget
 
 
 def gradio_temp_root() -> Path:
@@ -206,14 +209,15 @@ class DiskBudget:
         return self.prune()
 
     def prune(self) -> PruneReport:
-        """Remove too-old units, then the oldest until the total fits ``max_bytes``; spare units in use or recent."""
+        """Remove too-old units, then (over budget) the oldest down to the low-water mark; spare used or recent ones."""
         now = self._clock()
         units = sorted(scan_units(self._root()), key=lambda u: u.newest_mtime)
         total = sum(u.bytes for u in units)
+        target = int(self.max_bytes * LOW_WATER) if total > self.max_bytes else self.max_bytes
         removed = freed = kept = 0
         for unit in units:
             too_old = now - unit.newest_mtime > self.max_age_s
-            if not too_old and total <= self.max_bytes:
+            if not too_old and total <= target:
                 continue  # sorted oldest first: nothing later is too old either, and the budget is met
             if self.is_held(unit.path) or now - unit.newest_mtime < self.grace_s:
                 kept += 1

@@ -125,10 +125,21 @@ def test_pruner_removes_old_units_then_oldest_until_within_budget(tmp_path: Path
     newest = _unit(req, "image_3", 3000, 400, now)
     assert {u.path for u in scan_units(tmp_path)} == {upload, oldest, middle, newest}
 
-    report = _budget(tmp_path, 6500, clock).prune()
+    report = _budget(tmp_path, 7500, clock).prune()  # over budget: down to the low-water mark, 0.8 × 7500 = 6000
     assert not upload.exists() and not oldest.exists()  # too old; then the oldest, to fit the budget
     assert middle.exists() and newest.exists()
     assert report.removed == 2 and report.total_bytes == 6000 and report.freed_bytes == 7000
+
+
+def test_an_over_budget_prune_leaves_headroom_under_the_budget(tmp_path: Path) -> None:
+    now = time.time()
+    clock = FakeClock(now)
+    req = tmp_path / REQUEST_DIR_NAME
+    units = [_unit(req, f"image_{i}", 3000, 600 - i, now) for i in range(4)]
+    assert _budget(tmp_path, 12000, clock).prune().removed == 0  # at the budget: nothing goes
+    report = _budget(tmp_path, 11000, clock).prune()  # over: down to 0.8 × 11000 = 8800, not just to 11000
+    assert report.removed == 2 and report.total_bytes == 6000
+    assert not units[0].exists() and not units[1].exists() and units[2].exists() and units[3].exists()
 
 
 def test_pruner_never_deletes_a_unit_in_use_or_just_written(tmp_path: Path) -> None:
