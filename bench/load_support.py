@@ -111,7 +111,7 @@ class Server:
         client = client or self.client()
         t0 = time.perf_counter()
         client.predict(
-            handle_file(str(path)), 0.1, 0.3, resolution, VIEWS, "combined", 1, 0, 0, True, False,
+            handle_file(str(path)), 0.1, 0.3, resolution, VIEWS, "combined", 1, 0, 0, True, "off",
             api_name="/predict_video",
         )  # fmt: skip
         return time.perf_counter() - t0
