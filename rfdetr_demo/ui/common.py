@@ -119,17 +119,24 @@ def make_controls(
         0.0, 1.0, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.01, label="Keypoint confidence threshold",
         info="Hides joints below this confidence (display only, no re-run).",
     )  # fmt: skip
-    resolution = gr.Dropdown(
-        choices=resolution_choices(ctx.default_resolution), value=ctx.default_resolution,
-        label="Inference resolution", allow_custom_value=True,
-        info="Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people.",
-    )  # fmt: skip
+    resolution = resolution_dropdown(
+        ctx, "Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people."
+    )
     views = gr.CheckboxGroup(
         choices=list(ALL_VIEWS), value=list(default_views), label=views_label, info=views_info,
         elem_id=f"{elem_prefix}-views" if elem_prefix else None,
     )  # fmt: skip
-    ctx.resolution_dropdowns.append(resolution)
     return Controls(threshold, keypoint_threshold, resolution, views)
+
+
+def resolution_dropdown(ctx: UiContext, info: str) -> gr.Dropdown:
+    """A resolution picker with the latency-labelled presets, registered so the page refreshes its labels."""
+    resolution = gr.Dropdown(
+        choices=resolution_choices(ctx.default_resolution), value=ctx.default_resolution,
+        label="Inference resolution", allow_custom_value=True, info=info,
+    )  # fmt: skip
+    ctx.resolution_dropdowns.append(resolution)
+    return resolution
 
 
 @dataclass

@@ -25,7 +25,7 @@ from rfdetr_demo.evaluate.report import (
     write_outputs,
 )
 from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
-from rfdetr_demo.ui.common import UiContext, bind, parse_resolution, resolution_choices, user_errors
+from rfdetr_demo.ui.common import UiContext, bind, parse_resolution, resolution_dropdown, user_errors
 from rfdetr_demo.ui.video_tab import CancelRegistry, _session
 from rfdetr_demo.workdirs import new_request_dir
 
@@ -147,11 +147,7 @@ def build_evaluate_tab(ctx: UiContext) -> None:
                 0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Detection threshold",
                 info="Where recall, precision and the gallery are reported; AP uses every detection (COCO).",
             )  # fmt: skip
-            resolution = gr.Dropdown(
-                choices=resolution_choices(ctx.default_resolution), value=ctx.default_resolution,
-                label="Inference resolution", allow_custom_value=True, info="For the model run (multiple of 24).",
-            )  # fmt: skip
-            ctx.resolution_dropdowns.append(resolution)
+            resolution = resolution_dropdown(ctx, "For the model run (multiple of 24).")
             with gr.Row():
                 run_btn = gr.Button("Evaluate", variant="primary", elem_id="run-evaluate")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-evaluate")
