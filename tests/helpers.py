@@ -30,20 +30,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_replay_app(coco_json, settings=None) -> Iterator[tuple[str, object]]:
-    """The real Blocks app, launched on loopback with the app's own launch settings, around the replay model.
+def serve_replay_app(coco_json, settings=None, predictor=None) -> Iterator[tuple[str, object]]:
+    """The real Blocks app, launched on loopback with the app's own queue and launch settings, around the replay model.
 
-    Yields ``(url, predictor)``; the predictor's ``calls`` tell whether a UI action ran the model.
+    Yields ``(url, predictor)``; the predictor's ``calls`` tell whether a UI action ran the model. ``predictor``: a
+    replay predictor prepared by the test (e.g. one held behind a gate); default, a fresh one on ``coco_json``.
     """
-    from rfdetr_demo.app_factory import create_app, launch_kwargs
+    from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
     from rfdetr_demo.config import Settings
     from tests.conftest import make_replay_service
     from tests.support.replay import ReplayPredictor
 
-    predictor = ReplayPredictor.from_coco(coco_json)
+    predictor = predictor or ReplayPredictor.from_coco(coco_json)
     settings = replace(settings or Settings(), port=free_port())
     demo = create_app(settings, service=make_replay_service(predictor))
-    demo.queue()
+    configure_queue(demo, settings)
     kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
     demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:

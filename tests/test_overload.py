@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import replace
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import serve_replay_app
 
 
 @pytest.fixture()
 def gated_app(coco_json):
     """The real app with ``--queue-size 1 --concurrency 1`` whose model waits until ``gate`` is set."""
-    from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
     from rfdetr_demo.config import Settings
-    from tests.conftest import make_replay_service
     from tests.support.replay import ReplayPredictor
 
     gate = threading.Event()
@@ -32,16 +29,11 @@ def gated_app(coco_json):
         return lookup(image)
 
     replay.lookup = gated
-    settings = replace(Settings(), port=free_port(), queue_size=1, concurrency=1)
-    demo = create_app(settings, service=make_replay_service(replay))
-    configure_queue(demo, settings)
-    kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
-    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
-    try:
-        yield f"http://127.0.0.1:{settings.port}/", gate
-    finally:
-        gate.set()
-        demo.close()
+    with serve_replay_app(coco_json, Settings(queue_size=1, concurrency=1), predictor=replay) as (url, _):
+        try:
+            yield url, gate
+        finally:
+            gate.set()  # the held requests finish before the server closes
 
 
 def _join(url: str, image_path) -> httpx.Response:
