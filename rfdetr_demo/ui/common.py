@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,3 +205,42 @@ def bind(handler: Callable[..., Any], ctx: UiContext, **shown_defaults: Any) -> 
     ]
     bound.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     return bound
+
+
+def session_id(request: gr.Request | None) -> str:
+    """The browser session a request comes from (every API client is one); ``"anonymous"`` for direct calls."""
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+class CancelRegistry:
+    """A tab's runs in progress, per session: its Cancel button and a closed page stop that session's runs only."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, set[threading.Event]] = defaultdict(set)
+
+    @contextmanager
+    def running(self, request: gr.Request | None) -> Iterator[threading.Event]:
+        """The event a run polls between batches (set by :meth:`cancel`), registered while the run lasts."""
+        session, event = session_id(request), threading.Event()
+        with self._lock:
+            self._events[session].add(event)
+        try:
+            yield event
+        finally:
+            with self._lock:
+                self._events[session].discard(event)
+                if not self._events[session]:
+                    del self._events[session]
+
+    def cancel(self, request: gr.Request | None) -> int:
+        """Ask the session's runs to stop; how many there were."""
+        with self._lock:
+            events = list(self._events.get(session_id(request), ()))
+        for event in events:
+            event.set()
+        return len(events)
+
+    def cancel_on_unload(self, request: gr.Request) -> None:
+        """For ``Blocks.unload``: a closed or reloaded page stops its runs, so they do not hold the model."""
+        self.cancel(request)

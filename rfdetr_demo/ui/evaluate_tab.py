@@ -25,8 +25,7 @@ from rfdetr_demo.evaluate.report import (
     write_outputs,
 )
 from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
-from rfdetr_demo.ui.common import UiContext, bind, parse_resolution, resolution_dropdown, user_errors
-from rfdetr_demo.ui.video_tab import CancelRegistry, _session
+from rfdetr_demo.ui.common import CancelRegistry, UiContext, bind, parse_resolution, resolution_dropdown, user_errors
 from rfdetr_demo.workdirs import new_request_dir
 
 GALLERY_COUNT = 8
@@ -91,34 +90,25 @@ def evaluate_predictions(
         max_image_side=ctx.settings.max_image_side,
     )
     req = EvaluationRequest(annotations, image_paths, result_paths, options, ctx.settings.max_eval_images)
-    session = _session(request)
-    cancel = _cancels.open(session)
     try:
-        progress(0.0, desc="Checking the files…")
-        evaluation = evaluate(
-            req,
-            ctx.service if image_paths else None,
-            on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
-            should_stop=cancel.is_set,
-        )
+        with _cancels.running(request) as cancel:
+            progress(0.0, desc="Checking the files…")
+            evaluation = evaluate(
+                req,
+                ctx.service if image_paths else None,
+                on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
+                should_stop=cancel.is_set,
+            )
     except EvaluationCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
     except EvaluationError as exc:
         raise gr.Error(str(exc), title="Cannot evaluate these files") from exc
-    finally:
-        _cancels.close(session, cancel)
     progress(1.0, desc="Writing the report…")
     return _outputs(evaluation, new_request_dir(prefix="eval_"))
 
 
 def cancel_evaluation(request: gr.Request) -> str:
-    n = _cancels.cancel(_session(request))
-    return "⏹️ Cancelling after the current batch…" if n else "Nothing to cancel."
-
-
-def cancel_on_unload(request: gr.Request) -> None:
-    """Closing or reloading the page stops that session's evaluation, so an abandoned run does not hold the model."""
-    _cancels.cancel(_session(request))
+    return "⏹️ Cancelling after the current batch…" if _cancels.cancel(request) else "Nothing to cancel."
 
 
 INTRO = (
@@ -178,6 +168,4 @@ def build_evaluate_tab(ctx: UiContext) -> None:
         concurrency_limit=1,
     )
     cancel_btn.click(cancel_evaluation, None, [summary], api_visibility="private", queue=False)
-    root = gr.context.Context.root_block  # the page being built (the tab has no handle on its Blocks)
-    if isinstance(root, gr.Blocks):
-        root.unload(cancel_on_unload)
+    ctx.on_unload.append(_cancels.cancel_on_unload)

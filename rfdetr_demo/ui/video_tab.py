@@ -9,8 +9,6 @@ Handlers are module-level functions of a :class:`UiContext`; ``build_video_tab``
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import gradio as gr
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.ui.common import UiContext, bind, make_controls, parse_resolution, user_errors
+from rfdetr_demo.ui.common import CancelRegistry, UiContext, bind, make_controls, parse_resolution, user_errors
 from rfdetr_demo.ui.image_tab import keep_fresh
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.pipeline import (
@@ -39,33 +37,6 @@ FRAME_COLUMNS = ["frame", "time_s", "persons", "ids", "best_score", "inference_m
 
 def example_videos(ctx: UiContext) -> list[str]:
     return example_files(ctx.examples, ".mp4")
-
-
-class CancelRegistry:
-    """Cancel events of the runs in progress, per browser session (a session can only cancel its own runs)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: dict[str, set[threading.Event]] = defaultdict(set)
-
-    def open(self, session: str) -> threading.Event:
-        event = threading.Event()
-        with self._lock:
-            self._events[session].add(event)
-        return event
-
-    def close(self, session: str, event: threading.Event) -> None:
-        with self._lock:
-            self._events[session].discard(event)
-            if not self._events[session]:
-                del self._events[session]
-
-    def cancel(self, session: str) -> int:
-        with self._lock:
-            events = list(self._events.get(session, ()))
-        for e in events:
-            e.set()
-        return len(events)
 
 
 def speed_text(result: VideoResult) -> str:
@@ -96,12 +67,7 @@ def summarize(result: VideoResult) -> str:
     return "\n\n".join(lines)
 
 
-# Cancel events of the runs in progress, per browser session (session hashes are unique per server).
 _cancels = CancelRegistry()
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def max_video_seconds(ctx: UiContext) -> float | None:
@@ -158,33 +124,24 @@ def predict_video(
         smoothing=smoothing if isinstance(smoothing, bool) else str(smoothing or OFF),
         max_seconds=max_video_seconds(ctx),
     )
-    session = _session(request)
-    cancel = _cancels.open(session)
 
     def report(p: ProgressInfo) -> None:
         progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
 
     try:
-        progress(0.0, desc="Starting…")
-        with BUDGET.in_use(video):  # the upload and the output folder are never pruned while this runs
+        # The upload and the output folder are never pruned while this runs.
+        with _cancels.running(request) as cancel, BUDGET.in_use(video):
+            progress(0.0, desc="Starting…")
             result = run_video(
                 ctx.service, video, options, progress=report, cancel=cancel, source_name=Path(video).name
             )
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
-    finally:
-        _cancels.close(session, cancel)
     return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
 
 
 def cancel_runs(request: gr.Request) -> str:
-    n = _cancels.cancel(_session(request))
-    return "⏹️ Cancelling…" if n else "Nothing to cancel."
-
-
-def cancel_on_unload(request: gr.Request) -> None:
-    """Closing or reloading the page stops that session's run, so an abandoned clip does not hold the model."""
-    _cancels.cancel(_session(request))
+    return "⏹️ Cancelling…" if _cancels.cancel(request) else "Nothing to cancel."
 
 
 def video_queue_group(ctx: UiContext) -> str:
@@ -254,4 +211,4 @@ def build_video_tab(ctx: UiContext) -> None:
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
-    ctx.on_unload.append(cancel_on_unload)
+    ctx.on_unload.append(_cancels.cancel_on_unload)

@@ -33,7 +33,7 @@ from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
-from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, user_errors
+from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, session_id, user_errors
 from rfdetr_demo.ui.components import LiveImage
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
@@ -84,10 +84,6 @@ def _readout(handler: FrameHandler) -> str:
     if info is not None and info.random_weights:
         text += "\n\n⚠️ Random weights: these detections are noise."
     return text
-
-
-def _session_key(request: gr.Request | None) -> str:
-    return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
 
 
 def _source_note(settings: Settings) -> str:
@@ -183,7 +179,7 @@ def run_source(
         target = validate_stream_url(url, settings.enable_stream_source, settings.stream_allow_hosts)
     except StreamSourceError as exc:
         raise gr.Error(str(exc), title="Stream source refused", print_exception=False) from exc
-    key = _session_key(request)
+    key = session_id(request)
     options = _options(threshold, keypoint_threshold, resolution, views)
     session = _sources.start(key, SourceSession(ctx.service, target, options))
     started = time.monotonic()
@@ -205,14 +201,14 @@ def run_source(
 
 
 def stop_source(request: gr.Request) -> str:
-    return "Stopped." if _sources.stop(_session_key(request)) else "Nothing is running."
+    return "Stopped." if _sources.stop(session_id(request)) else "Nothing is running."
 
 
 def update_source_options(
     threshold: float, keypoint_threshold: float, resolution: Any, views: list[str], request: gr.Request
 ) -> None:
     """A running stream source picks up changed controls with its next frame."""
-    session = _sources.get(_session_key(request))
+    session = _sources.get(session_id(request))
     if session is not None:
         session.options = _options(threshold, keypoint_threshold, resolution, views)
 
