@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.exports import prediction_coco_results, result_dict, write_exports
 from rfdetr_demo.images import DEFAULT_MAX_SIDE, LoadedImage, load_image
 from rfdetr_demo.render import normalize_views, render
@@ -78,7 +79,7 @@ def run_image(
     One decode and one wait on the service per request: the prediction carries the schema and model info.
     """
     if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+        raise UserError(f"threshold must be within [0, 1], got {threshold}")
     loaded = source if isinstance(source, LoadedImage) else load_image(source, max_side=max_side)
     model_threshold = min(float(threshold), MODEL_THRESHOLD_FLOOR)
     prediction = service.predict_batch([loaded.rgb], model_threshold, resolution, timeout=timeout)[0]
@@ -117,7 +118,7 @@ def render_run(
 ) -> ImageOutput:
     """Views, tables and downloads for a kept run at a detection ``threshold`` it covers; never runs the model."""
     if not 0.0 <= float(keypoint_threshold) <= 1.0:
-        raise ValueError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
+        raise UserError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
     chosen = normalize_views(views)
     t0 = time.perf_counter()
     prediction = run.shown(threshold)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from rfdetr_demo.errors import UserError
+
 # Above this many pixels we refuse outright: decoding alone would take gigabytes.
 MAX_DECODE_PIXELS = 250_000_000
 # Images whose long side exceeds this are downscaled before inference and rendering: the model sees at most
@@ -32,7 +34,7 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width an
 SUPPORTED_HINT = "Supported formats: JPEG, PNG, WebP, BMP, TIFF, GIF."
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError):
     """A user-facing reason why a file could not be used as an image."""
 
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # RF-DETR keypoint models use patch size 12 and 2 windows: inference sides must be multiples of 24.
@@ -80,10 +82,10 @@ def rfdetr_view(rf_model: Any, **context: Any) -> Any:
 def validate_resolution(resolution: int) -> int:
     """Check that an inference side length is usable by the model (positive multiple of 24)."""
     if isinstance(resolution, bool) or int(resolution) != resolution:
-        raise ValueError(f"resolution must be an integer, got {resolution!r}")
+        raise UserError(f"resolution must be an integer, got {resolution!r}")
     resolution = int(resolution)
     if resolution <= 0 or resolution % RESOLUTION_BLOCK:
-        raise ValueError(f"resolution must be a positive multiple of {RESOLUTION_BLOCK}, got {resolution}")
+        raise UserError(f"resolution must be a positive multiple of {RESOLUTION_BLOCK}, got {resolution}")
     return resolution
 
 

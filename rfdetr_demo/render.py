@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.result import BOXES, CLASS_NAME, IDS, scale_keypoints, with_arrays
 from rfdetr_demo.schema import KeypointSchema
 
@@ -247,7 +248,7 @@ def normalize_views(views: Sequence[str] | str | None) -> list[str]:
     chosen = [views] if isinstance(views, str) else list(views)
     unknown = [v for v in chosen if v not in VIEW_DRAWERS]
     if unknown:
-        raise ValueError(f"unknown view(s) {unknown}; choose from {list(ALL_VIEWS)}")
+        raise UserError(f"unknown view(s) {unknown}; choose from {list(ALL_VIEWS)}")
     return [v for v in ALL_VIEWS if v in chosen]
 
 
@@ -266,10 +267,10 @@ def render(
     :data:`OVERLAY_ORDER`. ``grid``: one image of tiles (``columns`` per row), scaled to fit ``max_size`` first.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
+        raise UserError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
     unknown = [v for v in views if v not in VIEW_DRAWERS]
     if unknown or not views:
-        raise ValueError(f"unknown or no view(s) {unknown}; choose from {list(ALL_VIEWS)}")
+        raise UserError(f"unknown or no view(s) {unknown}; choose from {list(ALL_VIEWS)}")
     if layout == LAYOUT_GRID and max_size is not None:
         rgb, key_points = _fit_grid(rgb, key_points, len(views), max_size)
     style = Style.for_size(rgb.shape[1], rgb.shape[0])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rfdetr_demo.defaults import DEFAULT_THRESHOLD
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.latency import LatencyBook
 from rfdetr_demo.loading import ModelLoadError
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
@@ -125,7 +126,7 @@ class ModelService:
         predictor, schema, info = self.wait(timeout)
         res = validate_resolution(resolution or info.default_resolution)
         if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+            raise UserError(f"threshold must be within [0, 1], got {threshold}")
         for img in images:
             if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
                 raise ValueError("images must be RGB uint8 arrays of shape (H, W, 3)")

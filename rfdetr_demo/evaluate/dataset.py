@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.schema import COCO_OKS_SIGMAS, KeypointSchema, SchemaError, schema_from_mapping
 
 # OKS sigma for keypoints of a K other than COCO's 17 when no schema gives one: the mean of COCO's 17 sigmas, i.e.
@@ -25,7 +26,7 @@ from rfdetr_demo.schema import COCO_OKS_SIGMAS, KeypointSchema, SchemaError, sch
 DEFAULT_SIGMA = round(float(np.mean(COCO_OKS_SIGMAS)), 4)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """A user-facing, one-line reason why an evaluation cannot run on these inputs."""
 
 

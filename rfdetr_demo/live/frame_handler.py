@@ -31,6 +31,7 @@ import numpy as np
 import supervision as sv
 from PIL import Image
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.render import LAYOUT_GRID, normalize_views, render
 from rfdetr_demo.result import Prediction, apply_keypoint_threshold, with_arrays
 from rfdetr_demo.service import ModelService, ModelUnavailable
@@ -87,7 +88,7 @@ def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"expected an RGB image, got an array of shape {arr.shape}")
+        raise UserError(f"expected an RGB image, got an array of shape {arr.shape}")
     return np.ascontiguousarray(arr[..., :3])
 
 
@@ -330,7 +331,7 @@ class FrameHandler:
     ) -> np.ndarray:
         """Draw the chosen views (from one inference; ``key_points``: smoothed ones) tiled side by side."""
         if not 0.0 <= float(keypoint_threshold) <= 1.0:
-            raise ValueError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
+            raise UserError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
         displayed = key_points if key_points is not None else prediction.displayed(float(keypoint_threshold))
         if mirror:
             rgb = unmirror(rgb)

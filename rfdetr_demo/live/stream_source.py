@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from rfdetr_demo.errors import UserError
+
 log = logging.getLogger(__name__)
 
 NETWORK_SCHEMES: frozenset[str] = frozenset({"rtsp", "rtsps", "http", "https"})
@@ -32,7 +34,7 @@ _DEVICE_RE = re.compile(r"^(?:/dev/video(\d{1,2})|device:(\d{1,2}))$")
 MAX_URL_LENGTH = 2048
 
 
-class StreamSourceError(ValueError):
+class StreamSourceError(UserError):
     """A user-facing reason why a stream URL is refused or cannot be read."""
 
 

@@ -30,36 +30,43 @@ from rfdetr_demo.defaults import (
     RESOLUTION_PRESETS,
     examples_dir,
 )
-from rfdetr_demo.images import ImageLoadError
+from rfdetr_demo.errors import UserError, log_user_error, report_internal
 from rfdetr_demo.latency import LatencyBook, labelled_resolution_choices
 from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
-from rfdetr_demo.schema import SchemaError
 from rfdetr_demo.service import ModelService, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USER_ERRORS = (ImageLoadError, ModelUnavailable, SchemaError, ValueError)
+
+def page_error(exc: BaseException, where: str) -> gr.Error:
+    """The one message the page shows for ``exc`` (see :mod:`rfdetr_demo.errors` for what is logged).
+
+    Gradio prints the traceback of every ``gr.Error`` unless told not to; ours are logged here instead.
+    """
+    if isinstance(exc, gr.Error):
+        log_user_error(exc, where)
+        exc.print_exception = False
+        return exc
+    if isinstance(exc, UserError):
+        log_user_error(exc, where)
+        return gr.Error(str(exc), title="Cannot process this input", print_exception=False)
+    if isinstance(exc, ModelUnavailable):
+        log_user_error(exc, where)
+        return gr.Error(str(exc), title="Model not ready", print_exception=False)
+    return gr.Error(report_internal(exc, where), title="Server error", print_exception=False)
 
 
 def user_errors(fn: F) -> F:
-    """Show expected failures as a clear ``gr.Error`` and unexpected ones as a short message (logged in full).
-
-    Either way the exception stays inside this request: the server keeps serving everyone else.
-    """
+    """Every exception of ``fn`` becomes one ``gr.Error`` (see :func:`page_error`); the server keeps serving."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc), title="Cannot process this input") from exc
         except Exception as exc:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({exc.__class__.__name__}: {exc}). The server is still running.") from exc
+            raise page_error(exc, fn.__name__) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -76,9 +83,9 @@ def parse_resolution(value: object, default: int | None = None) -> int:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise ValueError(f"resolution must be a positive multiple of 24, got {value!r}") from None
+        raise UserError(f"resolution must be a positive multiple of 24, got {value!r}") from None
     if not number.is_integer():
-        raise ValueError(f"resolution must be a positive multiple of 24, got {value!r}")
+        raise UserError(f"resolution must be a positive multiple of 24, got {value!r}")
     return validate_resolution(int(number))
 
 

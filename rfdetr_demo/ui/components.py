@@ -38,14 +38,16 @@ class GuardedImage(gr.Image):
         except gr.Error:
             raise
         except Exception as exc:
+            from rfdetr_demo.ui.common import page_error  # common imports the service; components stays light
+
             path = getattr(payload, "path", None)
-            message = f"Could not read the uploaded file as an image ({exc})."
+            reason: Exception = exc
             if path:
                 try:
                     load_image(path)
                 except ImageLoadError as load_exc:
-                    message = str(load_exc)
-            raise gr.Error(message, title="Cannot process this input") from exc
+                    reason = load_exc  # the visitor's file: say what is wrong with it
+            raise page_error(reason, "image upload") from exc
 
 
 class LiveImage(gr.Image):

@@ -17,7 +17,6 @@ Handlers are module-level functions of a :class:`UiContext`; ``build_webcam_tab`
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -33,11 +32,9 @@ from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
-from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, session_id, user_errors
+from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, page_error, session_id, user_errors
 from rfdetr_demo.ui.components import LiveImage
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
-
-log = logging.getLogger(__name__)
 
 LIVE_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED, VIEW_HALO)
 STREAM_EVERY_S = 0.1  # at most ~10 frames/s leave the browser; fewer while the server is busy
@@ -117,11 +114,8 @@ def on_frame(
         options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display, smoothing)
         handler.submit(frame)
         result = handler.process_latest(options)
-    except ValueError as exc:
-        return gr.skip(), f"⚠️ {exc}", handler
-    except Exception as exc:  # keep the stream alive; the next frame may work
-        log.exception("webcam frame failed")
-        return gr.skip(), f"⚠️ Unexpected error ({exc.__class__.__name__}: {exc}).", handler
+    except Exception as exc:  # noqa: BLE001 - page_error logs it; the stream stays alive, the next frame may work
+        return gr.skip(), f"⚠️ {page_error(exc, 'webcam frame').message}", handler
     if result is None:
         return gr.skip(), gr.skip(), handler
     return result.image, result.message or _readout(handler), handler

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import supervision as sv
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import (
     LAYOUT_COMBINED,
@@ -87,9 +88,9 @@ class VideoOptions:
 
     def validated(self) -> VideoOptions:
         if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
+            raise UserError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
         if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
-            raise ValueError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
+            raise UserError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
         video_views(self.views)
         make_smoother(self.smoothing)  # an unknown name fails before any work
         return self
@@ -285,7 +286,7 @@ def run_video(
             exporter.add(drawn.frame.index, drawn.frame.timestamp, drawn.shown)
             summary.add(drawn)
         if not summary.rows:
-            raise ValueError("The selected range contains no frames.")
+            raise UserError("The selected range contains no frames.")
         check()
         chain.close()  # type: ignore[attr-defined] # stop the threads before the remux needs the cores
         results.close()  # type: ignore[attr-defined]

@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from rfdetr_demo.errors import UserError
+
 
 def codec_threads() -> int:
     """Codec threads for decode and encode: 1 on small CPUs, else 0 (the codec's automatic choice).
@@ -29,11 +31,11 @@ def codec_threads() -> int:
     return 1 if (os.cpu_count() or 1) <= 4 else 0
 
 
-class VideoLoadError(ValueError):
+class VideoLoadError(UserError):
     """The file cannot be used as a video; the message is meant for the page."""
 
 
-class VideoTooLongError(ValueError):
+class VideoTooLongError(UserError):
     """The requested segment is longer than the server allows; the message says how to fix the request."""
 
 
@@ -138,16 +140,16 @@ def plan_segment(
     end_f = float(end) if end not in (None, "") and float(end) > 0 else None
     stride = int(stride or 1)
     if stride < 1:
-        raise ValueError(f"frame stride must be at least 1, got {stride}")
+        raise UserError(f"frame stride must be at least 1, got {stride}")
     if start < 0:
-        raise ValueError(f"start must be ≥ 0 s, got {start}")
+        raise UserError(f"start must be ≥ 0 s, got {start}")
     if info.duration is not None:
         if start >= info.duration:
-            raise ValueError(f"start ({start:.2f} s) is at or after the end of the clip ({info.duration:.2f} s).")
+            raise UserError(f"start ({start:.2f} s) is at or after the end of the clip ({info.duration:.2f} s).")
         if end_f is None or end_f > info.duration:
             end_f = info.duration if end_f is None else min(end_f, info.duration)
     if end_f is not None and end_f <= start:
-        raise ValueError(f"end ({end_f:.2f} s) must be after start ({start:.2f} s).")
+        raise UserError(f"end ({end_f:.2f} s) must be after start ({start:.2f} s).")
     seg = Segment(start, end_f, stride)
     if max_seconds and seg.length is not None and seg.length > max_seconds + 1e-6:
         raise VideoTooLongError(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.result import IDS, with_arrays
 from rfdetr_demo.video.kalman import KalmanSmoother
 from rfdetr_demo.video.rts import FixedLagSmoother
@@ -128,7 +129,7 @@ def _key(name: bool | str | None) -> str | None:
         return None
     key = DEFAULT_SMOOTHER if name is True else str(name)
     if key not in SMOOTHERS:
-        raise ValueError(f"unknown smoothing {name!r}; choose from {list(SMOOTHING_CHOICES)}")
+        raise UserError(f"unknown smoothing {name!r}; choose from {list(SMOOTHING_CHOICES)}")
     return key
 
 

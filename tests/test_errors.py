@@ -1,0 +1,125 @@
+"""Errors: the visitor's mistakes are shown as they are and logged in one line; our faults are logged with their
+traceback under a reference the page shows, and never leak their text."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from rfdetr_demo.errors import UserError
+from rfdetr_demo.images import ImageLoadError
+from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.service import ModelService, ModelUnavailable
+from rfdetr_demo.ui.common import UiContext, page_error, parse_resolution, user_errors
+from rfdetr_demo.ui.image_tab import predict_image
+from rfdetr_demo.ui.webcam_tab import on_frame
+from tests.conftest import replay_info
+
+REF = re.compile(r"reference ([0-9a-f]{8})")
+
+
+class DroppingPredictor:
+    """A model wrapper with a bug: it loses the batch's outputs (the service's ``zip(strict=True)`` then fails)."""
+
+    def predict(self, images, threshold, resolution):
+        return []
+
+
+@pytest.fixture()
+def broken_ctx() -> UiContext:
+    service = ModelService(lambda: (DroppingPredictor(), KeypointSchema.coco(), replay_info(96)))
+    service.start()
+    service.wait(30)
+    return UiContext(service)
+
+
+@pytest.fixture()
+def photo(tmp_path) -> str:
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(path)
+    return str(path)
+
+
+def _records(caplog, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == level and r.name.startswith("rfdetr_demo")]
+
+
+def test_an_internal_error_is_logged_with_traceback_and_shown_as_one_sentence_with_its_reference(
+    broken_ctx, photo, caplog
+):
+    caplog.set_level(logging.INFO)
+    with pytest.raises(gr.Error) as info:
+        predict_image(broken_ctx, photo, resolution=96)
+    shown = info.value.message
+    assert "zip" not in shown and "argument" not in shown, "the exception text must not reach the page"
+    assert info.value.title == "Server error" and not info.value.print_exception
+    ref = REF.search(shown).group(1)
+    errors = _records(caplog, logging.ERROR)
+    assert len(errors) == 1 and ref in errors[0].getMessage() and "predict_image" in errors[0].getMessage()
+    exc_type, exc, _tb = errors[0].exc_info
+    assert exc_type is ValueError and "zip()" in str(exc)  # the real cause, with its traceback, in the log
+    assert "Traceback" in caplog.text and "zip()" in caplog.text
+    with pytest.raises(gr.Error) as again:
+        predict_image(broken_ctx, photo, resolution=96)
+    assert REF.search(again.value.message).group(1) != ref, "each failure gets its own reference"
+
+
+def test_a_visitor_mistake_is_shown_as_is_and_logs_one_line_without_traceback(broken_ctx, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not an image")
+    with pytest.raises(gr.Error) as info:
+        predict_image(broken_ctx, str(fake), resolution=96)
+    assert info.value.title == "Cannot process this input" and not info.value.print_exception
+    assert "notes.png" in info.value.message and "image" in info.value.message
+    assert not REF.search(info.value.message)
+    ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
+    assert len(ours) == 1 and ours[0].levelno == logging.INFO and ours[0].exc_info is None
+    assert "notes.png" in ours[0].getMessage()
+    assert "Traceback" not in caplog.text
+
+
+def test_a_bad_option_is_a_user_error_with_what_to_change(broken_ctx, photo):
+    with pytest.raises(UserError, match=r"multiple of 24, got '100\.5'"):
+        parse_resolution("100.5")
+    with pytest.raises(gr.Error) as info:
+        predict_image(broken_ctx, photo, resolution=100)
+    assert info.value.title == "Cannot process this input" and "multiple of 24" in info.value.message
+    with pytest.raises(gr.Error) as info:
+        predict_image(broken_ctx, photo, threshold=1.5, resolution=96)
+    assert "threshold must be within [0, 1], got 1.5" in info.value.message
+
+
+def test_page_error_sorts_exceptions(caplog):
+    caplog.set_level(logging.INFO)
+    assert page_error(ImageLoadError("Could not read x.png as an image."), "t").title == "Cannot process this input"
+    model = page_error(ModelUnavailable("The model is still loading; please try again in a moment."), "t")
+    assert model.title == "Model not ready" and "still loading" in model.message
+    ours = gr.Error("Please upload a file first.", title="No image")
+    assert page_error(ours, "t") is ours and ours.print_exception is False  # Gradio would print its traceback
+    assert not _records(caplog, logging.ERROR)
+    internal = page_error(KeyError("/srv/secret/path"), "t")
+    assert "/srv/secret" not in internal.message and REF.search(internal.message)
+    assert len(_records(caplog, logging.ERROR)) == 1
+
+
+def test_user_errors_keeps_the_handlers_name_and_result():
+    @user_errors
+    def handler(x: int) -> int:
+        """Doc."""
+        return x * 2
+
+    assert handler(21) == 42 and handler.__name__ == "handler" and handler.__doc__ == "Doc."
+
+
+def test_a_webcam_frame_failure_keeps_the_stream_and_hides_internals(broken_ctx, caplog):
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    _image, readout, handler = on_frame(broken_ctx, frame, 0.5, 0.3, 96, ["Combined"], False, "off", None)
+    assert handler is not None  # the stream goes on with the same handler
+    assert "zip" not in readout and REF.search(readout), readout
+    assert len(_records(caplog, logging.ERROR)) == 1
