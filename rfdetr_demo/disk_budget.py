@@ -235,9 +235,6 @@ class DiskBudget:
             )  # fmt: skip
         return PruneReport(removed, freed, total, kept)
 
-    def total_bytes(self) -> int:
-        return sum(u.bytes for u in scan_units(self._root()))
-
     def start_background(self, interval_s: float = 60.0) -> threading.Thread:
         """Prune every ``interval_s`` even while no request arrives (uploads alone also fill the disk)."""
 

@@ -1,21 +1,15 @@
 """Resolution presets with the latency measured on this machine (speed vs accuracy), Gradio-free.
 
-Why measured and not a table: the same model takes 0.3 s or 3 s per image depending on the host, the engine and
-whoever else shares the CPU. The book learns from real requests (``observe``) and can also time one dummy image
-per preset on demand (``measure``); the page shows e.g. ``384² · ~0.45 s``.
-
-Hook for the UI: call ``book.observe(prediction)`` after each ``ModelService`` call and fill the resolution
-control from ``book.choices()``.
+Measured, not tabulated: the same model is ten times faster or slower depending on the host, the engine and who
+else shares the CPU. The service records every request here; the page shows ``384² · ~0.45 s``.
 """
 
 from __future__ import annotations
 
 import statistics
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -47,38 +41,10 @@ class LatencyBook:
                 self._engines[res] = engine
             self._samples.setdefault(res, deque(maxlen=self._window)).append(float(ms_per_image))
 
-    def observe(self, prediction: Any) -> None:
-        """Record a :class:`~rfdetr_demo.result.Prediction` (uses its ``resolution`` and ``inference_ms``)."""
-        self.record(prediction.resolution, prediction.inference_ms)
-
     def latency_ms(self, resolution: int) -> float | None:
         with self._lock:
             samples = self._samples.get(int(resolution))
             return statistics.median(samples) if samples else None
-
-    def table(self, presets: Iterable[int] = RESOLUTION_PRESETS) -> dict[int, float | None]:
-        return {r: self.latency_ms(r) for r in presets}
-
-    def measure(
-        self,
-        predict: Callable[[np.ndarray, int], object],
-        presets: Iterable[int] = RESOLUTION_PRESETS,
-        runs: int = 2,
-        size: tuple[int, int] = (640, 480),
-        timer: Callable[[], float] = time.perf_counter,
-    ) -> dict[int, float | None]:
-        """Time ``predict(image, resolution)`` on a blank frame per preset (first call per preset is a warm-up).
-
-        Blocks for roughly ``(runs + 1) × latency`` per preset: run it once after load, not per request.
-        """
-        image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
-        for resolution in presets:
-            predict(image, resolution)  # warm-up: first call at a resolution may export/compile
-            for _ in range(max(1, runs)):
-                t0 = timer()
-                predict(image, resolution)
-                self.record(resolution, (timer() - t0) * 1000.0)
-        return self.table(presets)
 
     def label(self, resolution: int) -> str:
         note = PRESET_NOTES.get(int(resolution))
@@ -100,16 +66,3 @@ def labelled_resolution_choices(
 ) -> list[tuple[str, int]]:
     """Dropdown choices for the presets plus the model's default resolution, each labelled with its latency."""
     return book.choices(sorted(set(presets) | {int(default)}))
-
-
-_shared_book = LatencyBook()
-
-
-def shared_latency_book() -> LatencyBook:
-    """The process-wide book (every tab records into the same one)."""
-    return _shared_book
-
-
-def service_predict_fn(service: Any) -> Callable[[np.ndarray, int], object]:
-    """Adapter so ``LatencyBook.measure`` can time a :class:`~rfdetr_demo.service.ModelService`."""
-    return lambda image, resolution: service.predict(image, threshold=0.5, resolution=resolution)

@@ -55,7 +55,6 @@ class ModelService:
         self._state_lock = threading.Lock()
         self._ready = threading.Event()
         self._infer_lock = threading.Lock()
-        self.load_count = 0
         # Measured latency per resolution from real requests, for the speed/accuracy labels of the presets.
         self.latency = LatencyBook()
 
@@ -71,7 +70,6 @@ class ModelService:
     def _load(self) -> None:
         t0 = time.perf_counter()
         try:
-            self.load_count += 1
             predictor, schema, info = self._loader()
         except Exception as exc:
             log.exception("model load failed")

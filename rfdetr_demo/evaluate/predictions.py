@@ -32,10 +32,6 @@ class PredictionSet:
     threshold: float | None = None  # the detection threshold this set's recall/precision are reported at
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def has_covariance(self) -> bool:
-        return any(COVARIANCE_KEY in r for r in self.results)
-
 
 def _finite_numbers(values: Any) -> bool:
     return isinstance(values, list) and all(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions, FrameResult
@@ -62,9 +62,6 @@ class SourceSession:
         self._stopped.set()
         self.reader.stop()
         self.handler.slot.close()
-
-    def update_options(self, **changes: Any) -> None:
-        self.options = replace(self.options, **changes)
 
     def updates(self, max_seconds: float = DEFAULT_MAX_SECONDS, poll_s: float = 0.5) -> Iterator[SourceUpdate]:
         """Annotated frames as they can be processed; ends on stop or time-out, raises on a final failure."""
