@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rfdetr_demo.defaults import DEFAULT_THRESHOLD
 from rfdetr_demo.evaluate.dataset import EvalDataset, EvaluationError, ImageEntry
 from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY, MAX_DETECTIONS, PredictionSet
 from rfdetr_demo.evaluate.sources import ImageSource
@@ -32,7 +33,7 @@ class EvaluationCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class RunOptions:
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     resolution: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     max_image_side: int = DEFAULT_MAX_SIDE

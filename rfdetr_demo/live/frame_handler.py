@@ -31,6 +31,7 @@ import numpy as np
 import supervision as sv
 from PIL import Image
 
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
 from rfdetr_demo.errors import UserError
 from rfdetr_demo.render import LAYOUT_GRID, normalize_views, render
 from rfdetr_demo.result import Prediction, apply_keypoint_threshold, with_arrays
@@ -220,8 +221,8 @@ class LiveStats:
 # -- the handler ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameOptions:
-    threshold: float = 0.5
-    keypoint_threshold: float = 0.3
+    threshold: float = DEFAULT_THRESHOLD
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD
     resolution: int | None = None
     views: Sequence[str] = ()
     mirrored_input: bool = False  # the frame arrived as a mirror image (browser webcam with mirror=True)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import supervision as sv
 
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
 from rfdetr_demo.errors import UserError
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import (
@@ -68,8 +69,8 @@ class VideoCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoOptions:
-    threshold: float = 0.5
-    keypoint_threshold: float = 0.3
+    threshold: float = DEFAULT_THRESHOLD
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD
     resolution: int | None = None
     views: Sequence[str] | str | None = None  # None or empty: VIDEO_DEFAULT_VIEWS
     layout: str = LAYOUT_COMBINED
