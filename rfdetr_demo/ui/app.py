@@ -51,12 +51,14 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
     service.start()
     ctx = UiContext(service, settings)
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO, elem_id="page-intro")
         status = gr.Markdown(status_markdown(service.status()), elem_id="model-status")
         timer = gr.Timer(1.0)
-        for label, tab_id, build_tab in TABS:
-            with gr.Tab(label, id=tab_id):
-                build_tab(ctx)
+        # "wrap": on a phone every tab stays in sight (a second row) instead of behind Gradio's "⋯" menu.
+        with gr.Tabs(overflow_behavior="wrap", elem_id="main-tabs"):
+            for label, tab_id, build_tab in TABS:
+                with gr.Tab(label, id=tab_id):
+                    build_tab(ctx)
         poll = bind(poll_status, ctx)
         timer.tick(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)

@@ -212,9 +212,11 @@ def build_webcam_tab(ctx: UiContext) -> None:
     gr.Markdown(
         "Click the camera button, allow access, then start streaming. Frames are processed as fast as the server "
         "can; when it is slower than your camera, older frames are skipped so the picture never lags behind.",
+        elem_id="webcam-intro",
     )
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+    # On a phone the camera, the live result and the readout come first, the controls below (ui/styles.py).
+    with gr.Row(equal_height=False, elem_id="webcam-row"):
+        with gr.Column(scale=1, min_width=320, elem_id="webcam-inputs"):
             webcam = gr.Image(
                 sources=["webcam"], streaming=True, type="numpy", label="Webcam (mirror view)",
                 webcam_options=gr.WebcamOptions(mirror=True, constraints=WEBCAM_CONSTRAINTS),
@@ -238,7 +240,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
                 elem_id="webcam-smoothing",
                 info="Causal on a live stream: it adds only its own arithmetic, never a frame of delay.",
             )  # fmt: skip
-        with gr.Column(scale=2, min_width=480):
+        with gr.Column(scale=2, min_width=480, elem_id="webcam-results"):
             readout = gr.Markdown("Waiting for frames…", elem_id="webcam-readout")
             live = LiveImage(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
             with gr.Accordion("Camera stream URL (RTSP / HTTP, read by the server)", open=False):
