@@ -54,7 +54,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="(b) concurrent clients")
     parser.add_argument("--requests", type=int, default=50, help="(b) requests per client")
     parser.add_argument("--queue-size", type=int, default=16)
-    parser.add_argument("--state-memory-mb", type=float, default=256, help="the app's budget for kept page runs")
     parser.add_argument("--page-sessions", type=int, default=12, help="(a') page sessions with a 4000×3000 JPEG")
     parser.add_argument("--flood", type=int, default=60, help="(c) simultaneous requests")
     parser.add_argument("--disk-requests", type=int, default=200, help="(d) image + video requests")
@@ -86,7 +85,7 @@ def main() -> None:
     }
     flags = [
         "--resolution", str(args.resolution), "--engine", args.engine, "--queue-size", str(args.queue_size),
-        "--max-temp-gb", str(args.max_temp_gb), "--state-memory-mb", str(args.state_memory_mb),
+        "--max-temp-gb", str(args.max_temp_gb),
         "--download-grace-s", "5", "--max-video-seconds", "60",
     ]  # fmt: skip
     only = set(filter(None, args.only.split(",")))

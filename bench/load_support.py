@@ -379,8 +379,8 @@ def page_run(server: Server, fn_index: int, data: list[Any]) -> str:
 
 
 def page_sessions_phase(server: Server, inputs: dict[str, Path], n: int, resolution: int) -> dict[str, Any]:
-    """Page sessions (the private ``detect`` event, which keeps its run for redraws), each with a 4000×3000 JPEG:
-    RSS grows with the kept runs only up to ``--state-memory-mb``, then stays there."""
+    """Page sessions (the private ``detect`` event, which keeps its prediction for redraws), each with a 4000×3000
+    JPEG: RSS growth after each (the session keeps no pixels, so it should stay flat)."""
     import httpx
 
     config = httpx.get(server.url + "config", timeout=30).json()
@@ -446,10 +446,9 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "page_sessions" in r:
         g = r["page_sessions"]
         rows.append((
-            f"(a') {g['sessions']} page sessions (the page's run, kept for redraws) × one 4000×3000 JPEG, "
-            f"`--state-memory-mb {args['state_memory_mb']:g}`",
+            f"(a') {g['sessions']} page sessions (each keeps its prediction for redraws) × one 4000×3000 JPEG",
             f"{g['failures']} failures; RSS growth after each session (MB): {', '.join(map(str, g['rss_growth_mb']))}",
-            "bounded by the budget",
+            "≤ 2 MB per session",
         ))  # fmt: skip
     if "webcam" in r:
         w = r["webcam"]
@@ -512,8 +511,7 @@ def render(r: dict[str, Any], command: str) -> str:
 `{command}` — {r["started_utc"]}, {r["machine"]}; load average at start {loads[0]}, at end {loads[1]} (**the 2 cores
 were shared with other developers' jobs**: RSS and disk figures are unaffected, latencies are noisy). The app ran as
 `python app.py --random-weights --resolution {args["resolution"]} --engine {args["engine"]} --queue-size
-{args["queue_size"]} --max-temp-gb {args["max_temp_gb"]} --download-grace-s 5 --state-memory-mb
-{args["state_memory_mb"]:g}`,
+{args["queue_size"]} --max-temp-gb {args["max_temp_gb"]} --download-grace-s 5`,
 driven by `gradio_client` (one client = one session) and plain HTTP. Idle RSS after the first request:
 **{r["idle_rss_mb"]:.0f} MB**; at the end {r["final_rss_mb"]:.0f} MB.
 

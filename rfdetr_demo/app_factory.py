@@ -24,11 +24,9 @@ def model_service(settings: Settings) -> ModelService:
 
 
 def apply_capacity(settings: Settings) -> None:
-    """Size the process-wide memory and disk budgets (kept image runs, temp files) from the settings."""
-    from rfdetr_demo import kept_runs
+    """Size the process-wide temp-disk budget from the settings."""
     from rfdetr_demo.disk_budget import BUDGET, GB
 
-    kept_runs.configure(settings.state_memory_mb)
     BUDGET.configure(max_bytes=int(settings.max_temp_gb * GB), grace_s=settings.download_grace_s)
 
 

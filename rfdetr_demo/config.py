@@ -44,7 +44,6 @@ class Settings:
     stream_allow_hosts: str = ""
     mcp: bool = False
     cache_examples: str = "auto"  # auto | lazy | off
-    state_memory_mb: float = 1024.0  # run_cache.DEFAULT_STATE_MEMORY_MB
     max_temp_gb: float = 5.0  # disk_budget.DEFAULT_MAX_TEMP_GB
     download_grace_s: float = 300.0  # disk_budget.DEFAULT_GRACE_S
     examples_dir: str | None = None  # None: the checkout's examples/ (rfdetr_demo.defaults)
@@ -102,8 +101,6 @@ _HELP: dict[str, str] = {
     "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
     "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
     "cache_examples": "Cache example results: auto (lazily on Hugging Face Spaces, off elsewhere), lazy or off.",
-    "state_memory_mb": "Memory for the Image tab's kept results (instant redraws), all visitors together; least "
-    "recently used are freed first (a redraw then re-runs the model once).",
     "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",
     "video_queue": "separate: videos queue in their own group, so images never wait behind a whole video (they take "
     "turns on the model batch by batch); shared: one queue for both, in arrival order.",
@@ -210,7 +207,7 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--max-video-seconds must be positive, got {settings.max_video_seconds}")
     if settings.max_eval_images < 1:
         raise ValueError(f"--max-eval-images must be at least 1, got {settings.max_eval_images}")
-    for name in ("state_memory_mb", "max_temp_gb", "download_grace_s"):
+    for name in ("max_temp_gb", "download_grace_s"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")
     if settings.video_queue not in VIDEO_QUEUE_MODES:

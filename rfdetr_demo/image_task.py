@@ -1,7 +1,7 @@
 """The Image tab's logic, free of Gradio: load → predict once → render views, tables and exports.
 
-Kept separate from the UI so the API, the CLI batch mode and tests share exactly one code path, and so display
-changes (views, keypoint threshold) can re-render from the kept :class:`ImageRun` without touching the model.
+Kept separate from the UI so the API, the CLI batch mode and tests share one code path, and so display changes
+(views, keypoint threshold) redraw from a :class:`KeptRun` without the model.
 """
 
 from __future__ import annotations
@@ -52,6 +52,44 @@ class ImageRun:
         """The prediction at the detection threshold to show (default: the run's own)."""
         chosen = self.threshold if threshold is None else threshold
         return self.prediction if chosen is None else self.prediction.above(chosen)
+
+
+@dataclass(frozen=True)
+class KeptRun:
+    """What a page session keeps for redraws (in ``gr.State``): the prediction and the upload's path, no pixels.
+
+    A redraw decodes the held upload again instead of keeping the decoded photo (36 MB for 12 MP) per session, so
+    an idle session costs its prediction only and a redraw never needs the model.
+    """
+
+    prediction: Prediction
+    source_path: str
+    source_name: str | None
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, run: ImageRun) -> KeptRun | None:
+        """The part of ``run`` worth keeping; None when it did not come from a file (nothing to decode again)."""
+        if run.source_path is None:
+            return None
+        return cls(run.prediction, run.source_path, run.source_name, tuple(run.notes))
+
+    def covers(self, threshold: float) -> bool:
+        """Whether a redraw can show ``threshold`` (the model ran at the floor, or lower)."""
+        return float(threshold) >= self.prediction.threshold
+
+    def same_request(self, source: object, threshold: float, resolution: int) -> bool:
+        """Whether running ``source`` with these settings would only repeat this run (the model is deterministic)."""
+        return (
+            str(source) == self.source_path and self.covers(threshold) and int(resolution) == self.prediction.resolution
+        )
+
+    def restore(self, max_side: int = DEFAULT_MAX_SIDE) -> ImageRun:
+        """The run again, its image decoded from the held upload (the same decode the model saw)."""
+        if not Path(self.source_path).is_file():
+            raise UserError("This image is no longer on the server (temporary files expire): please upload it again.")
+        loaded = load_image(self.source_path, max_side=max_side)
+        return ImageRun(loaded.rgb, self.prediction, self.source_name, list(self.notes), self.source_path)
 
 
 @dataclass

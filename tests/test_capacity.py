@@ -6,14 +6,11 @@ import os
 import pickle
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from rfdetr_demo import kept_runs, run_cache
 from rfdetr_demo.disk_budget import REQUEST_DIR_NAME, DiskBudget, scan_units
-from rfdetr_demo.run_cache import MB, ByteLRU
 
 
 class FakeClock:
@@ -22,82 +19,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _arrays_cache(budget: int, **kwargs) -> ByteLRU[np.ndarray]:
-    return ByteLRU(budget, lambda a: a.nbytes, **kwargs)
-
-
-# -- the byte-budget LRU -------------------------------------------------------------------------------------------
-def test_cache_evicts_least_recently_used_by_bytes() -> None:
-    cache = _arrays_cache(3 * MB)
-    for key in "abc":
-        assert cache.put(key, np.zeros(MB, np.uint8))
-    assert cache.get("a") is not None  # "a" is now the most recently used; "b" the least
-    cache.put("d", np.zeros(MB, np.uint8))
-    assert cache.get("b") is None and cache.get("a") is not None and cache.get("d") is not None
-    stats = cache.stats()
-    assert stats.entries == 3 and stats.bytes == 3 * MB and stats.evictions == 1
-    # one big value pushes out as many small ones as needed, least recently used first: c, a, then d
-    cache.put("big", np.zeros(2 * MB + 1, np.uint8))
-    assert cache.stats().entries == 1 and cache.stats().bytes == 2 * MB + 1 and cache.get("big") is not None
-
-
-def test_cache_never_keeps_a_value_bigger_than_the_budget_and_replaces_per_key() -> None:
-    cache = _arrays_cache(MB)
-    assert not cache.put("huge", np.zeros(MB + 1, np.uint8))
-    assert cache.get("huge") is None and cache.stats().bytes == 0
-    cache.put("s", np.zeros(1000, np.uint8))
-    cache.put("s", np.zeros(2000, np.uint8))  # same session, new run: the old one is not counted twice
-    assert cache.stats().entries == 1 and cache.stats().bytes == 2000
-    cache.resize(1000)  # shrinking the budget evicts at once
-    assert cache.get("s") is None and cache.stats().bytes == 0
-
-
-def test_cache_entries_expire_after_their_ttl() -> None:
-    clock = FakeClock()
-    cache = _arrays_cache(MB, ttl_s=60.0, clock=clock)
-    cache.put("old", np.zeros(10, np.uint8))
-    clock.now += 30
-    cache.put("new", np.zeros(10, np.uint8))
-    clock.now += 40  # "old" was last used 70 s ago, "new" 40 s ago
-    assert cache.get("old") is None and cache.get("new") is not None
-    assert cache.stats().bytes == 10
-
-
-# -- kept image runs -----------------------------------------------------------------------------------------------
-def test_kept_run_costs_its_decoded_image_and_a_new_run_replaces_the_old(replay_service, coco_image_paths) -> None:
-    from rfdetr_demo.image_task import run_image
-
-    path = str(next(iter(coco_image_paths.values())))
-    run = run_image(replay_service, path, 0.5, 576)
-    cost = kept_runs.run_nbytes(run)
-    assert run.rgb.nbytes < cost < run.rgb.nbytes + 256 * 1024  # the image dominates; the prediction is small
-
-    cache = ByteLRU(10 * MB, lambda item: kept_runs.run_nbytes(item[1]))
-    ref = kept_runs.keep(run, "session-a", cache)
-    assert kept_runs.lookup(ref, cache) is run
-    assert ref.same_request(path, 0.5, 576) and not ref.same_request(path, 0.5, 288)
-    assert ref.covers(0.2) and not ref.covers(0.05)  # the model ran at the 0.1 floor
-    newer = kept_runs.keep(run_image(replay_service, path, 0.5, 576), "session-a", cache)
-    assert kept_runs.lookup(ref, cache) is None and kept_runs.lookup(newer, cache) is not None
-    assert cache.stats().entries == 1
-    kept_runs.forget("session-a", cache)
-    assert kept_runs.lookup(newer, cache) is None and cache.stats().bytes == 0
-    assert kept_runs.lookup(None, cache) is None
-
-
-def test_kept_runs_of_many_sessions_stay_within_the_budget(replay_service, coco_image_paths) -> None:
-    from rfdetr_demo.image_task import run_image
-
-    paths = [str(p) for p in coco_image_paths.values()][:6]
-    runs = [run_image(replay_service, p, 0.5, 576) for p in paths]
-    one = max(kept_runs.run_nbytes(r) for r in runs)
-    cache = ByteLRU(int(2.5 * one), lambda item: kept_runs.run_nbytes(item[1]))
-    refs = [kept_runs.keep(r, f"s{i}", cache) for i, r in enumerate(runs)]
-    assert cache.stats().bytes <= 2.5 * one
-    alive = [kept_runs.lookup(r, cache) is not None for r in refs]
-    assert alive[-2:] == [True, True] and not any(alive[:-3])  # the newest survive, the oldest were evicted
 
 
 # -- the temp-disk pruner ------------------------------------------------------------------------------------------
@@ -177,89 +98,77 @@ def test_request_dirs_made_inside_a_request_are_held_until_it_ends(tmp_path: Pat
 
 
 def test_capacity_options_size_the_budgets() -> None:
-    from rfdetr_demo import disk_budget, run_cache
+    from rfdetr_demo import disk_budget
     from rfdetr_demo.app_factory import apply_capacity
     from rfdetr_demo.config import Settings, load_settings
 
     defaults = Settings()
-    assert defaults.state_memory_mb == run_cache.DEFAULT_STATE_MEMORY_MB
     assert defaults.max_temp_gb == disk_budget.DEFAULT_MAX_TEMP_GB
     assert defaults.download_grace_s == disk_budget.DEFAULT_GRACE_S
     with pytest.raises(ValueError, match="--max-temp-gb"):
         load_settings(["--max-temp-gb", "-1"], {})
     try:
-        apply_capacity(
-            load_settings(["--state-memory-mb", "64", "--max-temp-gb", "0.5"], {"RFDETR_DEMO_DOWNLOAD_GRACE_S": "7"})
-        )
-        assert kept_runs.KEPT_RUNS.budget_bytes == 64 * MB
+        apply_capacity(load_settings(["--max-temp-gb", "0.5"], {"RFDETR_DEMO_DOWNLOAD_GRACE_S": "7"}))
         assert disk_budget.BUDGET.max_bytes == disk_budget.GB // 2 and disk_budget.BUDGET.grace_s == 7.0
     finally:
         apply_capacity(defaults)
 
 
-# -- the Image tab on the cache ------------------------------------------------------------------------------------
-@pytest.fixture()
-def empty_cache():
-    kept_runs.KEPT_RUNS.clear()
-    yield kept_runs.KEPT_RUNS
-    kept_runs.KEPT_RUNS.clear()
-    kept_runs.configure(run_cache.DEFAULT_STATE_MEMORY_MB)
-
-
-def _request(session: str) -> SimpleNamespace:
-    return SimpleNamespace(session_hash=session)
-
-
-def test_api_calls_keep_nothing_and_page_runs_keep_one_small_ref_per_session(
-    empty_cache, replay_service, coco_image_paths
+# -- the Image tab's kept runs -------------------------------------------------------------------------------------
+def test_api_calls_keep_nothing_and_a_page_session_keeps_its_prediction_only(
+    replay_service, coco_image_paths, coco_truth
 ) -> None:
     from rfdetr_demo.ui.common import UiContext
     from rfdetr_demo.ui.image_tab import detect, predict_image
 
     ctx = UiContext(replay_service)
-    paths = [str(p) for p in coco_image_paths.values()]
-    out = predict_image(ctx, paths[0], 0.5, 0.3, 576, ["Combined"])
-    assert len(out) == 6 and "instance" in out[-1] and empty_cache.stats().entries == 0
-    ref = detect(ctx, paths[0], 0.5, 0.3, 576, ["Combined"], _request("page-1"))[-1]
-    newer = detect(ctx, paths[1], 0.5, 0.3, 576, ["Combined"], _request("page-1"))[-1]
-    detect(ctx, paths[2], 0.5, 0.3, 576, ["Combined"], _request("page-2"))
-    assert empty_cache.stats().entries == 2  # one per session: a new image replaces the session's old run
-    assert kept_runs.lookup(ref) is None and kept_runs.lookup(newer).source_path == paths[1]
-    assert len(pickle.dumps(newer)) < 1024  # what gr.State holds per session
-    from rfdetr_demo.ui.image_tab import forget_kept_run
-
-    forget_kept_run(_request("page-1"))
-    assert kept_runs.lookup(newer) is None and empty_cache.stats().entries == 1
+    image_id = max(coco_truth, key=lambda i: len(coco_truth[i].key_points))  # the most people: the largest prediction
+    path = str(coco_image_paths[image_id])
+    out = predict_image(ctx, path, 0.5, 0.3, 576, ["Combined"])
+    assert len(out) == 6 and "instance" in out[-1]  # no state output: an API client keeps nothing
+    kept = detect(ctx, path, 0.5, 0.3, 576, ["Combined"])[-1]
+    assert kept.source_path == path and len(kept.prediction) == len(coco_truth[image_id].key_points)
+    assert kept.covers(0.2) and not kept.covers(0.05)  # the model ran at the 0.1 floor
+    assert kept.same_request(path, 0.5, 576) and not kept.same_request(path, 0.5, 288)
+    # What gr.State holds per idle page session: no pixels (the photo alone is far more), a few KB per person.
+    pixels = 640 * 480 * 3
+    assert len(pickle.dumps(kept)) < min(pixels // 4, 2 * 1024 * 1024)
 
 
-def test_redraw_after_eviction_reruns_once_and_gives_the_same_views(
-    empty_cache, replay_service, replay_predictor, coco_image_paths
+def test_redraw_decodes_the_held_upload_without_the_model(
+    replay_service, replay_predictor, coco_image_paths, tmp_path
 ) -> None:
+    import shutil
+
+    import gradio as gr
+
     from rfdetr_demo.ui.common import UiContext
-    from rfdetr_demo.ui.image_tab import detect, rerender
+    from rfdetr_demo.ui.image_tab import detect, predict_or_clear, rerender
 
     ctx = UiContext(replay_service)
-    path = str(coco_image_paths[196141])
+    path = str(tmp_path / "000000196141.jpg")
+    shutil.copy(coco_image_paths[196141], path)
     views = ["Combined", "Skeleton"]
-    ref = detect(ctx, path, 0.5, 0.3, 576, views, _request("page"))[-1]
+    first = detect(ctx, path, 0.6, 0.4, 576, views)
     calls = replay_predictor.calls
-    kept = rerender(ctx, ref, 0.4, views, path, 0.6, 576, _request("page"))
-    assert replay_predictor.calls == calls  # kept: a redraw never runs the model
-    assert kept_runs.EVICTED_NOTE not in kept[5]
-
-    kept_runs.configure(0.001)  # a budget smaller than any run: everything is evicted
-    kept_runs.configure(run_cache.DEFAULT_STATE_MEMORY_MB)
-    assert kept_runs.lookup(ref) is None
-    # the resolution control moved meanwhile, but the re-run uses the run's own, so the views are the same
-    again = rerender(ctx, ref, 0.4, views, path, 0.6, 288, _request("page"))
+    again = rerender(ctx, first[-1], 0.4, views, path, 0.6, 288)  # the resolution control moved meanwhile
+    assert replay_predictor.calls == calls  # a redraw never runs the model
+    assert [c for _i, c in again[0]] == [c for _i, c in first[0]] == views
+    for (a, _ca), (b, _cb) in zip(again[0], first[0], strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)  # the same decode, the same drawing
+    assert again[1].equals(first[1]) and again[2].equals(first[2]) and again[-1] is first[-1]
+    fewer = rerender(ctx, first[-1], 0.4, views, path, 0.99, 576)
+    assert replay_predictor.calls == calls and len(fewer[1]) < len(first[1])  # a higher threshold: fewer rows
+    # Gradio's second ``change`` for the same upload is a redraw too
+    predict_or_clear(ctx, path, 0.6, 0.4, 576, views, first[-1])
+    assert replay_predictor.calls == calls
+    # below the floor the model runs again
+    rerender(ctx, first[-1], 0.4, views, path, 0.05, 576)
     assert replay_predictor.calls == calls + 1
-    assert kept_runs.EVICTED_NOTE in again[5] and "576²" in again[5]
-    assert [c for _i, c in again[0]] == [c for _i, c in kept[0]] == views
-    for (a, _ca), (b, _cb) in zip(again[0], kept[0], strict=True):
-        assert a.shape == b.shape and np.array_equal(a, b)
-    assert again[1].equals(kept[1]) and again[2].equals(kept[2])  # the same tables
-    third = rerender(ctx, again[-1], 0.3, views, path, 0.6, 288, _request("page"))
-    assert replay_predictor.calls == calls + 1 and kept_runs.EVICTED_NOTE not in third[5]
+    # an upload the temp-file limits removed: a clear message, not a crash
+    Path(path).unlink()
+    with pytest.raises(gr.Error, match="upload it again"):
+        rerender(ctx, first[-1], 0.4, views, path, 0.6, 576)
 
 
 def test_videos_queue_apart_from_images_unless_shared(replay_service) -> None:

@@ -69,7 +69,6 @@ SAMPLE_VALUES: dict[str, str] = {
     "cache_examples": "lazy",
     "examples_dir": "/srv/examples",
     "engine": "openvino",
-    "state_memory_mb": "64",
     "max_temp_gb": "0.5",
     "download_grace_s": "30",
     "video_queue": "shared",
@@ -510,14 +509,13 @@ def test_requirements_bring_openvino_on_x86_64_only() -> None:
 
 def test_display_change_after_a_cached_example_runs_once(replay_service, coco_image_paths, coco_truth) -> None:
     """A cached example restores the outputs but not the kept run: a display change then runs the model once."""
-    from rfdetr_demo import kept_runs
     from rfdetr_demo.ui.common import UiContext
     from rfdetr_demo.ui.image_tab import rerender
 
     ctx = UiContext(replay_service, load_settings(["--cache-examples", "lazy"], {}))
     image_id, truth = next(iter(coco_truth.items()))
     out = rerender(ctx, None, 0.3, ["Combined"], str(coco_image_paths[image_id]), 0.5, 576)
-    run = kept_runs.lookup(out[-1])
-    assert run is not None and len(run.prediction) == len(truth.key_points)
+    kept = out[-1]
+    assert kept is not None and len(kept.prediction) == len(truth.key_points)
     assert [caption for _img, caption in out[0]] == ["Combined"]
     assert rerender(ctx, None, 0.3, ["Combined"], None, 0.5, 576)[-1] is None  # no image: cleared, no model run

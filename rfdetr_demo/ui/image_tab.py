@@ -12,11 +12,10 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import kept_runs, memory
+from rfdetr_demo import memory
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, render_run, run_image
-from rfdetr_demo.kept_runs import RunRef
+from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, KeptRun, render_run, run_image
 from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.common import (
@@ -30,15 +29,11 @@ from rfdetr_demo.ui.common import (
 )
 from rfdetr_demo.ui.components import GuardedImage
 
-# The session's state holds only a RunRef (a few hundred bytes); the run itself lives in kept_runs.KEPT_RUNS.
+# A page session's KeptRun (its prediction, a few KB) is dropped after this long unused or when the page closes.
 RUN_TTL_S = 1800
 # Redraws of full-size photos cost a few hundred MB each while they run; a flood of slider moves from many visitors
 # must not multiply that without bound.
 REDRAW_CONCURRENCY = 2
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) or None
 
 
 def _run(ctx: UiContext, image: str, threshold: float, resolution: Any) -> ImageRun:
@@ -52,18 +47,28 @@ def _run(ctx: UiContext, image: str, threshold: float, resolution: Any) -> Image
 
 def _rendered(
     run: ImageRun,
-    ref: RunRef | None,
+    kept: KeptRun | None,
     keypoint_threshold: float,
     views: list[str] | None,
     threshold: float | None = None,
 ) -> tuple[Any, ...]:
-    """Outputs for a run (and the ref the page keeps); with no view ticked, the default views are drawn."""
+    """Outputs for a run (and what the page keeps of it); with no view ticked, the default views are drawn."""
     with BUDGET.in_use():  # the request folder with the downloads is held while it is written
         out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
     memory.after_image(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
-    return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, ref)
+    return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, kept)
+
+
+def _redraw(
+    ctx: UiContext, kept: KeptRun, keypoint_threshold: float, views: list[str] | None, threshold: float
+) -> tuple[Any, ...]:
+    """Outputs for a kept run without the model: the held upload is decoded again (and marked as just used)."""
+    with BUDGET.in_use(kept.source_path):
+        BUDGET.refresh(kept.source_path)
+        run = kept.restore(ctx.settings.max_image_side)
+    return _rendered(run, kept, keypoint_threshold, views, threshold)
 
 
 def empty_outputs() -> tuple[Any, ...]:
@@ -108,11 +113,10 @@ def detect(
     keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
     resolution: int | None = None,
     views: list[str] | None = None,
-    request: gr.Request | None = None,
 ) -> tuple[Any, ...]:
-    """The page's run: :func:`predict_image`, and the run is kept (process-wide, bounded) for instant redraws."""
+    """The page's run: :func:`predict_image`, and the session keeps the prediction for redraws."""
     run = _run(ctx, image, threshold, resolution)
-    return _rendered(run, kept_runs.keep(run, _session(request)), keypoint_threshold, views)
+    return _rendered(run, KeptRun.of(run), keypoint_threshold, views)
 
 
 @user_errors
@@ -123,61 +127,46 @@ def predict_or_clear(
     keypoint_threshold: float,
     resolution: int,
     views: list[str],
-    ref: RunRef | None,
-    request: gr.Request | None = None,
+    kept: KeptRun | None,
 ) -> tuple[Any, ...]:
     """A new image (upload, paste, example) runs at once; clearing clears the results.
 
-    Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is
-    answered from the kept run (when it is still kept) instead of running the model again.
+    Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is redrawn
+    from the kept run instead of running the model again.
     """
     if not image:
         return empty_outputs()
     res = parse_resolution(resolution, ctx.default_resolution)
-    run = kept_runs.lookup(ref) if isinstance(ref, RunRef) and ref.same_request(image, threshold, res) else None
-    if run is not None:
-        return _rendered(run, ref, keypoint_threshold, views, threshold)
-    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, request)
+    if isinstance(kept, KeptRun) and kept.same_request(image, threshold, res):
+        return _redraw(ctx, kept, keypoint_threshold, views, threshold)
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views)
 
 
 @user_errors
 def rerender(
     ctx: UiContext,
-    ref: RunRef | None,
+    kept: KeptRun | None,
     keypoint_threshold: float,
     views: list[str],
     image: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
-    request: gr.Request | None = None,
 ) -> tuple[Any, ...]:
-    """Display-only change (thresholds, views): redraw from the kept result without running the model.
+    """Display-only change (thresholds, views): redraw the kept run without the model.
 
-    The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not
-    the run), when the detection threshold drops below what the kept run holds, or once when the kept run was
-    freed to bound the server's memory: then at the run's own resolution, so the result is the same, and the
-    summary says why it took longer.
+    The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not the
+    run) or when the detection threshold drops below what the kept run holds.
     """
-    usable = isinstance(ref, RunRef) and ref.covers(threshold)
-    run = kept_runs.lookup(ref) if usable else None
-    if run is not None:
-        return _rendered(run, ref, keypoint_threshold, views, threshold)
+    if isinstance(kept, KeptRun) and kept.covers(threshold):
+        return _redraw(ctx, kept, keypoint_threshold, views, threshold)
     if not image:
         return empty_outputs()
-    if not usable:
-        return detect(ctx, image, threshold, keypoint_threshold, resolution, views, request)
-    out = detect(ctx, image, threshold, keypoint_threshold, ref.resolution, views, request)
-    return (*out[:5], f"{out[5]}\n\nℹ️ {kept_runs.EVICTED_NOTE}", out[6])
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views)
 
 
 def keep_fresh(*shown: Any) -> None:
     """Mark the files a page was just given as used now (see :meth:`~rfdetr_demo.disk_budget.DiskBudget.refresh`)."""
     BUDGET.refresh(*shown)
-
-
-def forget_kept_run(request: gr.Request) -> None:
-    """A closed or reloaded page frees its kept run at once instead of when the cache needs the room."""
-    kept_runs.forget(_session(request))
 
 
 def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
@@ -342,4 +331,3 @@ def _wire(
         # default ("once") drops them, leaving views on screen that no longer match the ticked boxes.
         trigger_mode="always_last",
     )
-    ctx.on_unload.append(forget_kept_run)
