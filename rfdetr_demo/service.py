@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import supervision as sv
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.defaults import DEFAULT_THRESHOLD
 from rfdetr_demo.errors import UserError
 from rfdetr_demo.latency import LatencyBook
@@ -22,7 +24,6 @@ from rfdetr_demo.loading import ModelLoadError
 from rfdetr_demo.predictor import ModelInfo, Predictor, validate_resolution
 from rfdetr_demo.result import Prediction, normalize
 from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.zerogpu import run_predictor
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class ModelService:
         self._infer_lock = threading.Lock()
         # Measured latency per resolution from real requests, for the speed/accuracy labels of the presets.
         self.latency = LatencyBook()
+        zerogpu.pin(self)  # crosses into ZeroGPU workers by handle (they fork after the service exists)
 
     # -- loading -------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -130,12 +132,9 @@ class ModelService:
                 raise ValueError("images must be RGB uint8 arrays of shape (H, W, 3)")
         if not images:
             return []
-        with self._infer_lock:
-            t0 = time.perf_counter()
-            # Through the ZeroGPU lease on a ZeroGPU Space; a direct `predictor.predict` call everywhere else.
-            raw = run_predictor(predictor, list(images), float(threshold), res)
-            elapsed_ms = (time.perf_counter() - t0) * 1000.0
-            model_info = engine_info(predictor, res, info)
+        # One ZeroGPU lease unless this request already holds one; a direct call everywhere else.
+        raw, elapsed_ms = _infer(self, list(images), float(threshold), res)
+        model_info = engine_info(predictor, res, info)
         per_image_ms = elapsed_ms / len(images)
         self.latency.record(res, per_image_ms, model_info.engine)
         return [
@@ -155,6 +154,23 @@ class ModelService:
         self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD, resolution: int | None = None
     ) -> Prediction:
         return self.predict_batch([image], threshold, resolution)[0]
+
+
+def _infer_seconds(service: ModelService, images: list[np.ndarray], threshold: float, resolution: int) -> float:
+    return zerogpu.estimate_seconds(len(images), resolution)
+
+
+@zerogpu.gpu(_infer_seconds)
+def _infer(
+    service: ModelService, images: list[np.ndarray], threshold: float, resolution: int
+) -> tuple[list[sv.KeyPoints], float]:
+    """The model call and its time; the lock is taken inside the lease, never held while a lease is awaited."""
+    predictor = service.wait(0)[0]
+    with service._infer_lock:
+        t0 = time.perf_counter()
+        raw = predictor.predict(images, threshold, resolution)
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+    return [zerogpu.cpu_key_points(kp) for kp in raw], elapsed_ms
 
 
 def engine_info(predictor: Predictor, resolution: int, info: ModelInfo) -> ModelInfo:

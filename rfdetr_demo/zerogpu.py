@@ -1,30 +1,28 @@
-"""ZeroGPU support: borrow a GPU per call on Hugging Face Spaces, and change nothing anywhere else.
+"""ZeroGPU support: one GPU lease per request on Hugging Face Spaces, and no change anywhere else.
 
-On a ZeroGPU Space the process has no GPU of its own; a function decorated with ``spaces.GPU`` runs in a worker
-that holds a GPU for at most ``duration`` seconds, and its arguments and results are pickled across that boundary.
-Three consequences shape this module:
-
-* the decorator must exist at import time (Spaces looks for ``@spaces.GPU`` functions at start-up), so the model
-  call is decorated once, when :mod:`rfdetr_demo.service` is imported;
-* what crosses the boundary must be small and picklable: the decorated function takes an integer handle for the
-  predictor (never the service with its locks) plus numpy images, and returns ``sv.KeyPoints`` holding CPU numpy
-  arrays only;
-* the requested duration is estimated from the work (images x resolution²), because short requests get a GPU
-  sooner and an underestimate aborts the call.
+On a ZeroGPU Space the process has no GPU of its own: a ``spaces.GPU`` function runs in a forked worker that holds
+a GPU for at most ``duration`` seconds; each call waits in the GPU queue and counts against the visitor's quota, so
+a whole request (one image, a whole clip, a whole evaluation) is one call. Arguments and results are pickled across
+that boundary: what cannot be pickled (the model service, progress callbacks, cancel events) crosses as a handle to
+this process's object table, which the forked worker inherits. Functions are decorated at import time (Spaces looks
+for them at start-up); a call made inside a lease (any thread it started included) runs directly in that lease.
 
 Without the ``spaces`` package (local runs, Docker, CI) :func:`gpu` returns the function itself; with ``spaces``
-installed but off a ZeroGPU Space, ``spaces.GPU`` is itself a pass-through, so behaviour is identical.
+installed but off a ZeroGPU Space, ``spaces.GPU`` is itself a pass-through.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import importlib
+import logging
 import math
+import pickle
 import threading
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -32,10 +30,11 @@ import numpy as np
 import supervision as sv
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 60
-# Budget for one GPU lease: a fixed part (worker start, moving weights to the GPU) plus a per-image part at the
-# preview checkpoint's resolution, scaled by pixel count. Generous on purpose: running out aborts the request.
+# Budget for one lease: a fixed part (worker start, weights to the GPU) plus a per-image part at the preview
+# checkpoint's resolution, scaled by pixel count. Generous on purpose: running out aborts the request.
 BASE_DURATION_S = 15.0
 SECONDS_PER_IMAGE_576 = 0.25
 MAX_DURATION_S = 120  # the most a visitor without a login may request
@@ -51,63 +50,12 @@ def _import_spaces() -> ModuleType | None:
 # Imported as early as possible: on ZeroGPU `spaces` must patch torch before anything initialises CUDA.
 _import_spaces()
 
-_local = threading.local()
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("rfdetr_demo_gpu_lease", default=0)
 
 
 def inside_gpu_call() -> bool:
-    """True while a :func:`gpu`-decorated function runs (nested ones then run directly, in the same lease)."""
-    return getattr(_local, "depth", 0) > 0
-
-
-def gpu(duration: Callable[..., float] | float | None = None) -> Callable[[F], F]:
-    """Decorate a function that needs the GPU; ``duration`` is seconds or a function of the call's arguments.
-
-    Returns the function unchanged when ``spaces`` is not installed. Otherwise the function is wrapped with
-    ``spaces.GPU(duration=...)`` (a no-op off ZeroGPU); a call made from inside another decorated call skips the
-    wrapper, so a whole-clip function can hold one lease while it calls the per-batch model function.
-    """
-
-    def decorate(func: F) -> F:
-        spaces = _import_spaces()
-        if spaces is None:
-            return func
-
-        @functools.wraps(func)
-        def in_lease(*args: Any, **kwargs: Any) -> Any:
-            _local.depth = getattr(_local, "depth", 0) + 1
-            try:
-                return func(*args, **kwargs)
-            finally:
-                _local.depth -= 1
-
-        if duration is None:
-            leased = spaces.GPU(in_lease)
-        elif callable(duration):
-            leased = spaces.GPU(duration=_clamped(duration))(in_lease)
-        else:
-            leased = spaces.GPU(duration=math.ceil(duration))(in_lease)
-
-        @functools.wraps(func)
-        def outer(*args: Any, **kwargs: Any) -> Any:
-            if inside_gpu_call():
-                return func(*args, **kwargs)
-            return leased(*args, **kwargs)
-
-        return outer  # type: ignore[return-value]
-
-    return decorate
-
-
-def _clamped(estimate: Callable[..., float]) -> Callable[..., int]:
-    @functools.wraps(estimate)
-    def seconds(*args: Any, **kwargs: Any) -> int:
-        try:
-            value = float(estimate(*args, **kwargs))
-        except (TypeError, ValueError):  # an odd call shape must not fail the request: ask for the default
-            return DEFAULT_DURATION_S
-        return int(min(MAX_DURATION_S, max(1, math.ceil(value))))
-
-    return seconds
+    """True while a :func:`gpu` function runs in this context (threads started with the context count too)."""
+    return _depth.get() > 0
 
 
 def estimate_seconds(num_images: int, resolution: int) -> float:
@@ -116,29 +64,146 @@ def estimate_seconds(num_images: int, resolution: int) -> float:
     return BASE_DURATION_S + SECONDS_PER_IMAGE_576 * max(int(num_images), 0) * scale
 
 
-# -- the model call ----------------------------------------------------------------------------------------------
-# Predictors are passed across the lease boundary by handle: the worker is a fork of this process, so it finds the
-# same object in this table without pickling the model (or the service's locks).
-_predictors: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-_strong: dict[int, Any] = {}
+def lease_seconds(estimate: float) -> int:
+    """The duration actually asked for: whole seconds, at least 1, at most :data:`MAX_DURATION_S`."""
+    return int(min(MAX_DURATION_S, max(1, math.ceil(estimate))))
 
 
-def _handle(predictor: Any) -> int:
-    key = id(predictor)
+# -- objects that cannot be pickled cross as handles -------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Ref:
+    key: int
+
+
+_objects: dict[int, Any] = {}
+_pinned: set[int] = set()
+_objects_lock = threading.Lock()
+_PLAIN = (int, float, str, bytes, bool, type(None), Path, np.ndarray)
+
+
+def pin(obj: Any) -> None:
+    """Keep ``obj`` in the object table for the process lifetime (objects made before the workers fork: services)."""
+    with _objects_lock:
+        _objects[id(obj)] = obj
+        _pinned.add(id(obj))
+
+
+def _crosses(value: Any) -> bool:
+    if id(value) in _pinned:
+        return False
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
+        return True
     try:
-        _predictors[key] = predictor
-    except TypeError:  # objects without weak-reference support stay registered for the process lifetime
-        _strong[key] = predictor
-    return key
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001 - anything unpicklable crosses by handle
+        return False
+    return True
 
 
-def _lookup(handle: int) -> Any:
-    predictor = _predictors.get(handle)
-    return predictor if predictor is not None else _strong[handle]
+def _to_refs(values: list[Any], added: list[int]) -> list[Any]:
+    out = []
+    for value in values:
+        if _crosses(value):
+            out.append(value)
+            continue
+        with _objects_lock:
+            if id(value) not in _objects:
+                _objects[id(value)] = value
+                added.append(id(value))
+        out.append(_Ref(id(value)))
+    return out
 
 
-def _predict_seconds(handle: int, images: Sequence[np.ndarray], threshold: float, resolution: int) -> float:
-    return estimate_seconds(len(images), resolution)
+def _resolve(value: Any) -> Any:
+    if not isinstance(value, _Ref):
+        return value
+    found = _objects.get(value.key)
+    if found is None:  # a worker forked before this object existed: degrade (no progress, no cancel)
+        log.warning("object %s is not known in this GPU worker", value.key)
+    return found
+
+
+def _resolved(args: tuple, kwargs: dict) -> tuple[list[Any], dict[str, Any]]:
+    return [_resolve(a) for a in args], {k: _resolve(v) for k, v in kwargs.items()}
+
+
+# -- the decorator -----------------------------------------------------------------------------------------------
+class _GpuFunction:
+    """A function run in one ``spaces.GPU`` lease (built at import; :func:`rebuild_leases` redoes it for tests)."""
+
+    def __init__(self, func: Callable[..., Any], duration: Callable[..., float] | float | None) -> None:
+        functools.update_wrapper(self, func)
+        self.func, self.duration = func, duration
+        self.leased: Callable[..., Any] | None = None
+        self.build()
+
+    def build(self) -> None:
+        spaces = _import_spaces()
+        if spaces is None:
+            self.leased = None
+            return
+        func = self.func
+
+        def in_lease(*args: Any, **kwargs: Any) -> Any:
+            real_args, real_kwargs = _resolved(args, kwargs)
+            token = _depth.set(_depth.get() + 1)
+            try:
+                return func(*real_args, **real_kwargs)
+            finally:
+                _depth.reset(token)
+
+        functools.update_wrapper(in_lease, func)
+        self.leased = spaces.GPU(duration=self._seconds)(in_lease)
+
+    def _seconds(self, *args: Any, **kwargs: Any) -> int:
+        if self.duration is None:
+            return DEFAULT_DURATION_S
+        if not callable(self.duration):
+            return lease_seconds(self.duration)
+        real_args, real_kwargs = _resolved(args, kwargs)
+        try:
+            return lease_seconds(float(self.duration(*real_args, **real_kwargs)))
+        except (TypeError, ValueError, AttributeError):  # an odd call shape must not fail the request
+            return DEFAULT_DURATION_S
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.leased is None or inside_gpu_call():
+            return self.func(*args, **kwargs)
+        added: list[int] = []
+        try:
+            values = _to_refs([*args, *kwargs.values()], added)
+            ref_args, ref_kwargs = values[: len(args)], dict(zip(kwargs, values[len(args) :], strict=True))
+            return self.leased(*ref_args, **ref_kwargs)
+        finally:
+            with _objects_lock:
+                for key in added:
+                    if key not in _pinned:
+                        _objects.pop(key, None)
+
+
+_functions: list[_GpuFunction] = []
+
+
+def gpu(duration: Callable[..., float] | float | None = None) -> Callable[[F], F]:
+    """Run the decorated function in one GPU lease; ``duration`` is seconds or a function of the call's arguments.
+
+    Without ``spaces`` installed the wrapper calls the function directly.
+    """
+
+    def decorate(func: F) -> F:
+        wrapped = _GpuFunction(func, duration)
+        _functions.append(wrapped)
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def rebuild_leases() -> None:
+    """Decorate every :func:`gpu` function again with the ``spaces`` module now importable (tests use a fake)."""
+    for function in _functions:
+        function.build()
 
 
 def _to_numpy(value: Any) -> Any:
@@ -159,23 +224,3 @@ def cpu_key_points(kp: sv.KeyPoints) -> sv.KeyPoints:
         else:
             values[f.name] = None if value is None else np.asarray(_to_numpy(value))
     return sv.KeyPoints(**values)
-
-
-def _predict_raw(handle: int, images: Sequence[np.ndarray], threshold: float, resolution: int) -> list[sv.KeyPoints]:
-    predictor = _lookup(handle)
-    return [cpu_key_points(kp) for kp in predictor.predict(list(images), threshold, resolution)]
-
-
-def make_predict_on_gpu() -> Callable[[int, Sequence[np.ndarray], float, int], list[sv.KeyPoints]]:
-    """Build the decorated model call (tests rebuild it with a fake ``spaces`` module in place)."""
-    return gpu(_predict_seconds)(_predict_raw)
-
-
-_predict_on_gpu = make_predict_on_gpu()
-
-
-def run_predictor(
-    predictor: Any, images: Sequence[np.ndarray], threshold: float, resolution: int
-) -> list[sv.KeyPoints]:
-    """Run ``predictor.predict`` through the ZeroGPU lease when on a ZeroGPU Space, directly otherwise."""
-    return _predict_on_gpu(_handle(predictor), list(images), float(threshold), int(resolution))

@@ -9,18 +9,16 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 from dataclasses import fields
 from pathlib import Path
 
 import av
 import httpx
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from rfdetr_demo import cli, zerogpu
+from rfdetr_demo import cli
 from rfdetr_demo.config import ENV_PREFIX, Settings, build_parser, env_name, load_settings
 from tests.conftest import COCO_DIR, REPO, make_replay_service
 from tests.helpers import free_port
@@ -260,95 +258,6 @@ def test_cached_examples_run_the_model_once(coco_json: Path, tmp_path: Path, mon
         demo.close()
     assert predictor.calls == 1
     assert first[3] == second[3] and first[3]["instances"]  # the cached JSON result, with people in it
-
-
-# -- ZeroGPU -----------------------------------------------------------------------------------------------------
-class FakeSpaces(types.ModuleType):
-    """Stands in for the `spaces` package: its GPU decorator records decorations, calls and requested durations."""
-
-    def __init__(self) -> None:
-        super().__init__("spaces")
-        self.decorated: list[str] = []
-        self.calls: list[int] = []
-
-    def GPU(self, func=None, *, duration=60):  # mirrors spaces.GPU
-        def decorate(fn):
-            self.decorated.append(fn.__name__)
-
-            def leased(*args, **kwargs):
-                self.calls.append(duration(*args, **kwargs) if callable(duration) else duration)
-                return fn(*args, **kwargs)
-
-            return leased
-
-        return decorate(func) if func is not None else decorate
-
-
-def _replay_images(coco_image_paths) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in list(coco_image_paths.values())[:2]]
-
-
-def test_gpu_is_identity_without_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "spaces", None)  # import spaces → ImportError
-
-    def f(x: int) -> int:
-        return x + 1
-
-    assert zerogpu.gpu(lambda x: 5)(f) is f
-
-
-def test_gpu_with_spaces_behaves_the_same(monkeypatch, coco_json, coco_image_paths) -> None:
-    predictor = ReplayPredictor.from_coco(coco_json)
-    images = _replay_images(coco_image_paths)
-    monkeypatch.setitem(sys.modules, "spaces", None)
-    plain = zerogpu.make_predict_on_gpu()
-    fake = FakeSpaces()
-    monkeypatch.setitem(sys.modules, "spaces", fake)
-    leased = zerogpu.make_predict_on_gpu()
-    assert fake.decorated == ["_predict_raw"] and fake.calls == []
-
-    handle = zerogpu._handle(predictor)
-    a = plain(handle, images, 0.5, 576)
-    b = leased(handle, images, 0.5, 576)
-    assert len(fake.calls) == 1 and 1 <= fake.calls[0] <= zerogpu.MAX_DURATION_S
-    assert len(a) == len(b) == 2
-    for ka, kb in zip(a, b, strict=True):
-        np.testing.assert_array_equal(ka.xy, kb.xy)
-        np.testing.assert_array_equal(ka.visible, kb.visible)
-        assert isinstance(kb.xy, np.ndarray) and kb.data["class_name"].tolist() == ka.data["class_name"].tolist()
-    # more work → a longer lease is requested
-    leased(handle, images * 8, 0.5, 768)
-    assert fake.calls[1] > fake.calls[0]
-
-
-def test_nested_gpu_calls_share_one_lease(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeSpaces()
-    monkeypatch.setitem(sys.modules, "spaces", fake)
-    inner = zerogpu.gpu(lambda n: zerogpu.estimate_seconds(n, 576))(lambda n: n * 2)
-    outer = zerogpu.gpu(10)(lambda n: inner(n) + 1)
-    assert outer(3) == 7
-    assert fake.calls == [10]  # the inner call ran inside the outer lease
-    assert inner(3) == 6 and len(fake.calls) == 2
-
-
-def test_results_crossing_the_lease_are_cpu_numpy() -> None:
-    import supervision as sv
-    import torch
-
-    kp = sv.KeyPoints(xy=np.ones((1, 17, 2), np.float32), data={"class_name": np.array(["person"])})
-    # A GPU predictor could hand back tensors (supervision validates only at construction): set them afterwards.
-    kp.xy, kp.keypoint_confidence, kp.detection_confidence = torch.ones(1, 17, 2), torch.ones(1, 17), torch.ones(1)
-    kp.data["covariance"] = torch.zeros(1, 17, 2, 2)
-    out = zerogpu.cpu_key_points(kp)
-    assert isinstance(out.xy, np.ndarray) and isinstance(out.data["covariance"], np.ndarray)
-    assert isinstance(out.keypoint_confidence, np.ndarray) and out.xy.shape == (1, 17, 2)
-
-
-def test_service_goes_through_the_zerogpu_path(replay_service, coco_image_paths) -> None:
-    images = _replay_images(coco_image_paths)
-    preds = replay_service.predict_batch(images, 0.5)
-    assert [p.image_size for p in preds] == [(im.shape[1], im.shape[0]) for im in images]
-    assert all(len(p) > 0 for p in preds)
 
 
 # -- CLI batch mode ----------------------------------------------------------------------------------------------

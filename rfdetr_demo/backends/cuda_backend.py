@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.predictor import RFDETRPredictor, rfdetr_view
 
 log = logging.getLogger(__name__)
@@ -149,26 +150,13 @@ class CUDAPredictor(RFDETRPredictor):
         return RFDETRPredictor.predict(self, images, threshold, resolution)
 
     def warm_up(self, resolution: int, runs: int = 3, timer: Callable[[], float] = time.perf_counter) -> str:
-        """Run dummy frames so the first request doesn't pay CUDA start-up; keep the fastest mode (page label)."""
-        frame = np.zeros((resolution, resolution, 3), dtype=np.uint8)
-        if self.requested_precision == "fp32":
-            self._set_mode("plain")
-            self._predict_chunk([frame], 0.5, resolution)
-            return self.label
+        """Run dummy frames so the first request doesn't pay CUDA start-up; keep the fastest mode (page label).
 
-        def run_in(mode: str) -> Callable[[], object]:
-            def call() -> object:
-                self._set_mode(mode)
-                return self._predict_chunk([frame], 0.5, resolution)
-
-            return call
-
-        best, medians = choose_fastest(
-            {mode: run_in(mode) for mode in MODES}, runs=runs, timer=timer, prefer="inference"
-        )
-        if self.view_failure is not None and best == "inference":
-            best = "autocast"
-        self._set_mode(best)
+        The measurement runs in one GPU lease on ZeroGPU; the choice is applied here (a worker's changes stay there).
+        """
+        mode, medians, failure = _measure_modes(self, resolution, runs, timer)
+        self.view_failure = self.view_failure or failure
+        self._set_mode(mode)
         self.warmup_ms = {k: v * 1000.0 for k, v in medians.items()}
         log.info("CUDA warm-up at %d²: %s ms; using %s", resolution, self.warmup_ms, self.label)
         return self.label
@@ -178,3 +166,31 @@ class CUDAPredictor(RFDETRPredictor):
         for chunk in batches(list(images), self.max_batch):
             out.extend(self._predict_chunk(chunk, threshold, resolution))
         return out
+
+
+def _warm_up_seconds(predictor: CUDAPredictor, resolution: int, runs: int, *_: Any) -> float:
+    return zerogpu.estimate_seconds(len(MODES) * (runs + 1), resolution)
+
+
+@zerogpu.gpu(_warm_up_seconds)
+def _measure_modes(
+    predictor: CUDAPredictor, resolution: int, runs: int, timer: Callable[[], float]
+) -> tuple[str, dict[str, float], str | None]:
+    """The fastest mode, the median seconds per mode and why the ``inference`` view failed (if it did)."""
+    frame = np.zeros((resolution, resolution, 3), dtype=np.uint8)
+    if predictor.requested_precision == "fp32":
+        predictor._set_mode("plain")
+        predictor._predict_chunk([frame], 0.5, resolution)
+        return "plain", {}, None
+
+    def run_in(mode: str) -> Callable[[], object]:
+        def call() -> object:
+            predictor._set_mode(mode)
+            return predictor._predict_chunk([frame], 0.5, resolution)
+
+        return call
+
+    best, medians = choose_fastest({mode: run_in(mode) for mode in MODES}, runs=runs, timer=timer, prefer="inference")
+    if predictor.view_failure is not None and best == "inference":
+        best = "autocast"
+    return best, medians, predictor.view_failure

@@ -20,6 +20,7 @@ from rfdetr_demo.evaluate.sources import ImageSource
 from rfdetr_demo.exports import coco_results
 from rfdetr_demo.images import DEFAULT_MAX_SIDE, ImageLoadError, load_image
 from rfdetr_demo.result import CLASS_NAME, Prediction, scale_keypoints
+from rfdetr_demo.zerogpu import estimate_seconds, gpu
 
 SCORE_FLOOR = 0.01
 DEFAULT_BATCH_SIZE = 4
@@ -76,6 +77,11 @@ def prediction_results(
     return results
 
 
+def _lease_seconds(service: Any, dataset: EvalDataset, pairs: Sequence[Any], options: RunOptions, *_: Any) -> float:
+    return estimate_seconds(len(pairs), options.resolution or service.info.default_resolution)
+
+
+@gpu(_lease_seconds)
 def predict_dataset(
     service: Any,
     dataset: EvalDataset,
@@ -85,7 +91,10 @@ def predict_dataset(
     should_stop: Callable[[], bool] | None = None,
     name: str = "model",
 ) -> PredictionSet:
-    """Run the model on every paired image, ``batch_size`` at a time; returns the run as a prediction set."""
+    """Run the model on every paired image, ``batch_size`` at a time; returns the run as a prediction set.
+
+    The whole run is one GPU lease on ZeroGPU (its duration from the image count and resolution).
+    """
     if options.batch_size < 1:
         raise EvaluationError(f"batch size must be at least 1, got {options.batch_size}")
     category_of = _category_map(dataset)

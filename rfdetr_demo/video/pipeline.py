@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import supervision as sv
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
 from rfdetr_demo.errors import UserError
 from rfdetr_demo.exports import safe_stem
@@ -257,16 +258,37 @@ def run_video(
     source_name: str | None = None,
     model_wait_s: float | None = None,
 ) -> VideoResult:
-    """Process a clip end to end; return the published video and exports, or raise (nothing published)."""
+    """Process a clip end to end; return the published video and exports, or raise (nothing published).
+
+    The clip is probed and planned here; decoding, inference, drawing and encoding run in one GPU lease on ZeroGPU.
+    """
     options = (options or VideoOptions()).validated()
     plan = plan_video(service, Path(path), options, model_wait_s)
+    out_dir = out_dir or new_request_dir("video_")
+    return _run_planned(service, plan, options, out_dir, progress, cancel or threading.Event(), source_name)
+
+
+def _lease_seconds(service: ModelService, plan: VideoPlan, options: VideoOptions, *_: Any) -> float:
+    frames = plan.total if plan.total is not None else int(float(plan.output_fps) * (options.max_seconds or 60.0))
+    return zerogpu.estimate_seconds(frames, options.resolution or service.info.default_resolution)
+
+
+@zerogpu.gpu(_lease_seconds)
+def _run_planned(
+    service: ModelService,
+    plan: VideoPlan,
+    options: VideoOptions,
+    out_dir: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    source_name: str | None,
+) -> VideoResult:
     cancel = cancel or threading.Event()
 
     def check() -> None:
         if cancel.is_set():
             raise VideoCancelled("Cancelled: no output was produced.")
 
-    out_dir = out_dir or new_request_dir("video_")
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(source_name or plan.path.name, default="video")
     writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", plan.output_fps)

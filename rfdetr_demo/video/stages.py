@@ -8,6 +8,7 @@ finished, failed or was cancelled) stops every thread upstream.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import threading
@@ -61,7 +62,8 @@ def in_background(items: Iterator[T], maxsize: int, name: str, check: Callable[[
             if close is not None:
                 close()  # stops the stage upstream of this one
 
-    thread = threading.Thread(target=produce, name=name, daemon=True)
+    # The thread runs in the caller's context: inside a ZeroGPU lease it stays in that lease (zerogpu.inside_gpu_call).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name=name, daemon=True)
     thread.start()
     try:
         while True:
