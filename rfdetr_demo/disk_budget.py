@@ -1,13 +1,15 @@
-"""Bounded temporary disk: request folders and Gradio's upload/output cache, pruned by age and by total size.
+"""Bounded temporary disk: the size budget Gradio lacks, over the app's own temp dir.
 
-A shared link sends uploads (up to ``--max-file-size`` each), annotated videos and exports to disk all day; Gradio's
-own ``delete_cache`` only removes files by age. Here every folder under Gradio's temp dir (uploads and returned
-files, one folder per content hash) and every request folder of ours (``<temp>/rfdetr_demo/*``) is one *unit*:
-units older than ``max_age_s`` go, then, once the total is over ``max_bytes``, the oldest units go until it is back
-under a low-water mark (``LOW_WATER`` of the budget): the headroom takes what requests write between two prunes, so
-the total stays under the budget instead of hovering just above it.
+The app gets a temp dir of its own (:func:`use_own_temp_dir`; never the shared ``/tmp/gradio`` of other apps).
+Gradio's ``delete_cache`` removes its files (uploads, returned copies) by age and spares ``keep_in_cache`` files
+(the examples); it has no size limit. Here every folder under the temp dir (one per content hash) and every request
+folder of ours (``<temp>/rfdetr_demo/*``) is one *unit*: our request folders older than ``max_age_s`` go (Gradio does
+not know them), then, once the total is over ``max_bytes``, the oldest units go until it is back under a low-water
+mark (``LOW_WATER`` of the budget), so the total stays under the budget instead of hovering just above it.
 
 Never pruned, even over budget:
+
+* a unit holding a protected file (:meth:`DiskBudget.protect`: Gradio's ``keep_in_cache`` examples);
 
 * a unit **in use**: held by a running request (:meth:`DiskBudget.in_use` around the work; request folders
   created inside that scope by :func:`rfdetr_demo.workdirs.new_request_dir` are held too), so nothing a request
@@ -20,6 +22,7 @@ Gradio-free; the clock and roots are injectable for tests.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -27,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,18 @@ LOW_WATER = 0.8  # an over-budget prune frees down to this share of the budget
 def gradio_temp_root() -> Path:
     """Gradio's temp dir (uploads, returned files): ``GRADIO_TEMP_DIR`` or ``<system temp>/gradio``."""
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def use_own_temp_dir() -> Path:
+    """Give this process a temp dir of its own (removed at exit) unless ``GRADIO_TEMP_DIR`` names one.
+
+    Call before the app is built: Gradio reads ``GRADIO_TEMP_DIR`` when it creates the Blocks and the server.
+    """
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        path = tempfile.mkdtemp(prefix="rfdetr-demo-gradio-")
+        os.environ["GRADIO_TEMP_DIR"] = path
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return gradio_temp_root()
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,28 @@ class DiskBudget:
         self._held: Counter[Path] = Counter()
         self._scopes = threading.local()
         self._last_prune = float("-inf")
+        self._protected: list[Callable[[], Iterable[str] | None]] = []
+        self._after_prune: list[Callable[[], bool]] = []
+
+    def protect(self, files: Callable[[], Iterable[str] | None], after_prune: Callable[[], bool] | None = None) -> None:
+        """Never prune a unit holding one of ``files()``; ``files()`` returning None unregisters it.
+
+        ``after_prune`` runs after a prune removed something (e.g. to drop deleted paths from Gradio's file sets);
+        it returns False once it is no longer needed.
+        """
+        self._protected.append(files)
+        if after_prune is not None:
+            self._after_prune.append(after_prune)
+
+    def _protected_units(self) -> set[Path]:
+        units: set[Path] = set()
+        for source in list(self._protected):
+            files = source()
+            if files is None:
+                self._protected.remove(source)
+                continue
+            units.update(u for u in map(self._unit_of, files) if u is not None)
+        return units
 
     def root(self) -> Path:
         return self._root()
@@ -209,17 +246,23 @@ class DiskBudget:
         return self.prune()
 
     def prune(self) -> PruneReport:
-        """Remove too-old units, then (over budget) the oldest down to the low-water mark; spare used or recent ones."""
+        """Remove our too-old request folders, then (over budget) the oldest units down to the low-water mark.
+
+        Spares units in use, recently written or protected; Gradio's own files are aged by its ``delete_cache``.
+        """
         now = self._clock()
-        units = sorted(scan_units(self._root()), key=lambda u: u.newest_mtime)
+        root = self._root().resolve()
+        units = sorted(scan_units(root), key=lambda u: u.newest_mtime)
         total = sum(u.bytes for u in units)
         target = int(self.max_bytes * LOW_WATER) if total > self.max_bytes else self.max_bytes
+        protected = self._protected_units()
         removed = freed = kept = 0
         for unit in units:
-            too_old = now - unit.newest_mtime > self.max_age_s
+            ours = unit.path.parent.name == REQUEST_DIR_NAME and unit.path.parent.parent == root
+            too_old = ours and now - unit.newest_mtime > self.max_age_s
             if not too_old and total <= target:
-                continue  # sorted oldest first: nothing later is too old either, and the budget is met
-            if self.is_held(unit.path) or now - unit.newest_mtime < self.grace_s:
+                continue
+            if unit.path in protected or self.is_held(unit.path) or now - unit.newest_mtime < self.grace_s:
                 kept += 1
                 continue
             if _remove(unit.path):
@@ -227,6 +270,7 @@ class DiskBudget:
                 freed += unit.bytes
                 total -= unit.bytes
         if removed:
+            self._after_prune = [hook for hook in self._after_prune if hook()]
             log.info("pruned %d temp folders (%.1f MB); %.1f MB left", removed, freed / 2**20, total / 2**20)
         if total > self.max_bytes:
             log.warning(

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from rfdetr_demo import zerogpu  # noqa: F401 - imports `spaces` (if present) before torch touches CUDA
 from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs
 from rfdetr_demo.config import load_settings
-from rfdetr_demo.disk_budget import BUDGET
+from rfdetr_demo.disk_budget import BUDGET, use_own_temp_dir
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> None:
     """Serve until interrupted; ``prog`` names the command in ``--help``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(argv, prog=prog)
+    use_own_temp_dir()  # not the /tmp/gradio other apps on this machine share (and prune)
     demo = create_app(settings)
     configure_queue(demo, settings)
     BUDGET.start_background()  # temp files are pruned even while no request arrives

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from rfdetr_demo.config import Settings
+from rfdetr_demo.disk_budget import BUDGET, DEFAULT_MAX_AGE_S
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import UiContext, bind, refreshed_resolution_choices
 from rfdetr_demo.ui.evaluate_tab import build_evaluate_tab
@@ -46,11 +50,35 @@ def refresh_resolutions(ctx: UiContext) -> Any:
     return refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, len(ctx.resolution_dropdowns))
 
 
+def watch_temp_files(demo: gr.Blocks) -> None:
+    """The size pruner spares Gradio's ``keep_in_cache`` files (examples) and drops what it deleted from the sets
+    Gradio keeps of its files (they would grow with every request otherwise)."""
+    ref = weakref.ref(demo)
+
+    def kept() -> list[str] | None:
+        blocks = ref()
+        if blocks is None:
+            return None
+        return [f for block in list(blocks.blocks.values()) for f in getattr(block, "keep_in_cache", ())]
+
+    def forget_deleted() -> bool:
+        blocks = ref()
+        if blocks is None:
+            return False
+        for files in blocks.temp_file_sets:
+            with contextlib.suppress(RuntimeError):  # a request added a file meanwhile: next prune
+                files.difference_update([f for f in list(files) if not os.path.exists(f)])
+        return True
+
+    BUDGET.protect(kept, forget_deleted)
+
+
 def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
     """Build the Blocks app (does not launch it). The model loads in the background."""
     service.start()
     ctx = UiContext(service, settings)
-    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+    # Gradio ages its own files (sparing the examples); ours are sized by disk_budget (watch_temp_files).
+    with gr.Blocks(title=TITLE, delete_cache=(int(DEFAULT_MAX_AGE_S) // 2, int(DEFAULT_MAX_AGE_S))) as demo:
         gr.Markdown(INTRO, elem_id="page-intro")
         status = gr.Markdown(status_markdown(service.status()), elem_id="model-status")
         timer = gr.Timer(1.0)
@@ -65,4 +93,5 @@ def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
         demo.load(bind(refresh_resolutions, ctx), None, ctx.resolution_dropdowns, api_visibility="private", queue=False)
         for on_unload in ctx.on_unload:
             demo.unload(on_unload)
+    watch_temp_files(demo)
     return demo

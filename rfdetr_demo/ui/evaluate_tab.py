@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.defaults import DEFAULT_THRESHOLD, MODEL_WAIT_S
+from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.evaluate.dataset import EvaluationError
 from rfdetr_demo.evaluate.gallery import worst_gallery
 from rfdetr_demo.evaluate.pipeline import Evaluation, EvaluationRequest, evaluate
@@ -90,8 +91,9 @@ def evaluate_predictions(
         max_image_side=ctx.settings.max_image_side,
     )
     req = EvaluationRequest(annotations, image_paths, result_paths, options, ctx.settings.max_eval_images)
-    try:
-        with _cancels.running(request) as cancel:
+    # The uploads and the report folder are never pruned while this runs.
+    with BUDGET.in_use(annotations, *image_paths, *result_paths), _cancels.running(request) as cancel:
+        try:
             progress(0.0, desc="Checking the files…")
             evaluation = evaluate(
                 req,
@@ -99,12 +101,12 @@ def evaluate_predictions(
                 on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
                 should_stop=cancel.is_set,
             )
-    except EvaluationCancelled as exc:
-        raise gr.Error(str(exc), title="Cancelled") from exc
-    except EvaluationError as exc:
-        raise gr.Error(str(exc), title="Cannot evaluate these files") from exc
-    progress(1.0, desc="Writing the report…")
-    return _outputs(evaluation, new_request_dir(prefix="eval_"))
+        except EvaluationCancelled as exc:
+            raise gr.Error(str(exc), title="Cancelled") from exc
+        except EvaluationError as exc:
+            raise gr.Error(str(exc), title="Cannot evaluate these files") from exc
+        progress(1.0, desc="Writing the report…")
+        return _outputs(evaluation, new_request_dir(prefix="eval_"))
 
 
 def cancel_evaluation(request: gr.Request) -> str:
