@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from rfdetr_demo.errors import UserError
 
 # Above this many pixels we refuse outright: decoding alone would take gigabytes.
 MAX_DECODE_PIXELS = 250_000_000
+# Only JPEG decodes at a reduced size (``draft``); other formats decode in full first, so their pixel cap keeps that
+# buffer (PIL's bytes per pixel, plus a full-size conversion where PIL cannot reduce the mode) within this budget.
+DECODE_BUDGET_BYTES = 800_000_000
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}  # others: 4
+_CONVERTED_FULL_SIZE = {"1", "P"}  # converted to RGB(A) before they can be reduced: +4 bytes per pixel
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+_BAND_PIXELS = 4_000_000  # rows of a 16-bit image are converted in bands of about this many pixels
 # Images whose long side exceeds this are downscaled before inference and rendering: the model sees at most
 # ~576-1024 px anyway, and full-size renders of a 50 MP photo would cost memory and seconds per view.
 DEFAULT_MAX_SIDE = 4096
@@ -30,6 +37,15 @@ Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_EXIF_TRANSPOSE = {  # as ImageOps.exif_transpose, applied to the already reduced image
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 SUPPORTED_HINT = "Supported formats: JPEG, PNG, WebP, BMP, TIFF, GIF."
 
@@ -56,16 +72,49 @@ class LoadedImage:
         return self.rgb.shape[1] / self.original_size[0]
 
 
+def pixel_cap(fmt: str | None, mode: str) -> int:
+    """The most pixels accepted for an image of this format and decoded mode."""
+    if fmt == "JPEG":
+        return MAX_DECODE_PIXELS
+    per_pixel = _DECODED_BYTES.get(mode, 4) + (4 if mode in _CONVERTED_FULL_SIZE else 0)
+    return min(MAX_DECODE_PIXELS, DECODE_BUDGET_BYTES // per_pixel)
+
+
+def _reduce_16bit(img: Image.Image, k: int) -> Image.Image:
+    """A 16-bit gray image as 8-bit ``L``, box-averaged by ``k``, converted band by band (no full-size copy)."""
+    w2, h2 = max(1, img.size[0] // k), max(1, img.size[1] // k)
+    out = np.empty((h2, w2), dtype=np.uint8)
+    rows = max(1, _BAND_PIXELS // (w2 * k * k))
+    full = k * k * 65535
+    for y0 in range(0, h2, rows):
+        y1 = min(h2, y0 + rows)
+        band = np.asarray(img.crop((0, y0 * k, w2 * k, y1 * k)))
+        total = band.reshape(y1 - y0, k, w2, k).sum(axis=(1, 3), dtype=np.uint64)
+        out[y0:y1] = (total * 255 + full // 2) // full
+    return Image.fromarray(out, mode="L")
+
+
+def _reduce(img: Image.Image, max_side: int, notes: list[str]) -> Image.Image:
+    """Shrink a decoded image by a whole factor while it is still at least ``max_side`` (before any full-size copy)."""
+    k = max(1, max(img.size) // max_side)
+    if img.mode in _SIXTEEN_BIT:
+        notes.append(f"Converted {img.mode} (high bit depth) image to 8-bit RGB.")
+        return _reduce_16bit(img, k)
+    if k == 1:
+        return img
+    if img.mode in _CONVERTED_FULL_SIZE:
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    return img.reduce(k)
+
+
 def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") else max(float(np.nanmax(arr)) if arr.size else 1.0, 1.0)
-        if mode in {"I", "F"} and hi <= 255:
-            hi = 255.0
-        arr8 = np.clip(np.nan_to_num(arr) / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode in {"I", "F"}:
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        hi = max(float(arr.max()) if arr.size else 1.0, 255.0)
+        arr8 = np.clip(arr * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
         notes.append(f"Converted {mode} (high bit depth) image to 8-bit RGB.")
         return Image.fromarray(arr8, mode="L").convert("RGB")
     if mode in {"RGBA", "LA", "PA"} or (mode == "P" and "transparency" in img.info):
@@ -75,7 +124,7 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode == "CMYK":
         notes.append("Converted CMYK image to RGB.")
-    elif mode in {"L", "1"}:
+    elif mode in {"L", "1"} and not any("high bit depth" in n for n in notes):
         notes.append("Grayscale image: the model sees it as gray RGB.")
     return img.convert("RGB")
 
@@ -100,12 +149,15 @@ def load_image(source: str | os.PathLike[str] | bytes, max_side: int = DEFAULT_M
             raise ImageLoadError(f"The file {label} does not exist.") from exc
     notes: list[str] = []
     try:
-        with Image.open(fp) as img:
+        with Image.open(fp) as decoded:
+            img = decoded
             width, height = img.size
-            if width * height > MAX_DECODE_PIXELS:
+            cap = pixel_cap(img.format, img.mode)
+            if width * height > cap:
                 raise ImageLoadError(
                     f"The image is {width}x{height} ({width * height / 1e6:.0f} MP); the limit is "
-                    f"{MAX_DECODE_PIXELS / 1e6:.0f} MP. Please downscale it first."
+                    f"{cap / 1e6:.0f} MP{'' if cap == MAX_DECODE_PIXELS else f' for {img.format} files'}. "
+                    "Please downscale it first."
                 )
             # JPEG can decode directly at 1/2, 1/4 or 1/8 scale: huge photos never exist at full size in memory.
             if max(width, height) > 2 * max_side and img.format == "JPEG":
@@ -114,7 +166,12 @@ def load_image(source: str | os.PathLike[str] | bytes, max_side: int = DEFAULT_M
             img.load()
             if getattr(img, "n_frames", 1) > 1:
                 notes.append("Animated or multi-page file: only the first frame is used.")
-            img = ImageOps.exif_transpose(img)
+            # Shrink first, then rotate and convert the small copy; the full-size decode is freed at once.
+            img = _reduce(img, max_side, notes)
+            if img is not decoded:
+                decoded.close()
+            if orientation in _EXIF_TRANSPOSE:
+                img = img.transpose(_EXIF_TRANSPOSE[orientation])
             img = _to_rgb(img, notes)
             # Report the size a person sees (EXIF-rotated, before any JPEG draft decimation).
             original_size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)

@@ -87,3 +87,46 @@ def test_truncated_jpeg_is_reported(tmp_path, coco_image_paths):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(ImageLoadError, match="corrupt or truncated"):
         load_image(path)
+
+
+def test_large_16_bit_and_palette_images_are_reduced_before_conversion(tmp_path):
+    """Shrunk while still 16-bit / palette (band by band, box average), then converted: same values, right size."""
+    ramp = np.tile(np.linspace(0, 65535, 400).astype(np.uint16), (300, 1))
+    path = tmp_path / "deep_big.png"
+    Image.fromarray(ramp).save(path)
+    out = load_image(path, max_side=100)
+    assert out.rgb.shape == (75, 100, 3) and out.original_size == (400, 300)
+    expected = np.round(ramp[0].reshape(100, 4).mean(axis=1) / 65535 * 255)  # columns 4 by 4, like the box average
+    assert np.abs(out.rgb[10, :, 0].astype(int) - expected).max() <= 1
+    assert sum("high bit depth" in n for n in out.notes) == 1 and not any("Grayscale" in n for n in out.notes)
+    palette = Image.new("P", (400, 200))
+    palette.putpalette([255, 0, 0] + [0, 0, 255] * 255)
+    palette.paste(1, (200, 0, 400, 200))
+    out = load_image(_save(palette, tmp_path / "pal.png"), max_side=100)
+    assert out.rgb.shape == (50, 100, 3)
+    assert tuple(out.rgb[25, 10]) == (255, 0, 0) and tuple(out.rgb[25, 90]) == (0, 0, 255)
+
+
+def test_reduced_images_keep_their_exif_orientation(tmp_path):
+    arr = np.zeros((200, 400, 3), np.uint8)
+    arr[:, :200] = (255, 0, 0)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.png"
+    img.save(path, exif=exif)
+    loaded = load_image(path, max_side=100)
+    assert loaded.rgb.shape == (100, 50, 3) and loaded.original_size == (200, 400)
+    assert loaded.rgb[20, 25, 0] > 200 and loaded.rgb[80, 25, 0] < 60  # the red left half is on top
+
+
+def test_formats_decoded_in_full_get_a_lower_pixel_cap(tmp_path, monkeypatch):
+    from rfdetr_demo import images
+
+    monkeypatch.setattr(images, "DECODE_BUDGET_BYTES", 4 * 100 * 100)  # 10 000 RGB pixels
+    rgb = Image.new("RGB", (200, 100), (10, 20, 30))
+    with pytest.raises(ImageLoadError, match=r"200x100 \(0 MP\); the limit is 0 MP for PNG files\. Please downscale"):
+        load_image(_save(rgb, tmp_path / "big.png"))
+    assert load_image(_save(rgb, tmp_path / "big.jpg")).size == (200, 100)  # JPEG decodes at a reduced size
+    assert images.pixel_cap("PNG", "I;16") == 20_000 and images.pixel_cap("PNG", "P") == 4 * 100 * 100 // 5
+    assert images.pixel_cap("JPEG", "RGB") == images.MAX_DECODE_PIXELS
