@@ -46,16 +46,40 @@ def page_error(exc: BaseException, where: str) -> gr.Error:
     Gradio prints the traceback of every ``gr.Error`` unless told not to; ours are logged here instead.
     """
     if isinstance(exc, gr.Error):
+        if not getattr(exc, "reported", False):  # raised by a handler, not yet logged (a nested handler's is)
+            log_user_error(exc, where)
+        error = exc
+        error.print_exception = False
+    elif isinstance(exc, UserError):
         log_user_error(exc, where)
-        exc.print_exception = False
-        return exc
-    if isinstance(exc, UserError):
+        error = gr.Error(str(exc), title="Cannot process this input", print_exception=False)
+    elif isinstance(exc, ModelUnavailable):
         log_user_error(exc, where)
-        return gr.Error(str(exc), title="Cannot process this input", print_exception=False)
-    if isinstance(exc, ModelUnavailable):
-        log_user_error(exc, where)
-        return gr.Error(str(exc), title="Model not ready", print_exception=False)
-    return gr.Error(report_internal(exc, where), title="Server error", print_exception=False)
+        error = gr.Error(str(exc), title="Model not ready", print_exception=False)
+    else:
+        error = gr.Error(report_internal(exc, where), title="Server error", print_exception=False)
+    error.reported = True  # type: ignore[attr-defined]
+    return error
+
+
+def in_place(handler: F, outputs_for: Callable[[str, dict[str, Any]], tuple[Any, ...]]) -> F:
+    """``handler`` for a page event: a failure becomes ``outputs_for(message, arguments)`` instead of a toast.
+
+    One message where the result would have been: Gradio fires some events twice for one action (an image
+    replacing another), which stacks two identical toasts, and a failed event marks every output with an
+    "Error" badge. API endpoints keep raising (their clients need the exception).
+    """
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - page_error logs it; the page shows it in place
+            error = page_error(exc, handler.__name__)
+            arguments = inspect.signature(handler).bind_partial(*args, **kwargs).arguments
+            return outputs_for(f"⚠️ **{error.title}.** {error.message}", arguments)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def user_errors(fn: F) -> F:

@@ -18,16 +18,15 @@ import numpy as np
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from rfdetr_demo.images import ImageLoadError, load_image
-
 LIVE_JPEG_QUALITY = 80
 
 
 class GuardedImage(gr.Image):
-    """``gr.Image`` whose corrupt or empty uploads fail with our clear message instead of Gradio's internal one.
+    """``gr.Image`` whose corrupt or empty uploads reach the handler, whose decoder says what is wrong with them.
 
     ``gr.Image`` opens the file with PIL while preprocessing, before our handler runs, and reports failures as a
-    "could not preprocess input component" error. ``is_template`` keeps the stock ``image`` frontend.
+    "could not preprocess input component" toast, outside the handler's way of showing errors. ``is_template``
+    keeps the stock ``image`` frontend.
     """
 
     is_template = True
@@ -37,17 +36,11 @@ class GuardedImage(gr.Image):
             return super().preprocess(payload)
         except gr.Error:
             raise
-        except Exception as exc:
-            from rfdetr_demo.ui.common import page_error  # common imports the service; components stays light
-
+        except Exception:
             path = getattr(payload, "path", None)
-            reason: Exception = exc
-            if path:
-                try:
-                    load_image(path)
-                except ImageLoadError as load_exc:
-                    reason = load_exc  # the visitor's file: say what is wrong with it
-            raise page_error(reason, "image upload") from exc
+            if not path:
+                raise
+            return path  # the handler's own decoder refuses it with the reason (and in its event's way)
 
 
 class LiveImage(gr.Image):

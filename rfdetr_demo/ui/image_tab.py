@@ -22,6 +22,7 @@ from rfdetr_demo.ui.common import (
     Controls,
     UiContext,
     bind,
+    in_place,
     make_controls,
     parse_resolution,
     refreshed_resolution_choices,
@@ -74,6 +75,19 @@ def _redraw(
 def empty_outputs() -> tuple[Any, ...]:
     """Cleared outputs (no image, or a failed request: old results never stay next to another input)."""
     return ([], None, None, None, None, "", None)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The page's state after a failed run: the input and what was shown, so Gradio's duplicate event repeats it."""
+
+    image: str | None
+    message: str
+
+
+def failed_outputs(message: str, arguments: dict[str, Any]) -> tuple[Any, ...]:
+    """Cleared outputs with the reason in the summary, where the result would have been."""
+    return (*empty_outputs()[:5], message, Refused(arguments.get("image"), message))
 
 
 def example_images(ctx: UiContext) -> list[str]:
@@ -136,6 +150,8 @@ def predict_or_clear(
     """
     if not image:
         return empty_outputs()
+    if isinstance(ref, Refused) and ref.image == image:  # the duplicate event: same answer, nothing new to log
+        return failed_outputs(ref.message, {"image": image})
     res = parse_resolution(resolution, ctx.default_resolution)
     if isinstance(kept, KeptRun) and kept.same_request(image, threshold, res):
         return _redraw(ctx, kept, keypoint_threshold, views, threshold)
@@ -311,17 +327,20 @@ def _wire(
         shown=outputs[:-1],
         api_name="predict_image",
     )
-    run_then_relabel(run_btn.click, bind(detect, ctx), api_visibility="private")
+    page_detect = bind(in_place(detect, failed_outputs), ctx)
+    run_then_relabel(run_btn.click, page_detect, api_visibility="private")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        run_then_relabel(image.upload, bind(detect, ctx), api_visibility="private")
+        run_then_relabel(image.upload, page_detect, api_visibility="private")
         image.clear(empty_outputs, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        run_then_relabel(image.change, bind(predict_or_clear, ctx), (out.state,), api_visibility="private")
+        run_then_relabel(
+            image.change, bind(in_place(predict_or_clear, failed_outputs), ctx), (out.state,), api_visibility="private"
+        )
     gr.on(
         [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
-        bind(rerender, ctx),
+        bind(in_place(rerender, failed_outputs), ctx),
         [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
         api_visibility="private",
