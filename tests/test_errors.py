@@ -15,8 +15,8 @@ from rfdetr_demo.errors import UserError
 from rfdetr_demo.images import ImageLoadError
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService, ModelUnavailable
-from rfdetr_demo.ui.common import UiContext, in_place, page_error, parse_resolution, user_errors
-from rfdetr_demo.ui.image_tab import Refused, failed_outputs, predict_image, predict_or_clear
+from rfdetr_demo.ui.common import Refused, UiContext, in_place, page_error, parse_resolution, user_errors
+from rfdetr_demo.ui.image_tab import empty_outputs, predict_image, predict_or_clear
 from rfdetr_demo.ui.webcam_tab import on_frame
 from tests.conftest import replay_info
 
@@ -131,12 +131,12 @@ def test_page_events_show_the_message_in_place_once(broken_ctx, tmp_path, caplog
     caplog.set_level(logging.INFO)
     fake = tmp_path / "notes.png"
     fake.write_text("this is not an image")
-    page_change = in_place(predict_or_clear, failed_outputs)
+    page_change = in_place(predict_or_clear, empty_outputs, "image")
     out = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], None)
     views, persons, _kps, _json, files, summary, state = out
     assert views == [] and persons is None and files is None
     assert summary.startswith("⚠️ **Cannot process this input.**") and summary.count("notes.png") == 1
-    assert isinstance(state, Refused) and state.image == str(fake)
+    assert isinstance(state, Refused) and state.input == str(fake)
     again = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], state)
     assert again == out
     assert len([r for r in caplog.records if r.name.startswith("rfdetr_demo")]) == 1
@@ -153,7 +153,10 @@ def test_no_model_is_said_in_place_without_a_traceback(tmp_path, photo, caplog):
     with pytest.raises(ModelUnavailable):
         service.wait(30)
     caplog.clear()  # the failed load itself is logged once, with its traceback, by the service
-    out = in_place(predict_or_clear, failed_outputs)(UiContext(service), photo, 0.5, 0.3, 96, ["Combined"], None)
+    out = in_place(predict_or_clear, empty_outputs, "image")(
+        UiContext(service), photo, 0.5, 0.3, 96, ["Combined"], None
+    )
     assert out[5].startswith("⚠️ **Model not ready.** The model could not be loaded.")
     ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
     assert len(ours) == 1 and ours[0].levelno == logging.INFO and ours[0].exc_info is None
+    assert out[6] is None, "no Refused state: once the model is ready, the same image runs"

@@ -62,22 +62,37 @@ def page_error(exc: BaseException, where: str) -> gr.Error:
     return error
 
 
-def in_place(handler: F, outputs_for: Callable[[str, dict[str, Any]], tuple[Any, ...]]) -> F:
-    """``handler`` for a page event: a failure becomes ``outputs_for(message, arguments)`` instead of a toast.
+@dataclass(frozen=True)
+class Refused:
+    """A page's state after a failed run: the input and the message shown (a repeated event repeats it)."""
 
-    One message where the result would have been: Gradio fires some events twice for one action (an image
-    replacing another), which stacks two identical toasts, and a failed event marks every output with an
-    "Error" badge. API endpoints keep raising (their clients need the exception).
+    input: Any
+    message: str
+
+
+def in_place(handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str, state_name: str = "ref") -> F:
+    """``handler`` for a page event whose outputs end with (summary, state): a failure is shown in the summary.
+
+    One message where the result would have been, instead of a toast: Gradio fires some events twice for one
+    action (an image replacing another), which stacks two identical toasts, and a failed event marks every output
+    with an "Error" badge. The other outputs are ``cleared()``; after a user error the state becomes
+    :class:`Refused`, and the same input arriving again with it gets the same answer without a second run or log
+    line. API endpoints keep raising (their clients need the exception).
     """
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        arguments = inspect.signature(handler).bind_partial(*args, **kwargs).arguments
+        shown, state = arguments.get(input_name), arguments.get(state_name)
+        if isinstance(state, Refused) and shown and state.input == shown:  # Gradio's duplicate event
+            return (*cleared()[:-2], state.message, state)
         try:
             return handler(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - page_error logs it; the page shows it in place
             error = page_error(exc, handler.__name__)
-            arguments = inspect.signature(handler).bind_partial(*args, **kwargs).arguments
-            return outputs_for(f"⚠️ **{error.title}.** {error.message}", arguments)
+            message = f"⚠️ **{error.title}.** {error.message}"
+            refused = isinstance(exc.__cause__ or exc, UserError)  # a model not ready may be ready next time
+            return (*cleared()[:-2], message, Refused(shown, message) if refused else None)
 
     return wrapper  # type: ignore[return-value]
 
@@ -90,7 +105,10 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise page_error(exc, fn.__name__) from exc
+            error = page_error(exc, fn.__name__)
+            if error is exc:
+                raise  # a nested handler's, already reported: its cause stays the original exception
+            raise error from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -77,19 +77,6 @@ def empty_outputs() -> tuple[Any, ...]:
     return ([], None, None, None, None, "", None)
 
 
-@dataclass(frozen=True)
-class Refused:
-    """The page's state after a failed run: the input and what was shown, so Gradio's duplicate event repeats it."""
-
-    image: str | None
-    message: str
-
-
-def failed_outputs(message: str, arguments: dict[str, Any]) -> tuple[Any, ...]:
-    """Cleared outputs with the reason in the summary, where the result would have been."""
-    return (*empty_outputs()[:5], message, Refused(arguments.get("image"), message))
-
-
 def example_images(ctx: UiContext) -> list[str]:
     return example_files(ctx.examples, ".jpg")
 
@@ -150,8 +137,6 @@ def predict_or_clear(
     """
     if not image:
         return empty_outputs()
-    if isinstance(ref, Refused) and ref.image == image:  # the duplicate event: same answer, nothing new to log
-        return failed_outputs(ref.message, {"image": image})
     res = parse_resolution(resolution, ctx.default_resolution)
     if isinstance(kept, KeptRun) and kept.same_request(image, threshold, res):
         return _redraw(ctx, kept, keypoint_threshold, views, threshold)
@@ -327,20 +312,21 @@ def _wire(
         shown=outputs[:-1],
         api_name="predict_image",
     )
-    page_detect = bind(in_place(detect, failed_outputs), ctx)
-    run_then_relabel(run_btn.click, page_detect, api_visibility="private")
+
+    def page(handler: Any) -> Any:  # a failure shown in the summary, not as a toast
+        return bind(in_place(handler, empty_outputs, "image"), ctx)
+
+    run_then_relabel(run_btn.click, page(detect), api_visibility="private")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
-        run_then_relabel(image.upload, page_detect, api_visibility="private")
+        run_then_relabel(image.upload, page(detect), api_visibility="private")
         image.clear(empty_outputs, None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
-        run_then_relabel(
-            image.change, bind(in_place(predict_or_clear, failed_outputs), ctx), (out.state,), api_visibility="private"
-        )
+        run_then_relabel(image.change, page(predict_or_clear), (out.state,), api_visibility="private")
     gr.on(
         [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
-        bind(in_place(rerender, failed_outputs), ctx),
+        page(rerender),
         [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
         outputs,
         api_visibility="private",
