@@ -70,7 +70,7 @@ class Refused:
     message: str
 
 
-def in_place(handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str, state_name: str = "ref") -> F:
+def in_place(handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str) -> F:
     """``handler`` for a page event whose outputs end with (summary, state): a failure is shown in the summary.
 
     One message where the result would have been, instead of a toast: Gradio fires some events twice for one
@@ -83,7 +83,8 @@ def in_place(handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         arguments = inspect.signature(handler).bind_partial(*args, **kwargs).arguments
-        shown, state = arguments.get(input_name), arguments.get(state_name)
+        shown = arguments.get(input_name)
+        state = next((v for v in arguments.values() if isinstance(v, Refused)), None)
         if isinstance(state, Refused) and shown and state.input == shown:  # Gradio's duplicate event
             return (*cleared()[:-2], state.message, state)
         try:
