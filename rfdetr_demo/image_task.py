@@ -44,10 +44,6 @@ class ImageRun:
     source_path: str | None = None  # the uploaded file the run came from (to recognise the same input again)
     threshold: float | None = None  # detection threshold to show; None = the prediction's own
 
-    def covers(self, threshold: float) -> bool:
-        """Whether this run can show ``threshold`` without running the model again."""
-        return float(threshold) >= self.prediction.threshold
-
     def shown(self, threshold: float | None = None) -> Prediction:
         """The prediction at the detection threshold to show (default: the run's own)."""
         chosen = self.threshold if threshold is None else threshold
