@@ -1,21 +1,9 @@
 """One live frame in, one annotated frame out, without a growing backlog.
 
-Why each piece exists:
-
-* **Un-mirroring.** Browsers show a webcam like a mirror, and Gradio's webcam (``WebcamOptions(mirror=True)``, the
-  default) also *sends* the mirrored picture. A pose model run on a mirrored picture calls the person's left arm
-  ``right_*``. So mirrored frames are flipped back before inference; if the page should still look like a mirror,
-  the annotated result is mirrored afterwards *together with* the keypoint coordinates, so labels stay readable and
-  ``left_*`` joints stay on the person's left arm.
-* **Latest frame wins.** A camera produces frames faster than a CPU model consumes them. Queueing them all makes
-  the delay grow without bound; :class:`LatestFrame` keeps only the newest and counts the rest as dropped.
-* **Timing.** :class:`LiveStats` keeps a short rolling window so the page can show model ms, end-to-end ms and
-  achieved frames per second, which is what tells a person whether they see "live" or a backlog.
-* **Smoothing.** Each viewer's handler keeps its own tracker and causal smoother (``FrameOptions.smoothing``;
-  the Kalman filter by default in the tab): it only adds its own arithmetic per frame, never a frame of delay
-  (measured in ``bench/bench_smoothing.py``), and it is rebuilt when the choice changes.
-* **Never raising per frame.** In Gradio an exception ends a ``.stream()`` event, so a frame that arrives while the
-  model is still loading is passed through unannotated with a message instead.
+Mirrored webcam frames are flipped back before inference (a mirrored person's left arm reads as ``right_*``) and the
+drawing is mirrored afterwards with its coordinates; :class:`LatestFrame` keeps only the newest frame so the delay
+cannot grow; :class:`LiveStats` tells the viewer whether they see "live"; each viewer has its own tracker and causal
+smoother. A frame never raises: in Gradio an exception ends the ``.stream()`` event.
 """
 
 from __future__ import annotations
