@@ -1,15 +1,8 @@
-"""Joint angles with an uncertainty band propagated from the model's per-joint covariance, and per-person motion rows.
+"""Joint angles with a ±1σ band from the model's per-joint covariance, and the per-person motion rows.
 
-An angle at joint B between A and C is ``θ = |atan2(u × v, u · v)|`` with ``u = A − B``, ``v = C − B``. Its standard
-deviation comes from the first-order (delta-method) propagation of the three joints' 2×2 covariances, which the
-model predicts (and the Kalman smoother refines): ``Var θ = Σ_j g_jᵀ Σ_j g_j`` with the gradients
-``∂θ/∂A = −s·u⊥/|u|²``, ``∂θ/∂C = s·v⊥/|v|²``, ``∂θ/∂B = −(∂θ/∂A + ∂θ/∂C)`` (``u⊥ = (−u_y, u_x)``, ``s`` the sign
-of the signed angle), assuming the joints' errors are independent. First order is honest while the joints' spread is
-small next to the limb lengths; for a very short or very uncertain limb the band is only indicative, and an angle
-with a hidden joint or a zero-length limb is NaN rather than a guess.
-
-:func:`motion_rows` turns one frame into one row per person (mean keypoint confidence and every angle with its std):
-the rows the angles CSV holds and the Video tab's motion plots draw, so both always show the same numbers.
+The σ is first-order (delta-method) propagation of the three joints' 2×2 covariances, assuming independent errors:
+honest while the spread is small next to the limbs. :func:`motion_rows` feeds both the angles CSV and the motion
+plots, so they always show the same numbers.
 """
 
 from __future__ import annotations
@@ -29,7 +22,12 @@ MIN_LIMB_PX = 1e-3
 def joint_angles(
     xy: np.ndarray, cov: np.ndarray | None, visible: np.ndarray, angles: Sequence[Angle]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Angles in degrees ``(N, A)`` and their 1σ in degrees (NaN without covariance, hidden joint or no limb)."""
+    """Angles in degrees ``(N, A)`` and their 1σ in degrees (NaN without covariance, hidden joint or no limb).
+
+    At joint B between A and C: ``θ = |atan2(u × v, u · v)|`` with ``u = A − B``, ``v = C − B``, and
+    ``Var θ = Σ_j g_jᵀ Σ_j g_j`` with ``∂θ/∂A = −s·u⊥/|u|²``, ``∂θ/∂C = s·v⊥/|v|²``, ``∂θ/∂B = −(∂θ/∂A + ∂θ/∂C)``
+    (``u⊥ = (−u_y, u_x)``, ``s`` the sign of the signed angle).
+    """
     n = len(xy)
     deg = np.full((n, len(angles)), np.nan)
     std = np.full((n, len(angles)), np.nan)
