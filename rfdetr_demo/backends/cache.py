@@ -1,8 +1,7 @@
 """On-disk cache of exported models, keyed by the weights' hash, the resolution and the tool versions.
 
-Why hash the weights rather than the checkpoint path: the same path can hold a retrained file, the pretrained
-default has no path, and random weights differ on every start. Hashing the state dict (~0.1 s for 41 M params)
-covers all three, so a stale export can never be served for different weights.
+Keyed by the weights, not the checkpoint path: the same path can hold a retrained file, the pretrained default has
+no path, and random weights differ on every start; hashing the state dict covers all three.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ class ExportCache:
 
     def __init__(self, root: Path | str | None = None, max_entries: int = 6) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
-        # Each fp32 export is ~165 MB, and random weights make a new entry on every start: keep the newest few.
+        # Each export is the size of the model (docs/speed.md), and random weights add one per start: keep a few.
         self.max_entries = max_entries
 
     def lookup(self, key: str, artefact: str) -> Path | None:
@@ -94,7 +93,7 @@ class ExportCache:
         return removed
 
     def sweep_abandoned(self, older_than_s: float = 3600.0) -> list[Path]:
-        """Delete half-written export folders left by a process killed mid-export (~135 MB each).
+        """Delete half-written export folders left by a process killed mid-export.
 
         Only folders untouched for an hour go: an export takes a minute or two, so a younger one may belong to
         another process that is still writing it.

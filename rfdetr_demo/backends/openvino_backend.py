@@ -1,15 +1,9 @@
 """OpenVINO CPU engine: rfdetr's own export, run by OpenVINO, inside rfdetr's own ``predict``.
 
-Why this shape: ``RFDETR.predict`` does the resizing, normalisation, top-k post-processing, class naming and
-covariance fusion that turn raw tensors into ``sv.KeyPoints``. Rewriting that would drift from rfdetr, so this
-engine keeps ``predict`` and swaps only the network: each call runs ``predict`` on a shallow view of the model
-(:func:`~rfdetr_demo.predictor.rfdetr_view`) whose network is a tiny module that feeds the normalised batch to the
-compiled OpenVINO graph and returns the same ``pred_boxes``/``pred_logits``/``pred_keypoints`` dict the torch module
-returns. The export itself is rfdetr's ``model.export(format="openvino")`` (one per resolution: the IR bakes the
-DINOv2 position embeddings for one shape), cached on disk so later starts only compile (~1-2 s).
-
-Exactness: OpenVINO on CPUs with bf16 support silently defaults to bf16 math; ``fp32`` here pins
-``INFERENCE_PRECISION_HINT=f32`` and checks each fresh export against the torch forward pass before using it.
+Only the network is swapped (on a shallow view of the model, :func:`~rfdetr_demo.predictor.rfdetr_view`), so
+resizing, post-processing, class names and covariance stay rfdetr's. One export per resolution (the IR bakes the
+position embeddings for one shape), cached on disk. ``fp32`` pins f32 math (OpenVINO picks bf16 on CPUs that have
+it) and each fresh export is checked against torch before use. Timings: docs/speed.md.
 """
 
 from __future__ import annotations
@@ -90,7 +84,7 @@ class OpenVINOPredictor:
     records it.
 
     ``background=True`` (the app): a request at a resolution with no graph yet is answered by torch at once while
-    one worker thread exports and compiles it (25-90 s on 2 vCPUs), instead of holding every user behind the
+    one worker thread exports and compiles it (a minute or so on a small CPU), instead of holding every user behind the
     export; later requests at that resolution run on OpenVINO. ``background=False`` (benchmarks, library use)
     prepares synchronously on first use. :meth:`engine_at` says which engine served a resolution.
     """
@@ -138,7 +132,7 @@ class OpenVINOPredictor:
         self._prepare_locks: dict[int, threading.Lock] = {}
         # Background exports run one at a time: two at once would only split the same cores and double the memory.
         self._export_serial = threading.Lock()
-        # No OpenVINO CACHE_DIR: compiling takes ~1-2 s, and its blobs (~165 MB each) would grow without bound.
+        # No OpenVINO CACHE_DIR: compiling is quick next to an export, and its blobs would grow without bound.
 
     # -- export + compile ----------------------------------------------------------------------------------------
     @property
