@@ -30,6 +30,7 @@ from rfdetr_demo.defaults import (
     RESOLUTION_PRESETS,
     examples_dir,
 )
+from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.errors import UserError, log_user_error, report_internal
 from rfdetr_demo.latency import LatencyBook, labelled_resolution_choices
 from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
@@ -255,6 +256,11 @@ def bind(handler: Callable[..., Any], ctx: UiContext, **shown_defaults: Any) -> 
     ]
     bound.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     return bound
+
+
+def keep_fresh(*shown: Any) -> None:
+    """Mark the files a page was just given as used now (see :meth:`~rfdetr_demo.disk_budget.DiskBudget.refresh`)."""
+    BUDGET.refresh(*shown)
 
 
 def session_id(request: gr.Request | None) -> str:

@@ -23,6 +23,7 @@ from rfdetr_demo.ui.common import (
     UiContext,
     bind,
     in_place,
+    keep_fresh,
     make_controls,
     parse_resolution,
     refreshed_resolution_choices,
@@ -163,11 +164,6 @@ def rerender(
     if not image:
         return empty_outputs()
     return detect(ctx, image, threshold, keypoint_threshold, resolution, views)
-
-
-def keep_fresh(*shown: Any) -> None:
-    """Mark the files a page was just given as used now (see :meth:`~rfdetr_demo.disk_budget.DiskBudget.refresh`)."""
-    BUDGET.refresh(*shown)
 
 
 def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:

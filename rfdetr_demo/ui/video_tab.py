@@ -16,8 +16,15 @@ import gradio as gr
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.ui.common import CancelRegistry, UiContext, bind, make_controls, parse_resolution, user_errors
-from rfdetr_demo.ui.image_tab import keep_fresh
+from rfdetr_demo.ui.common import (
+    CancelRegistry,
+    UiContext,
+    bind,
+    keep_fresh,
+    make_controls,
+    parse_resolution,
+    user_errors,
+)
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
