@@ -1,8 +1,9 @@
-"""Hand memory freed after a large photo back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+"""Hand memory freed after a large request back to the operating system (glibc ``malloc_trim``).
 
-glibc keeps the freed decode and drawing buffers of a 12 MP photo in its arenas, so without this the RSS steps up
-under a stream of large photos although nothing is kept (measured: docs/benchmarks.md). It costs milliseconds,
-so it runs only after large images.
+A 12-megapixel photo passes through several full-size buffers (decode, colour conversion, drawn views, JPEG
+encoding). Python frees them, but glibc keeps freed heap pages in its per-thread arenas, so the server's RSS steps
+up under a stream of large photos although nothing is kept. ``malloc_trim(0)`` returns those pages; it takes a few
+milliseconds, so it runs only after requests with large images. A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations

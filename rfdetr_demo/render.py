@@ -1,8 +1,12 @@
-"""Render the chosen keypoint views from one prediction (Image, Video and Webcam tabs, CLI); never runs the model.
+"""Render the chosen keypoint views from one prediction.
 
-supervision annotators treat arrays as BGR, so each frame is flipped to BGR once, every view drawn, and flipped back
-once. Left and right joints get different colours (hidden through ``visible``, never by slicing columns): a
-left/right swap is the error a pose demo most needs to show.
+:func:`render` is the one entry point (Image, Video and Webcam tabs, CLI): every view starts from the same RGB image
+and the same normalised, threshold-applied ``sv.KeyPoints``; none re-runs the model. supervision annotators treat
+numpy images as BGR, so each frame is flipped to BGR once, every view is drawn, and each output image is flipped
+back once: an RGB array handed straight to them would come out with red and blue swapped.
+
+Left and right joints are drawn in different colours (hidden through ``visible`` masks, never by slicing columns),
+because a left/right swap is the error people most need to see in a pose demo.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ def _edge_annotator(color: sv.Color, thickness: int, edges: tuple[tuple[int, int
 
 @lru_cache(maxsize=16)
 def _halo_annotator(max_axis: float) -> sv.VertexEllipseHaloAnnotator:
-    # One sigma level instead of the default three: far cheaper per frame (docs/benchmarks.md), and reads as well.
+    # One sigma level instead of the default three: measured ~3x cheaper per frame, and one 2-sigma halo reads well.
     return sv.VertexEllipseHaloAnnotator(sigma=(2.0,), color=(sv.Color(255, 220, 0),), opacity=0.55, max_axis=max_axis)
 
 
@@ -150,7 +154,8 @@ def _draw_vertices(scene: np.ndarray, kp: sv.KeyPoints, schema: KeypointSchema, 
     """Filled joints coloured by side, in one pass over the shown joints only.
 
     supervision's ``VertexAnnotator`` takes one colour per call and tests every joint in Python, so three colour
-    groups cost three full passes; one OpenCV pass draws the same circles far faster (docs/benchmarks.md).
+    groups cost three full passes (~25 ms for 5 people at 720p, the largest post-model cost measured by
+    ``bench/bench_image.py``); drawing the same circles directly with OpenCV costs well under 1 ms.
     """
     colors = _side_masks(schema).bgr
     for i, j in zip(*np.nonzero(_shown_mask(kp)), strict=True):

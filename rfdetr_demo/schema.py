@@ -1,8 +1,11 @@
 """Keypoint schema: names and skeleton edges for the loaded checkpoint.
 
-The preview checkpoint predicts the 17 COCO keypoints; fine-tunes may predict any K, described by an optional
-JSON/YAML file, else ``kp_0..kp_{K-1}`` and no edges (no guessed skeleton drawing wrong limbs). Edges are 0-based
-here; :meth:`KeypointSchema.edges_one_based` converts them for supervision's ``EdgeAnnotator`` in one place.
+The pretrained preview checkpoint predicts the 17 COCO keypoints. Fine-tuned checkpoints may predict any number K
+of keypoints, so names and edges come from an optional JSON/YAML file; without one we fall back to ``kp_0..kp_{K-1}``
+and no edges rather than guessing a skeleton that would draw wrong limbs.
+
+Edges are stored 0-based here. supervision's ``EdgeAnnotator`` wants 1-based pairs, so renderers convert with
+:meth:`KeypointSchema.edges_one_based` in one place.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,7 +13,6 @@ from PIL import Image
 from rfdetr_demo.config import Settings
 from rfdetr_demo.ui.common import UiContext
 from rfdetr_demo.ui.evaluate_tab import evaluate_predictions
-from tests.conftest import REPO
 from tests.helpers import serve_replay_app
 
 
@@ -114,7 +111,7 @@ def test_evaluate_endpoint_through_gradio_client(served, coco_json, coco_image_p
 
 
 @pytest.mark.browser
-def test_evaluate_tab_in_chromium(browser, served, coco_json, coco_image_paths, tmp_path):
+def test_evaluate_tab_in_chromium(browser, served, coco_json, coco_image_paths):
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1500, "height": 1400})
@@ -132,8 +129,4 @@ def test_evaluate_tab_in_chromium(browser, served, coco_json, coco_image_paths, 
         timeout=30_000,
     )
     expect(page.locator("#eval-gallery")).to_contain_text("OKS 1.00")
-    shot = tmp_path / "evaluate.png"
-    page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("RFDETR_DEMO_UPDATE_SCREENSHOT"):
-        shutil.copy(shot, REPO / "docs" / "screenshot_evaluate.png")
-    page.close()
+    page.close()  # the README's Evaluate screenshot: tests/test_layout_browser.py (1366 px, the sample set)

@@ -88,3 +88,111 @@ def test_phone_webcam_camera_and_result_share_the_first_screen(playwright_sessio
     assert _inside(result, PHONE) and result["height"] > 80, result
     assert 0 <= result["y"] - (camera["y"] + camera["height"]) < 40, (camera, result)  # directly under the camera
     assert threshold["y"] > result["y"] + result["height"]  # the controls come after the result
+
+
+def _boxes(page, selector: str) -> list[dict]:
+    return page.locator(selector).evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return {x: r.left, y: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height,"
+        " text: e.innerText, sw: e.scrollWidth, cw: e.clientWidth}; })"
+    )
+
+
+def _run_sample(page) -> None:
+    from playwright.sync_api import expect
+
+    page.locator("#main-tabs > .tab-wrapper").get_by_role("tab", name="Evaluate").click()
+    page.locator("#eval-sample").click()
+    expect(page.locator("#eval-annotations td.filename")).to_have_attribute(
+        "aria-label", "person_keypoints_sample.json", timeout=30_000
+    )
+    expect(page.locator("#eval-summary")).to_contain_text("4 images · 12 people", timeout=90_000)
+    expect(page.locator("#eval-metrics")).to_contain_text("replay", timeout=10_000)
+
+
+def test_evaluate_sample_fits_a_laptop_screen(browser, served, tmp_path):
+    """1366 px: "Try the sample set" scores the bundled COCO sample; every metrics column, plot title and gallery
+    caption is in sight without scrolling sideways. Also writes the README's Evaluate screenshot."""
+    import os
+    import shutil
+
+    from rfdetr_demo.evaluate.report import TABLE_COLUMNS
+    from tests.conftest import REPO
+
+    page = browser.new_page(viewport=LAPTOP)
+    page.goto(served[0], wait_until="domcontentloaded")
+    _run_sample(page)
+    assert page.locator("#eval-images .file-preview tr").count() == 4  # the inputs show what was scored
+    viewport = _boxes(page, "#eval-metrics .virtual-table-viewport")[0]
+    headers = _boxes(page, "#eval-metrics [role=columnheader]")
+    assert [h["text"].strip() for h in headers] == list(TABLE_COLUMNS)
+    outside = [h["text"] for h in headers if h["x"] < viewport["x"] - 1 or h["right"] > viewport["right"] + 1]
+    assert not outside, (outside, viewport)  # every column visible in the table's box ...
+    assert viewport["sw"] <= viewport["cw"] + 1, viewport  # ... which has nothing more to scroll to
+    assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
+    assert all(h["height"] < 60 for h in headers), headers  # one or two lines, no letter column
+
+    for tab, plot in (("Per keypoint", "#eval-keypoint-plot"), ("Calibration", "#eval-calibration-plot")):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(f"{plot} img").wait_for(timeout=10_000)
+        label, image = _boxes(page, f"{plot} label")[0], _boxes(page, f"{plot} img")[0]
+        buttons = _boxes(page, f"{plot} .icon-button-wrapper")[0]
+        assert image["y"] >= max(label["bottom"], buttons["bottom"]) - 1, (plot, label, buttons, image)
+
+    page.get_by_role("tab", name="Per keypoint").click()
+    page.locator("#eval-gallery").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#eval-gallery img')];"
+        " return imgs.length == 4 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=30_000,
+    )
+    captions = _boxes(page, "#eval-gallery .caption-label")
+    items = _boxes(page, "#eval-gallery .thumbnail-item")
+    assert len(captions) == 4 and all("OKS 1.00" in c["text"] and "detections" in c["text"] for c in captions)
+    assert all(c["sw"] <= c["cw"] + 1 for c in captions), captions  # nothing cut off with "…"
+    assert all(i["y"] <= c["y"] and c["bottom"] <= i["bottom"] + 1 for c, i in zip(captions, items, strict=True))
+    page.locator("#eval-files").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    shot = tmp_path / "evaluate.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("RFDETR_DEMO_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, REPO / "docs" / "screenshot_evaluate.png")
+    page.close()
+
+
+def test_phone_tables_keep_words_whole_and_scroll(browser, served):
+    """390 px: the metrics table scrolls sideways to its last column; headers never wrap one letter per line."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto(served[0], wait_until="domcontentloaded")
+    _run_sample(page)
+    viewport = page.locator("#eval-metrics .virtual-table-viewport")
+    box = _boxes(page, "#eval-metrics .virtual-table-viewport")[0]
+    assert box["sw"] > box["cw"] and viewport.evaluate("e => getComputedStyle(e).overflowX") in {"auto", "scroll"}
+    viewport.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+    last = _boxes(page, "#eval-metrics [role=columnheader]")[-1]
+    assert box["x"] - 1 <= last["x"] and last["right"] <= box["right"] + 1, (last, box)
+    for selector in ("#eval-metrics", "#eval-keypoints"):
+        for cell in _boxes(page, f"{selector} [role=columnheader] span.header"):
+            assert cell["height"] < 45 and cell["sw"] <= cell["cw"] + 1, cell  # at most two whole-word lines
+    page.close()
+
+
+def test_phone_image_tab_tables_and_download_names(browser, served, coco_image_paths):
+    """390 px: Persons headers stay whole words and the three downloads show their full, different names."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport=PHONE)
+    page.goto(served[0], wait_until="domcontentloaded")
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[196141]))
+    expect(page.locator("#image-files .file-preview tr")).to_have_count(3, timeout=60_000)
+    expect(page.locator("#persons-table")).to_contain_text("person", timeout=30_000)
+    headers = _boxes(page, "#persons-table [role=columnheader] span.header")
+    assert {h["text"] for h in headers} >= {"score", "visible_keypoints", "mean_keypoint_conf"}
+    assert all(h["height"] < 45 and h["sw"] <= h["cw"] + 1 for h in headers), headers
+    names = page.locator("#image-files td.filename").evaluate_all(
+        "tds => tds.map(td => [td.getAttribute('aria-label'), getComputedStyle(td, '::after').content,"
+        " td.scrollWidth <= td.clientWidth + 1])"
+    )
+    assert {n[0] for n in names} == {"000000196141.csv", "000000196141.json", "000000196141_coco_results.json"}
+    assert all(shown == f'"{name}"' and fits for name, shown, fits in names), names  # whole names, not "…"
+    page.close()

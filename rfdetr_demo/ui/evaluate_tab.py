@@ -26,6 +26,7 @@ from rfdetr_demo.evaluate.report import (
     write_outputs,
 )
 from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
+from rfdetr_demo.evaluate.sample import find_sample
 from rfdetr_demo.ui.common import CancelRegistry, UiContext, bind, parse_resolution, resolution_dropdown, user_errors
 from rfdetr_demo.workdirs import new_request_dir
 
@@ -109,6 +110,15 @@ def evaluate_predictions(
         return _outputs(evaluation, new_request_dir(prefix="eval_"))
 
 
+def load_sample(ctx: UiContext) -> tuple[str, list[str], None]:
+    """The bundled sample into the inputs (copied to a request folder, which Gradio may serve); no prediction files."""
+    sample = find_sample(ctx.examples)
+    if sample is None:
+        raise gr.Error("This server has no sample set.", title="No sample")
+    copy = sample.copy_to(new_request_dir(prefix="sample_"))
+    return str(copy.annotations), [str(p) for p in copy.images], None
+
+
 def cancel_evaluation(request: gr.Request) -> str:
     return "⏹️ Cancelling after the current batch…" if _cancels.cancel(request) else "Nothing to cancel."
 
@@ -125,6 +135,10 @@ def build_evaluate_tab(ctx: UiContext) -> None:
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
+            sample_btn = gr.Button(
+                "Try the sample set (4 COCO photos)", elem_id="eval-sample",
+                visible=find_sample(ctx.examples) is not None,
+            )  # fmt: skip
             annotations = gr.File(label="COCO keypoint annotations (JSON)", file_types=[".json"],
                                   elem_id="eval-annotations")  # fmt: skip
             images = gr.File(
@@ -156,18 +170,24 @@ def build_evaluate_tab(ctx: UiContext) -> None:
                 calibration_plot = gr.Image(label="Uncertainty calibration", type="filepath", interactive=False,
                                             elem_id="eval-calibration-plot")  # fmt: skip
             gallery = gr.Gallery(label="Worst images (ground truth grey, prediction in colour)", columns=2,
-                                 format="jpeg", elem_id="eval-gallery", interactive=False)  # fmt: skip
+                                 height="max-content", object_fit="contain", preview=False, format="jpeg",
+                                 elem_id="eval-gallery", interactive=False)  # fmt: skip
             files = gr.File(label="Downloads (metrics.json · per-image CSV · COCO results · plots)",
                             file_count="multiple", interactive=False, elem_id="eval-files")  # fmt: skip
-    run_btn.click(
-        bind(evaluate_predictions, ctx, resolution=ctx.default_resolution),
-        [annotations, images, predictions, threshold, resolution],
-        [summary, metrics, keypoints, keypoint_plot, calibration_plot, gallery, files],
-        api_name="evaluate",
+    run: dict[str, Any] = {
+        "fn": bind(evaluate_predictions, ctx, resolution=ctx.default_resolution),
+        "inputs": [annotations, images, predictions, threshold, resolution],
+        "outputs": [summary, metrics, keypoints, keypoint_plot, calibration_plot, gallery, files],
         # Its own line, one run at a time: the service's lock lets Image/Video requests run between two batches
         # instead of waiting for a whole evaluation.
-        concurrency_id="evaluate",
-        concurrency_limit=1,
+        "concurrency_id": "evaluate",
+        "concurrency_limit": 1,
+    }
+    run_btn.click(**run, api_name="evaluate")
+    # The sample fills the inputs (the visitor sees what was scored), then runs exactly as the Evaluate button does.
+    sample_inputs = [annotations, images, predictions]
+    sample_btn.click(bind(load_sample, ctx), None, sample_inputs, api_visibility="private", queue=False).success(
+        **run, api_visibility="private"
     )
     cancel_btn.click(cancel_evaluation, None, [summary], api_visibility="private", queue=False)
     ctx.on_unload.append(_cancels.cancel_on_unload)

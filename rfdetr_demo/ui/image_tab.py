@@ -207,8 +207,9 @@ class ImageOutputs:
             headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table", render=False
         )
         files = gr.File(
-            label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False, render=False
-        )
+            label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False, render=False,
+            elem_id="image-files",
+        )  # fmt: skip
         return cls(
             summary=gr.Markdown(elem_id="image-summary", render=False),
             gallery=gallery,

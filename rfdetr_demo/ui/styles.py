@@ -27,6 +27,31 @@ VIEW_CSS = """
 #views-gallery .thumbnail-item img { height: auto !important; }
 """
 
+# Table cells wrap between words, never inside one (a narrow phone column read "p/r/e/c/i/s/i/o/n", "1.00/0"); a
+# table too wide for its box scrolls sideways instead (Gradio's table viewport does). File lists show whole names,
+# wrapped, instead of "0000001… .json" twice.
+TABLE_CSS = """
+.header-cell span.text.wrap, .body-cell span.text.wrap { word-break: normal; overflow-wrap: normal; }
+.file-preview .filename > span { display: none; }
+.file-preview .filename::after { content: attr(aria-label); overflow-wrap: anywhere; min-width: 0; }
+"""
+
+# Evaluate: the 12 metrics columns fit the 798-px result column of a 1366-px screen at the small text size with
+# tighter cells (measured in tests/test_layout_browser.py); plot titles start below the label chip and buttons;
+# the worst-images gallery shows whole images and whole captions.
+EVALUATE_CSS = """
+#eval-metrics table, #eval-metrics .virtual-body, #eval-metrics span { font-size: var(--text-sm) !important; }
+#eval-metrics .cell-wrap { padding: var(--size-1) var(--size-1-5) !important; }
+#eval-metrics td { padding-left: 0 !important; padding-right: 0 !important; }
+#eval-keypoint-plot .image-container, #eval-calibration-plot .image-container { padding-top: var(--size-10); }
+#eval-gallery > label { position: relative; }
+#eval-gallery .thumbnail-item { aspect-ratio: auto !important; }
+#eval-gallery .thumbnail-item img { height: auto !important; }
+#eval-gallery .caption-label {
+  position: static; white-space: normal; overflow: visible; text-overflow: clip; max-width: none; margin: var(--size-1);
+}
+"""
+
 
 def _phone_order_css() -> str:
     rules = []
@@ -43,7 +68,8 @@ def _phone_order_css() -> str:
 PHONE_CSS = f"""
 @media (max-width: {PHONE_MAX_WIDTH_PX}px) {{
 {_phone_order_css()}
-  #views-gallery .grid-container {{ grid-template-columns: minmax(0, 1fr) !important; }}
+  #views-gallery .grid-container, #eval-gallery .grid-container {{ grid-template-columns: minmax(0, 1fr) !important; }}
+  .file-preview .download {{ min-width: 5.5rem; }}
   #webcam-input, #webcam-input .image-frame {{ height: auto !important; }}
   /* A phone's first screen: a smaller intro and the four tabs on one row leave room for camera and result. */
   #page-intro p, #model-status p, #webcam-intro p {{ font-size: var(--text-sm); }}
@@ -51,4 +77,4 @@ PHONE_CSS = f"""
 }}
 """
 
-APP_CSS = VIEW_CSS + PHONE_CSS
+APP_CSS = VIEW_CSS + TABLE_CSS + EVALUATE_CSS + PHONE_CSS

@@ -1,8 +1,10 @@
-"""Tell the visitor when the browser cannot preview an upload that the pipeline will still process.
+"""Tell the user when the browser cannot preview an upload that the pipeline will still process.
 
-For codecs browsers cannot play (MPEG-4 Part 2, often HEVC, ProRes) Gradio's player shows "Video not playable",
-although PyAV decodes the clip and the H.264 result plays. Gradio cannot silence that and a preview transcode would
-cost a full encode, so the codec is read from the header and explained next to the player.
+Gradio's input ``<video>`` plays the uploaded file as is; for codecs browsers cannot decode (MPEG-4 Part 2, HEVC on
+many systems, ProRes, ...) its frontend shows a red "Video not playable" toast and an "Error" badge, although PyAV
+decodes the clip and the annotated result (H.264) plays fine. Gradio has no option to silence that, and transcoding
+every upload just for a preview would cost a full encode, so we read the codec from the header (cheap) and say so
+next to the player instead.
 """
 
 from __future__ import annotations

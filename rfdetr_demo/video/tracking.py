@@ -1,7 +1,10 @@
 """Stable person ids across frames: ByteTrack (``trackers`` package) on the model's boxes.
 
-The ids replace the rank ids in ``data["tracker_id"]``, which renderers, tables and exports already read. Each row's
-original index travels through ByteTrack (which may reorder) so keypoint rows are never shuffled.
+The ids replace the rank ids in ``kp.data["tracker_id"]`` (:data:`rfdetr_demo.result.IDS`), which renderers, tables
+and exports read, so they show them without knowing about tracking. ByteTrack may reorder its output;
+we carry each row's original index through ``data`` and map the ids back, so keypoint rows never get shuffled.
+Every person gets a real id (0, 1, …) from the first frame they appear in; -1 (:data:`UNCONFIRMED`) is left only
+for a frame the tracker refuses to process (a timestamp that goes backwards).
 """
 
 from __future__ import annotations
