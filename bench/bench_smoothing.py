@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from rfdetr_demo.schema import COCO_OKS_SIGMAS  # noqa: E402
 from rfdetr_demo.video.kalman import KalmanSmoother  # noqa: E402
+from rfdetr_demo.video.keyframes import AUTO, KeyframeFiller, KeyframeSchedule, motion_surprise  # noqa: E402
 from rfdetr_demo.video.rts import FixedLagSmoother  # noqa: E402
 from rfdetr_demo.video.smoothing import OFFLINE_LAG, KeypointSmoother, make_smoother  # noqa: E402
 from rfdetr_demo.video.tracking import PersonTracker  # noqa: E402
@@ -137,6 +138,38 @@ def frame_keypoints(seq: Sequence, i: int, all_visible: bool) -> sv.KeyPoints:
     )
 
 
+def keyframe_estimate(seq: Sequence, setting: int | str) -> tuple[np.ndarray, int]:
+    """Model on keyframes only (fixed interval or auto), every frame from the fixed-lag RTS, as the Video tab runs it.
+
+    Returns the (T, K, 2) estimate and the number of model runs. A joint the smoother dropped on a filled frame counts
+    with the last keyframe's raw measurement (all a viewer would have without the smoother).
+    """
+    schedule, filler = KeyframeSchedule(setting), KeyframeFiller()
+    sm = FixedLagSmoother(lag=OFFLINE_LAG)
+    fallback = seq.meas.copy()
+    done: list = []
+    runs, last_key = 0, 0
+    for i in range(FRAMES):
+        if schedule.next_is_keyframe(last=i == FRAMES - 1):
+            runs, last_key = runs + 1, i
+            items = filler.key(i, i / FPS, frame_keypoints(seq, i, False))
+        else:
+            fallback[i] = seq.meas[last_key]
+            items = filler.skip(i, i / FPS)
+        for payload, t, kp, filled in items:
+            done += sm.push(kp, t, payload, filled=filled)
+            if not filled:
+                schedule.observe(motion_surprise(sm.last_records))
+    for payload, t, kp, filled in filler.flush():
+        done += sm.push(kp, t, payload, filled=filled)
+    done += sm.flush()
+    out = fallback
+    for i, kp in done:
+        shown = kp.visible[0]
+        out[i, shown] = kp.xy[0, shown]
+    return out, runs
+
+
 def estimate(seq: Sequence, method: str) -> tuple[np.ndarray, float]:
     """Estimated (T, K, 2) track and seconds spent in the smoother."""
     if method == "raw":
@@ -209,6 +242,7 @@ def poses(min_labelled: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 METHODS = ("raw", "one-euro", "kalman", "kalman-ca", "fixed-lag", "rts")
+KEYFRAMES: tuple[int | str, ...] = (1, 2, 3, 4, AUTO)
 
 
 def live_cost(frames: int = 300) -> str:
@@ -237,6 +271,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sequences", type=int, default=8, help="sequences per run (poses drawn from the COCO truth)")
     ap.add_argument("--articulation", type=float, default=0.0, help="limb swing amplitude in degrees (0: rigid pose)")
+    ap.add_argument("--keyframes-only", action="store_true", help="only raw and the keyframe rows (faster)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     library = poses()
@@ -250,11 +285,21 @@ def main() -> None:
     )
     results = {}
     print(f"{'method':10s} {'rmse px':>8s} {'p95 px':>8s} {'lag fr':>7s} {'jitter':>7s} {'ms/frame':>9s}")
-    for m in METHODS:
+    for m in ("raw",) if args.keyframes_only else METHODS:
         runs = [estimate(s, m) for s in seqs]
         results[m] = r = metrics(seqs, [e for e, _ in runs])
         ms = 1000 * sum(s for _, s in runs) / (FRAMES * len(seqs))
         print(f"{m:10s} {r['rmse']:8.2f} {r['p95']:8.2f} {r['lag']:7.2f} {r['jitter']:7.2f} {ms:9.3f}")
+    raw = results["raw"]["rmse"]
+    print(f"{'keyframes':10s} {'rmse px':>8s} {'/raw':>6s} {'p95 px':>8s} {'lag fr':>7s} {'runs/frame':>10s}")
+    for setting in KEYFRAMES:
+        runs = [keyframe_estimate(s, setting) for s in seqs]
+        r = metrics(seqs, [e for e, _ in runs])
+        per_frame = sum(n for _, n in runs) / (FRAMES * len(seqs))
+        ratio = r["rmse"] / raw
+        print(f"{setting!s:10s} {r['rmse']:8.2f} {ratio:6.2f} {r['p95']:8.2f} {r['lag']:7.2f} {per_frame:10.2f}")
+    if args.keyframes_only:
+        return
     print(live_cost())
     kal = results["kalman"]
     print(

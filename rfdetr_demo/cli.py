@@ -28,6 +28,7 @@ from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
 from rfdetr_demo.service import ModelService
+from rfdetr_demo.video.keyframes import parse_keyframes
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, SMOOTHING_CHOICES
 
 # The app options that decide the model and its inputs; the server options (host, auth, …) mean nothing here.
@@ -62,6 +63,7 @@ class BatchOptions:
     max_video_seconds: float = 60.0
     jpeg_quality: int = 90
     smoothing: str = DEFAULT_SMOOTHER
+    keyframes: int | str | None = None  # None: auto on a CPU, every frame on a GPU
 
 
 # -- arguments ---------------------------------------------------------------------------------------------------
@@ -135,6 +137,12 @@ def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser
         "--smoothing", choices=SMOOTHING_CHOICES, default=DEFAULT_SMOOTHER,
         help="Keypoint smoothing over video frames (kalman: the model's covariance, fixed-lag RTS). Default: kalman.",
     )  # fmt: skip
+    predict.add_argument(
+        "--keyframes", type=parse_keyframes, default=None, metavar="{auto,1..6}",
+        help="Run the model on every n-th video frame (1: every frame) or 'auto' (1-4 frames, by motion); the "
+        "Kalman smoother fills the frames in between, so the video keeps its frame rate. Default: auto on a CPU, "
+        "1 on a GPU.",
+    )  # fmt: skip
     add_setting_arguments(predict, MODEL_OPTIONS)
     add_evaluate_parser(sub)
     return parser
@@ -175,15 +183,17 @@ def process_video(service: ModelService, path: Path, name: str, options: BatchOp
         views=list(options.views),
         max_seconds=options.max_video_seconds,
         smoothing=options.smoothing,
+        keyframes=options.keyframes,
     )
     result = run_video(service, path, video_options, out_dir=options.out_dir, source_name=name)
+    runs = f"{result.model_runs} model runs for {result.frames_done} frames written ({result.keyframes})"
     angles_csv = result.files[3]
     png = write_motion_png(angles_csv, angles_csv.with_suffix(".png"), title=f"{name}: joint angles (±1σ shaded)")
     return FileResult(
         str(path),
         "video",
         "ok",
-        "; ".join(result.notes),
+        "; ".join([runs, *result.notes]),
         outputs=[str(p) for p in [*result.files, *([png] if png else [])]],
         instances=int(result.frames["persons"].sum()) if "persons" in result.frames else None,
         inference_ms=round(result.inference_ms, 1),
@@ -297,6 +307,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo")
         max_video_seconds=settings.max_video_seconds,
         jpeg_quality=args.jpeg_quality,
         smoothing=args.smoothing,
+        keyframes=args.keyframes,
     )
     service = model_service(settings)
     try:

@@ -100,7 +100,8 @@ def test_exports_write_the_same_angles_in_jsonl_and_csv(tmp_path):
     jsonl, _, angles_csv = exp.finish()
     with angles_csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["frame", "timestamp_s", "person_id", "mean_confidence", *angle_columns(angles)]
+    assert list(rows[0]) == ["frame", "timestamp_s", "source", "person_id", "mean_confidence", *angle_columns(angles)]
+    assert {r["source"] for r in rows} == {"model"}
     assert [(r["frame"], r["person_id"]) for r in rows] == [("0", "7"), ("0", "3"), ("1", "7"), ("1", "3")]
     want = motion_rows(1, 1 / 30, kp, angles)
     assert float(rows[2]["knee_deg"]) == want[0]["knee_deg"]

@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +50,6 @@ def test_real_clip_decodes_as_browser_h264(replay_service, video_dir, tmp_path, 
     assert [r["frame"] for r in lines] == list(range(frames))
     assert len(result.frames) == frames
     assert not list(tmp_path.glob(".*partial*"))
-
-
-def test_stride_divides_rate_and_frames(replay_service, video_dir, tmp_path):
-    result = run_video(replay_service, video_dir / "dance_960x540_5f.mp4", _opts(stride=2), out_dir=tmp_path)
-    out = decode(result.video_path)
-    assert len(out["frames"]) == 3 and out["fps"] == Fraction(5, 2)
-    assert [r["frame"] for r in _jsonl(result.files[1])] == [0, 2, 4]
 
 
 def test_grid_layout_has_one_tile_per_view(replay_service, video_dir, tmp_path):

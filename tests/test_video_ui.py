@@ -60,15 +60,17 @@ def test_gradio_client_predict_video(server, video_dir):
         resolution=288,
         views=["Skeleton", "Boxes"],
         layout="grid",
-        stride=1,
+        keyframes="2",
         tracking=True,
         api_name="/predict_video",
     )
     out = decode(_video_path(video))
     assert out["codec"] == "h264" and out["pix_fmt"] == "yuv420p"
-    assert out["size"] == (1920, 540) and len(out["frames"]) == 5
-    assert "5 frames" in summary
+    assert out["size"] == (1920, 540) and len(out["frames"]) == 5 and out["fps"] == 5
+    assert "**3 model runs** for **5 frames written** (every 2nd frame" in summary
     assert len(frames["data"]) == 5
+    source = frames["headers"].index("source")
+    assert [row[source] for row in frames["data"]] == ["model", "filled", "model", "filled", "model"]
     names = sorted(Path(f).name.rsplit("_", 1)[-1] for f in files)
     assert names == ["angles.csv", "frames.jsonl", "keypoints.csv", "keypoints.mp4"]
 
@@ -221,7 +223,8 @@ def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, 
         page.goto(server, wait_until="domcontentloaded")
         page.get_by_role("tab", name="Video").click()
         page.locator("#motion-angles").wait_for(timeout=20000)
-        drawn = "(p) => !!document.querySelector(p + ' canvas, ' + p + ' svg .mark-line')"
+        # a data mark (line or point) with a drawn path; empty plots keep empty mark groups, legends are not marks
+        drawn = "(p) => !!document.querySelector(`${p} canvas, ${p} svg .role-mark path`)"
         page.wait_for_timeout(1000)
         assert not page.evaluate(drawn, "#motion-angles")  # nothing drawn before a run
         upload_and_run(page, server, clip, "#input-video video")

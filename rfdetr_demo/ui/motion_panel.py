@@ -21,7 +21,7 @@ from rfdetr_demo.video import motion_plots as mp
 # Empty data with each plot's own columns (a LinePlot whose x/y columns are missing fails in the browser).
 NO_ANGLES = pd.DataFrame({"timestamp_s": [], "degrees": [], "series": []})
 NO_TRAJECTORY = pd.DataFrame({"timestamp_s": [], "pixels": [], "series": []})
-NO_CONFIDENCE = pd.DataFrame({"timestamp_s": [], "mean_confidence": []})
+NO_CONFIDENCE = pd.DataFrame({"timestamp_s": [], "mean_confidence": [], "source": pd.Series([], dtype=object)})
 NO_DATA = (NO_ANGLES, NO_TRAJECTORY, NO_CONFIDENCE)
 
 
@@ -32,7 +32,7 @@ class MotionPanel:
     joint: gr.Dropdown
     angles_plot: gr.LinePlot
     trajectory_plot: gr.LinePlot
-    confidence_plot: gr.LinePlot
+    confidence_plot: gr.ScatterPlot
 
     @property
     def choices(self) -> list[gr.components.Component]:
@@ -58,9 +58,11 @@ def build_motion_panel() -> MotionPanel:
                 NO_TRAJECTORY, x="timestamp_s", y="pixels", color="series", x_title="time (s)", y_title="pixels",
                 label="Trajectory (image x and y)", elem_id="motion-trajectory", height=220,
             )  # fmt: skip
-            confidence_plot = gr.LinePlot(
-                NO_CONFIDENCE, x="timestamp_s", y="mean_confidence", x_title="time (s)", y_title="mean confidence",
-                y_lim=[0, 1], label="Mean keypoint confidence", elem_id="motion-confidence", height=220,
+            # Points, coloured by source: "model" marks the keyframes, "filled" the frames the smoother filled.
+            confidence_plot = gr.ScatterPlot(
+                NO_CONFIDENCE, x="timestamp_s", y="mean_confidence", color="source", x_title="time (s)",
+                y_title="mean confidence", y_lim=[0, 1], label="Mean keypoint confidence (model runs vs filled)",
+                elem_id="motion-confidence", height=220,
             )  # fmt: skip
     return MotionPanel(person, angle, joint, angles_plot, trajectory_plot, confidence_plot)
 

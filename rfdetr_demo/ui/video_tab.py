@@ -26,6 +26,7 @@ from rfdetr_demo.ui.common import (
     user_errors,
 )
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
+from rfdetr_demo.video.keyframes import AUTO, KEYFRAME_CHOICES, default_keyframes
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
@@ -39,7 +40,11 @@ from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
 from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
-FRAME_COLUMNS = ["frame", "time_s", "persons", "ids", "best_score", "inference_ms"]
+FRAME_COLUMNS = ["frame", "time_s", "source", "persons", "ids", "best_score", "inference_ms"]
+# "Model every n-th frame" choices; the rest are filled by the Kalman smoother at the source frame rate.
+KEYFRAME_LABELS = [("auto (1-4, by motion)", AUTO), ("1 (every frame)", "1")] + [
+    (str(n), str(n)) for n in KEYFRAME_CHOICES if isinstance(n, int) and n > 1
+]
 
 
 def example_videos(ctx: UiContext) -> list[str]:
@@ -66,15 +71,28 @@ def speed_text(result: VideoResult) -> str:
 def summarize(result: VideoResult) -> str:
     info = result.info
     lines = [
-        f"{speed_text(result)} · inference {result.inference_ms:.0f} ms/frame · source {info.width}×{info.height} at "
+        f"**{result.model_runs} model runs** for **{result.frames_done} frames written** ({result.keyframes}"
+        + ("; the others filled by the Kalman smoother)" if result.model_runs < result.frames_done else ")"),
+        f"{speed_text(result)} · inference {result.inference_ms:.0f} ms per model run · "
+        f"source {info.width}×{info.height} at "
         f"{float(info.fps):.2f} fps → output {result.output_size[0]}×{result.output_size[1]} at "
-        f"{float(result.output_fps):.2f} fps, H.264" + (" with the source audio" if info.has_audio else "")
+        f"{float(result.output_fps):.2f} fps, H.264" + (" with the source audio" if info.has_audio else ""),
     ]
     lines += [f"ℹ️ {n}" for n in result.notes]
     return "\n\n".join(lines)
 
 
 _cancels = CancelRegistry()
+
+
+def expected_device(ctx: UiContext) -> str:
+    """The device the model will run on, known before it has loaded (for the keyframes control's default)."""
+    device = str(ctx.settings.device or "auto")
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def max_video_seconds(ctx: UiContext) -> float | None:
@@ -90,7 +108,7 @@ def predict_video(
     resolution: int | None = None,
     views: list[str] | None = None,
     layout: str = LAYOUT_COMBINED,
-    stride: int = 1,
+    keyframes: str | int | None = None,
     start: float = 0.0,
     end: float = 0.0,
     tracking: bool = True,
@@ -107,7 +125,9 @@ def predict_video(
         resolution: inference side length, a multiple of 24.
         views: annotator views to draw (default: Combined only; more views on one frame get crowded).
         layout: "combined" (all views on one video) or "grid" (one tile per view).
-        stride: process every n-th frame (the output frame rate is divided by it).
+        keyframes: run the model on every n-th frame ("1" = every frame) or "auto" (1-4 frames, by motion); the
+            Kalman smoother fills the frames in between, so the output keeps every frame. Empty: auto on a CPU,
+            every frame on a GPU.
         start: start of the segment in seconds.
         end: end of the segment in seconds (0 = the end of the clip).
         tracking: give people stable ids across frames (ByteTrack).
@@ -124,7 +144,7 @@ def predict_video(
         resolution=parse_resolution(resolution, ctx.default_resolution),
         views=views or list(VIDEO_DEFAULT_VIEWS),
         layout=str(layout),
-        stride=int(stride),
+        keyframes=keyframes,
         start=float(start or 0.0),
         end=float(end) if end else None,
         tracking=bool(tracking),
@@ -175,7 +195,12 @@ def build_video_tab(ctx: UiContext) -> None:
                     [("All views on one video", LAYOUT_COMBINED), ("Grid: one tile per view", LAYOUT_GRID)],
                     value=LAYOUT_COMBINED, label="Layout",
                 )  # fmt: skip
-                stride = gr.Slider(1, 10, value=1, step=1, label="Frame stride", info="Process every n-th frame.")
+                keyframes = gr.Dropdown(
+                    KEYFRAME_LABELS, value=str(default_keyframes(expected_device(ctx))), elem_id="keyframes",
+                    label="Model every n-th frame",
+                    info="The smoother fills the frames in between (with growing uncertainty), so the video keeps "
+                    "every frame. Auto runs the model more often when people move fast.",
+                )  # fmt: skip
                 with gr.Row():
                     start = gr.Number(0.0, label="Start (s)", minimum=0)
                     end = gr.Number(0.0, label="End (s, 0 = end of clip)", minimum=0)
@@ -205,7 +230,7 @@ def build_video_tab(ctx: UiContext) -> None:
             )  # fmt: skip
             motion = build_motion_panel()
 
-    inputs = [video, *controls, layout, stride, start, end, tracking, smoothing]
+    inputs = [video, *controls, layout, keyframes, start, end, tracking, smoothing]
     run = run_btn.click(
         bind(predict_video, ctx, resolution=ctx.default_resolution),
         inputs,

@@ -6,7 +6,8 @@ run succeeded, so a cancelled run never leaves a file that looks complete. Perso
 :func:`rfdetr_demo.exports.instances`, so ids (tracker ids when tracking), scores, boxes and keypoints match the
 Image tab's JSON exactly, and the CSV writes ``visible`` as ``True``/``False`` like the Image tab's CSV (pandas'
 spelling of a bool column), so one reader handles both files. The angle numbers come from
-:func:`rfdetr_demo.video.angles.motion_rows`, the same rows the Video tab's motion plots draw.
+:func:`rfdetr_demo.video.angles.motion_rows`, the same rows the Video tab's motion plots draw. Every frame says where
+its keypoints come from (``source``): ``model`` on a keyframe, ``filled`` where the smoother filled a skipped frame.
 """
 
 from __future__ import annotations
@@ -22,24 +23,30 @@ import supervision as sv
 from rfdetr_demo.exports import instances
 from rfdetr_demo.schema import Angle
 from rfdetr_demo.video.angles import angle_columns, motion_rows
+from rfdetr_demo.video.keyframes import MODEL
 
 CSV_COLUMNS = (
-    "frame", "timestamp_s", "person_id", "class_name", "score", "keypoint", "x", "y", "confidence", "visible",
+    "frame", "timestamp_s", "source", "person_id", "class_name", "score", "keypoint", "x", "y", "confidence", "visible",
 )  # fmt: skip
 
 
-MOTION_COLUMNS = ("frame", "timestamp_s", "person_id", "mean_confidence")
+MOTION_COLUMNS = ("frame", "timestamp_s", "source", "person_id", "mean_confidence")
 
 
 def frame_record(
-    frame_index: int, timestamp: float, kp: sv.KeyPoints, names: Sequence[str], angles: Sequence[Angle] = ()
+    frame_index: int,
+    timestamp: float,
+    kp: sv.KeyPoints,
+    names: Sequence[str],
+    angles: Sequence[Angle] = (),
+    source: str = MODEL,
 ) -> dict[str, Any]:
     """One JSONL line; each person also carries its mean keypoint confidence and ``angles`` (deg and 1σ)."""
     persons = instances(kp, names)
     for person, row in zip(persons, motion_rows(frame_index, timestamp, kp, angles), strict=True):
         person["mean_confidence"] = row["mean_confidence"]
         person["angles"] = {n: {"deg": row[f"{n}_deg"], "std_deg": row[f"{n}_std_deg"]} for n, _ in angles}
-    return {"frame": int(frame_index), "timestamp_s": round(float(timestamp), 4), "persons": persons}
+    return {"frame": int(frame_index), "timestamp_s": round(float(timestamp), 4), "source": source, "persons": persons}
 
 
 class FrameExporter:
@@ -62,16 +69,19 @@ class FrameExporter:
         self._angles_csv = csv.DictWriter(self._angles_file, self.motion_columns)
         self._angles_csv.writeheader()
 
-    def add(self, frame_index: int, timestamp: float, kp: sv.KeyPoints) -> dict[str, Any]:
-        record = frame_record(frame_index, timestamp, kp, self.names, self.angles)
+    def add(self, frame_index: int, timestamp: float, kp: sv.KeyPoints, source: str = MODEL) -> dict[str, Any]:
+        """Write one frame; ``source`` is ``model`` (a keyframe) or ``filled`` (the smoother filled it)."""
+        record = frame_record(frame_index, timestamp, kp, self.names, self.angles, source)
         self._jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._angles_csv.writerows(motion_rows(frame_index, timestamp, kp, self.angles))
+        rows = motion_rows(frame_index, timestamp, kp, self.angles)
+        self._angles_csv.writerows({**row, "source": source} for row in rows)
         for person in record["persons"]:
             for point in person["keypoints"]:
                 self._csv.writerow(
                     (
-                        record["frame"], record["timestamp_s"], person["id"], person["class_name"], person["score"],
-                        point["name"], point["x"], point["y"], point["confidence"], bool(point["visible"]),
+                        record["frame"], record["timestamp_s"], source, person["id"], person["class_name"],
+                        person["score"], point["name"], point["x"], point["y"], point["confidence"],
+                        bool(point["visible"]),
                     )
                 )  # fmt: skip
         return record

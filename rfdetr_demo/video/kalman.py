@@ -119,6 +119,7 @@ class StepRecord:
     f: np.ndarray  # transition from the previous step to this one
     alive: np.ndarray
     fresh: np.ndarray  # (re)started at this step: the chain to the previous step is broken
+    innovation: np.ndarray  # (K,) squared Mahalanobis distance of each measurement to its prediction (NaN: none)
 
 
 class KalmanSmoother:
@@ -150,8 +151,14 @@ class KalmanSmoother:
         """Filtered copy (same rows); rows without a tracker id pass through."""
         return self.filter(key_points, timestamp)[0]
 
-    def filter(self, key_points: sv.KeyPoints, timestamp: float) -> tuple[sv.KeyPoints, dict[int, StepRecord]]:
-        """Filtered copy plus, per filtered row, the step record the RTS smoother uses."""
+    def filter(
+        self, key_points: sv.KeyPoints, timestamp: float, filled: bool = False
+    ) -> tuple[sv.KeyPoints, dict[int, StepRecord]]:
+        """Filtered copy plus, per filtered row, the step record the RTS smoother uses.
+
+        ``filled``: a frame the model skipped (keyframes): every joint is predicted, and the frame does not count
+        towards ``max_coast``, which counts model runs without the joint.
+        """
         ids = key_points.data.get("tracker_id") if key_points.data else None
         records: dict[int, StepRecord] = {}
         if ids is None or len(key_points) == 0:
@@ -171,8 +178,8 @@ class KalmanSmoother:
                 continue
             z = xy[row].astype(np.float64)
             r = self._noise(cov_in, row, k, diag[row])
-            measured = vis[row] & np.isfinite(z).all(axis=1) & np.isfinite(r).all(axis=(1, 2))
-            rec = self._step(int(tid), z, r, measured, timestamp, diag[row])
+            measured = vis[row] & np.isfinite(z).all(axis=1) & np.isfinite(r).all(axis=(1, 2)) & (not filled)
+            rec = self._step(int(tid), z, r, measured, timestamp, diag[row], filled)
             records[row] = rec
             alive = rec.alive
             xy[row, alive] = rec.x_filt[alive, :2]
@@ -204,8 +211,11 @@ class KalmanSmoother:
         st.missing[joints] = 0
         st.gated[joints] = 0
 
-    def _step(self, tid: int, z: np.ndarray, r: np.ndarray, measured: np.ndarray, t: float, diag: float) -> StepRecord:
+    def _step(
+        self, tid: int, z: np.ndarray, r: np.ndarray, measured: np.ndarray, t: float, diag: float, filled: bool
+    ) -> StepRecord:
         k, d = len(z), self.dim
+        nis = np.full(k, np.nan)
         st = self._tracks.get(tid)
         if st is None or t - st.t > self.max_gap_s or t <= st.t:
             zeros = np.zeros(k, int)
@@ -213,7 +223,8 @@ class KalmanSmoother:
             self._tracks[tid] = st
             self._fresh_state(z, r, diag, measured, st)
             f = np.eye(d)
-            return StepRecord(st.x.copy(), st.p.copy(), st.x.copy(), st.p.copy(), f, st.alive.copy(), measured.copy())
+            x, p = st.x.copy(), st.p.copy()
+            return StepRecord(x, p, x.copy(), p.copy(), f, st.alive.copy(), measured.copy(), nis)
         dt = round(t - st.t, 6)  # rounded: frames at a steady rate share the cached matrices
         f = transition(dt, self.order)
         q = process_noise(dt, self.order) * (self.accel * diag) ** 2
@@ -224,16 +235,17 @@ class KalmanSmoother:
         if upd.any():
             st.x[upd], st.p[upd], d2 = kalman_update(st.x[upd], st.p[upd], z[upd], r[upd], self.gate)
             st.gated[upd] = np.where(d2 > (self.gate or np.inf), st.gated[upd] + 1, 0)
+            nis[upd] = d2
         st.missing[upd] = 0
         coast = st.alive & ~measured
-        st.missing[coast] += 1
+        st.missing[coast] += 0 if filled else 1
         st.alive[coast & (st.missing > self.max_coast)] = False
         # Lost lock: measurements keep landing beyond the gate, so the joint really went elsewhere. Restart it there.
         st.alive[upd & (st.gated >= self.max_gated)] = False
         fresh = measured & ~st.alive
         self._fresh_state(z, r, diag, fresh, st)
         st.t = t
-        return StepRecord(x_pred, p_pred, st.x.copy(), st.p.copy(), f, st.alive.copy(), fresh)
+        return StepRecord(x_pred, p_pred, st.x.copy(), st.p.copy(), f, st.alive.copy(), fresh, nis)
 
     def _expire(self, t: float) -> None:
         for tid in [i for i, s in self._tracks.items() if t - s.t > self.max_gap_s]:

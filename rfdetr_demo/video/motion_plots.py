@@ -60,9 +60,16 @@ def trajectory_series(keypoints: pd.DataFrame, person_id: int, joint: str) -> pd
 
 
 def confidence_series(angles: pd.DataFrame, person_id: int) -> pd.DataFrame:
-    """``timestamp_s, mean_confidence`` of one person (mean over all its keypoints, hidden ones included)."""
+    """``timestamp_s, mean_confidence, source`` of one person (mean over all its keypoints, hidden ones included).
+
+    ``source`` (``model`` / ``filled``) shows where the keyframes are: a filled frame carries its keyframe's
+    confidences (the model did not see it). Older exports without the column count as all ``model``.
+    """
     rows = angles[angles["person_id"] == person_id]
-    return pd.DataFrame({"timestamp_s": rows["timestamp_s"], "mean_confidence": rows["mean_confidence"]})
+    source = rows.get("source", "model")
+    return pd.DataFrame(
+        {"timestamp_s": rows["timestamp_s"], "mean_confidence": rows["mean_confidence"], "source": source}
+    )
 
 
 def write_motion_png(angles_csv: str | Path, out: str | Path, title: str = "") -> Path | None:
@@ -100,6 +107,9 @@ def _plot_angle(ax, angles: pd.DataFrame, people: Sequence[int], name: str) -> N
         t, deg, std = rows["timestamp_s"], rows[f"{name}_deg"], rows[f"{name}_std_deg"]
         (line,) = ax.plot(t, deg, lw=1.2, label=f"person {pid}")
         ax.fill_between(t, deg - std, deg + std, color=line.get_color(), alpha=0.2, lw=0)
+        if "source" in rows and (rows["source"] == "filled").any():  # dots: the keyframes (model runs)
+            key = rows["source"] == "model"
+            ax.plot(t[key], deg[key], ".", ms=3, color=line.get_color())
     ax.set_title(name.replace("_", " "), fontsize=9)
     ax.set_ylabel("degrees", fontsize=8)
     ax.set_ylim(0, 180)

@@ -43,9 +43,21 @@ from rfdetr_demo.result import IDS, Prediction, apply_keypoint_threshold
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
+from rfdetr_demo.video.keyframes import (
+    AUTO,
+    FILLED,
+    MODEL,
+    KeyframeFiller,
+    KeyframeSchedule,
+    describe,
+    motion_surprise,
+    parse_keyframes,
+    plan_keyframes,
+    run_on_keyframes,
+)
 from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
 from rfdetr_demo.video.smoothing import make_smoother, make_stage
-from rfdetr_demo.video.stages import batched, in_background, ordered_map, overlap_pays_off
+from rfdetr_demo.video.stages import in_background, ordered_map, overlap_pays_off
 from rfdetr_demo.video.summary import ProgressCallback, ProgressInfo, VideoResult
 from rfdetr_demo.video.tracking import PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
@@ -75,7 +87,10 @@ class VideoOptions:
     resolution: int | None = None
     views: Sequence[str] | str | None = None  # None or empty: VIDEO_DEFAULT_VIEWS
     layout: str = LAYOUT_COMBINED
-    stride: int = 1
+    # Model every n-th frame (1: every frame) or "auto" (1-4 by motion); None: auto on a CPU, every frame on a GPU
+    # (what the page, API and CLI pass by default). Frames between keyframes are filled by the Kalman/RTS smoother,
+    # so the output keeps every source frame.
+    keyframes: int | str | None = 1
     start: float = 0.0
     end: float | None = None
     tracking: bool = True
@@ -95,6 +110,7 @@ class VideoOptions:
             raise UserError(f"keypoint_threshold must be within [0, 1], got {self.keypoint_threshold}")
         video_views(self.views)
         make_smoother(self.smoothing)  # an unknown name fails before any work
+        parse_keyframes(self.keyframes)
         return self
 
 
@@ -123,6 +139,9 @@ class VideoPlan:
     views: list[str]
     schema: KeypointSchema
     output_fps: Fraction
+    keyframes: int | str  # the interval (or "auto") this run uses
+    smoothing: bool | str | None  # kalman whenever frames are filled (the smoother fills them)
+    notes: list[str]
     batch_size: int
     overlap: bool
     render_workers: int
@@ -136,42 +155,47 @@ def plan_video(
     Waits at most ``model_wait_s`` for the model (``ModelUnavailable`` after that): the request's one wait.
     """
     info = probe(path)
-    seg = plan_segment(info, options.start, options.end, options.stride, options.max_seconds)
+    seg = plan_segment(info, options.start, options.end, options.max_seconds)
     _, schema, model_info = service.wait(model_wait_s)
+    keyframes, smoothing, notes = plan_keyframes(options.keyframes, options.smoothing, model_info.device)
     batch_size = options.batch_size or (1 if model_info.device.startswith("cpu") else GPU_BATCH)
     overlap = options.overlap if options.overlap is not None else overlap_pays_off(model_info.device)
     # Drawing is the slowest stage once inference is fast (GPU): a small pool draws a few frames at once while
     # encoding and exports stay in frame order.
     workers = options.render_workers if options.render_workers is not None else (0 if batch_size == 1 else 3)
     return VideoPlan(
-        path, info, seg, expected_frames(info, seg), video_views(options.views), schema, info.fps / seg.stride,
-        batch_size, overlap, workers,
+        path, info, seg, expected_frames(info, seg), video_views(options.views), schema, info.fps, keyframes,
+        smoothing, notes, batch_size, overlap, workers,
     )  # fmt: skip
 
 
 @dataclass
 class _Drawn:
     frame: Frame
-    prediction: Prediction
+    prediction: Prediction | None  # None: a filled frame (the model skipped it)
     shown: sv.KeyPoints
     image: np.ndarray
 
 
 def _predictions(
-    service: ModelService, plan: VideoPlan, options: VideoOptions, check: Callable[[], None]
-) -> Iterator[tuple[Frame, Prediction]]:
-    """Decode → batched inference, each in its own thread when ``plan.overlap`` (same chain either way)."""
+    service: ModelService, plan: VideoPlan, options: VideoOptions, schedule: KeyframeSchedule, check: Callable[[], None]
+) -> Iterator[tuple[Frame, Prediction | None]]:
+    """Decode → batched inference on keyframes, each in its own thread when ``plan.overlap`` (same chain either way).
+
+    With ``overlap`` the inference thread runs a few frames ahead, so an auto schedule hears about motion that late.
+    """
     frames: Iterator[Frame] = iter_frames(plan.path, plan.segment, options.max_seconds, plan.info)
     depth = 2 * plan.batch_size + 2
     if plan.overlap:
         frames = in_background(frames, depth, "video-decode", check)
 
-    def infer() -> Iterator[tuple[Frame, Prediction]]:
+    def predict(batch: list[Frame]) -> list[Prediction]:
+        check()
+        return service.predict_batch([f.rgb for f in batch], options.threshold, options.resolution)
+
+    def infer() -> Iterator[tuple[Frame, Prediction | None]]:
         try:
-            for batch in batched(frames, plan.batch_size):
-                check()
-                preds = service.predict_batch([f.rgb for f in batch], options.threshold, options.resolution)
-                yield from zip(batch, preds, strict=True)
+            yield from run_on_keyframes(frames, schedule, plan.batch_size, predict)
         finally:
             frames.close()  # type: ignore[attr-defined]
 
@@ -179,28 +203,41 @@ def _predictions(
 
 
 def _shown(
-    results: Iterator[tuple[Frame, Prediction]], plan: VideoPlan, options: VideoOptions
-) -> Iterator[tuple[Frame, Prediction, sv.KeyPoints]]:
+    results: Iterator[tuple[Frame, Prediction | None]],
+    plan: VideoPlan,
+    options: VideoOptions,
+    schedule: KeyframeSchedule,
+) -> Iterator[tuple[Frame, Prediction | None, sv.KeyPoints]]:
     """Ids, the display threshold, then the smoothing stage, frame by frame in order (trackers keep state).
 
     The threshold comes first so a smoother sees a hidden joint as missing (the Kalman filter predicts it); an
     offline Kalman stage releases frames a few frames late (fixed-lag RTS) and the rest at the end of the clip.
+    Tracking runs on keyframes; a filled frame waits for the next keyframe, then the smoother fills its joints, and
+    the filter's surprise at each keyframe steers an auto schedule.
     """
-    stage = make_stage(options.smoothing, offline=True)
+    stage = make_stage(plan.smoothing, offline=True)
     tracking = options.tracking or stage is not None  # smoothers follow people by id
-    tracker = PersonTracker(float(plan.output_fps), options.threshold) if tracking else None
+    rate = float(plan.output_fps) / (2 if plan.keyframes == AUTO else int(plan.keyframes))  # tracker updates per s
+    tracker = PersonTracker(rate, options.threshold) if tracking else None
+    filler = KeyframeFiller()
     for frame, pred in results:
-        kp = pred.key_points
-        if tracker is not None:
-            kp = tracker.update(kp, frame.timestamp)
-        kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
-        if stage is None:
-            yield frame, pred, kp
-            continue
-        for (f, p), smoothed in stage.push(kp, frame.timestamp, (frame, pred)):
-            yield f, p, smoothed
-    for (f, p), smoothed in stage.flush() if stage is not None else ():
-        yield f, p, smoothed
+        if pred is None:
+            items = filler.skip((frame, pred), frame.timestamp)
+        else:
+            kp = pred.key_points if tracker is None else tracker.update(pred.key_points, frame.timestamp)
+            kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
+            items = filler.key((frame, pred), frame.timestamp, kp)
+        for payload, t, kp, filled in items:
+            if stage is None:
+                yield (*payload, kp)
+                continue
+            for (f, p), smoothed in stage.push(kp, t, payload, filled=filled):
+                yield f, p, smoothed
+            if not filled:
+                schedule.observe(motion_surprise(getattr(stage, "last_records", {})))
+    if stage is not None:  # without a smoother every frame is a keyframe: nothing waits in the filler
+        tail = [out for payload, t, kp, filled in filler.flush() for out in stage.push(kp, t, payload, filled=filled)]
+        yield from ((f, p, smoothed) for (f, p), smoothed in [*tail, *stage.flush()])
 
 
 class _Summary:
@@ -210,19 +247,23 @@ class _Summary:
         self.plan, self.progress = plan, progress
         self.rows: list[dict[str, Any]] = []
         self.infer_ms = self.warmup_s = self.last_frame_s = self.last_report = 0.0
+        self.model_runs = 0
         self.t0 = time.perf_counter()
 
     def add(self, drawn: _Drawn) -> None:
         frame, pred, shown = drawn.frame, drawn.prediction, drawn.shown
-        self.infer_ms += pred.inference_ms
+        if pred is not None:
+            self.infer_ms += pred.inference_ms
+            self.model_runs += 1
         self.rows.append(
             {
                 "frame": frame.index,
                 "time_s": round(frame.timestamp, 3),
+                "source": MODEL if pred is not None else FILLED,
                 "persons": len(shown),
                 "ids": " ".join(str(i) for i in shown.data[IDS]),
                 "best_score": round(float(np.max(shown.detection_confidence)), 3) if len(shown) else None,
-                "inference_ms": round(pred.inference_ms, 1),
+                "inference_ms": round(pred.inference_ms, 1) if pred is not None else None,
             }
         )
         now = time.perf_counter()
@@ -236,13 +277,15 @@ class _Summary:
     def result(self, video_path: Path, files: list[Path], writer: VideoWriter, layout: str) -> VideoResult:
         info, n = self.plan.info, len(self.rows)
         notes = [f"Rotated {info.rotation}° as the clip's metadata asks."] if info.rotation else []
+        notes += self.plan.notes
         if writer.size and writer.size != (info.width, info.height) and layout == LAYOUT_COMBINED:
             notes.append(f"Padded to even size {writer.size[0]}×{writer.size[1]} (H.264 needs even dimensions).")
         batch = self.plan.batch_size
         return VideoResult(
             video_path=video_path, files=files, frames=pd.DataFrame(self.rows), info=info,
             output_fps=self.plan.output_fps, output_size=writer.size or (0, 0), frames_done=n,
-            elapsed_s=time.perf_counter() - self.t0, inference_ms=self.infer_ms / n, notes=notes,
+            elapsed_s=time.perf_counter() - self.t0, inference_ms=self.infer_ms / max(self.model_runs, 1), notes=notes,
+            model_runs=self.model_runs, keyframes=describe(self.plan.keyframes),
             warmup_frames=min(batch, n), warmup_s=self.warmup_s if n >= batch else self.last_frame_s,
             last_frame_s=self.last_frame_s,
         )  # fmt: skip
@@ -294,19 +337,21 @@ def _run_planned(
     writer = VideoWriter(out_dir / f"{stem}_keypoints.mp4", plan.output_fps)
     exporter = FrameExporter(out_dir, stem, plan.schema.names, plan.schema.joint_angles())
     summary = _Summary(plan, progress)
+    schedule = KeyframeSchedule(plan.keyframes)
 
-    def draw(item: tuple[Frame, Prediction, sv.KeyPoints]) -> _Drawn:
+    def draw(item: tuple[Frame, Prediction | None, sv.KeyPoints]) -> _Drawn:
         frame, pred, shown = item
         return _Drawn(frame, pred, shown, render_frame(frame.rgb, shown, plan.schema, plan.views, options.layout))
 
-    results = _predictions(service, plan, options, check)
-    chain = ordered_map(draw, _shown(results, plan, options), plan.render_workers)
+    results = _predictions(service, plan, options, schedule, check)
+    chain = ordered_map(draw, _shown(results, plan, options, schedule), plan.render_workers)
     published = False
     try:
         for drawn in chain:
             check()
             writer.write(drawn.image)
-            exporter.add(drawn.frame.index, drawn.frame.timestamp, drawn.shown)
+            source = MODEL if drawn.prediction is not None else FILLED
+            exporter.add(drawn.frame.index, drawn.frame.timestamp, drawn.shown, source)
             summary.add(drawn)
         if not summary.rows:
             raise UserError("The selected range contains no frames.")

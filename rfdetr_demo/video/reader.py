@@ -1,4 +1,4 @@
-"""Decode a video with PyAV into upright RGB frames, honouring rotation metadata, a segment and a frame stride.
+"""Decode a video with PyAV into upright RGB frames, honouring rotation metadata and a segment.
 
 Why PyAV rather than OpenCV: it reads the display matrix phones write instead of rotating the pixels, it gives exact
 timestamps for seeking and for the exports, and it reports corrupt or empty files as errors we can explain.
@@ -55,11 +55,10 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Segment:
-    """A validated [start, end) range in seconds plus the stride; ``end`` None means the end of the clip."""
+    """A validated [start, end) range in seconds; ``end`` None means the end of the clip."""
 
     start: float
     end: float | None
-    stride: int
 
     @property
     def length(self) -> float | None:
@@ -132,15 +131,10 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def plan_segment(
-    info: VideoInfo, start: float | None, end: float | None, stride: int, max_seconds: float | None
-) -> Segment:
-    """Validate start/end/stride against the clip and the server cap; raise with a message that says what to change."""
+def plan_segment(info: VideoInfo, start: float | None, end: float | None, max_seconds: float | None) -> Segment:
+    """Validate start/end against the clip and the server cap; raise with a message that says what to change."""
     start = float(start or 0.0)
     end_f = float(end) if end not in (None, "") and float(end) > 0 else None
-    stride = int(stride or 1)
-    if stride < 1:
-        raise UserError(f"frame stride must be at least 1, got {stride}")
     if start < 0:
         raise UserError(f"start must be ≥ 0 s, got {start}")
     if info.duration is not None:
@@ -150,7 +144,7 @@ def plan_segment(
             end_f = info.duration if end_f is None else min(end_f, info.duration)
     if end_f is not None and end_f <= start:
         raise UserError(f"end ({end_f:.2f} s) must be after start ({start:.2f} s).")
-    seg = Segment(start, end_f, stride)
+    seg = Segment(start, end_f)
     if max_seconds and seg.length is not None and seg.length > max_seconds + 1e-6:
         raise VideoTooLongError(
             f"The requested segment is {seg.length:.1f} s long, but this server processes at most "
@@ -160,19 +154,19 @@ def plan_segment(
 
 
 def expected_frames(info: VideoInfo, seg: Segment) -> int | None:
-    """Best estimate of how many frames the pipeline will emit (for the progress bar)."""
+    """Best estimate of how many frames the segment has (for the progress bar)."""
     if seg.length is None:
         return None
     n = max(1, math.ceil(seg.length * float(info.fps) - 1e-6))
     if info.frame_count and seg.start == 0 and info.duration and seg.end and seg.end >= info.duration - 1e-6:
         n = info.frame_count
-    return max(1, math.ceil(n / seg.stride))
+    return max(1, n)
 
 
 def iter_frames(
     path: str | Path, seg: Segment, max_seconds: float | None = None, info: VideoInfo | None = None
 ) -> Iterator[Frame]:
-    """Yield upright RGB frames of the segment, every ``stride``-th one, with their source index and timestamp.
+    """Yield upright RGB frames of the segment with their source index and timestamp.
 
     ``info`` is the clip's :func:`probe` (probed once per request): its frame rate and rotation are used as they are;
     without it they are read from the stream and each frame.
@@ -191,7 +185,6 @@ def iter_frames(
         offset = float(stream.start_time * tb) if stream.start_time is not None else 0.0
         if seg.start > 0:
             container.seek(int((seg.start + offset) / tb), stream=stream, backward=True, any_frame=False)
-        kept = 0
         counter = 0
         try:
             for frame in container.decode(stream):
@@ -206,14 +199,11 @@ def iter_frames(
                         f"The clip is longer than the {max_seconds:g} s this server processes per request. "
                         f"Set an end time to process a shorter range."
                     )
-                index = round(ts * fps)
-                if kept % seg.stride == 0:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    turns = info.rotation // 90 if info is not None else _quarter_turns(getattr(frame, "rotation", 0))
-                    if turns:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
-                    yield Frame(index, ts, rgb)
-                kept += 1
+                rgb = frame.to_ndarray(format="rgb24")
+                turns = info.rotation // 90 if info is not None else _quarter_turns(getattr(frame, "rotation", 0))
+                if turns:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+                yield Frame(round(ts * fps), ts, rgb)
         except av.error.FFmpegError as exc:
             raise VideoLoadError(f"The video could not be decoded past frame {counter} ({exc}).") from exc
     finally:

@@ -58,10 +58,18 @@ class FixedLagSmoother:
         self._pending: deque[_Pending] = deque()
         self._history: dict[int, list[tuple[int, StepRecord]]] = {}
         self._count = 0
+        self.last_records: dict[int, StepRecord] = {}  # the latest push's filter steps (its innovations: keyframes)
 
-    def push(self, key_points: sv.KeyPoints, timestamp: float, payload: Any = None) -> list[tuple[Any, sv.KeyPoints]]:
-        """Filter one frame; return the frames (payload, smoothed keypoints) that are now final, oldest first."""
-        filtered, records = self.filter.filter(key_points, timestamp)
+    def push(
+        self, key_points: sv.KeyPoints, timestamp: float, payload: Any = None, filled: bool = False
+    ) -> list[tuple[Any, sv.KeyPoints]]:
+        """Filter one frame; return the frames (payload, smoothed keypoints) that are now final, oldest first.
+
+        ``filled``: the model skipped this frame; its rows (people seen on the keyframes) are only predicted here and
+        get their positions from the RTS pass once the next keyframe has been filtered.
+        """
+        filtered, records = self.filter.filter(key_points, timestamp, filled)
+        self.last_records = records
         ids = np.asarray(key_points.data.get("tracker_id", []), dtype=int) if key_points.data else np.zeros(0, int)
         item = _Pending(self._count, payload, filtered)
         for row, rec in records.items():

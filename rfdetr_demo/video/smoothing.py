@@ -95,7 +95,9 @@ class Smoother(Protocol):
 class SmoothingStage(Protocol):
     """A smoother as a pipeline stage: frames go in with a payload and come out (maybe later) in order."""
 
-    def push(self, key_points: sv.KeyPoints, timestamp: float, payload: Any) -> list[tuple[Any, sv.KeyPoints]]: ...
+    def push(
+        self, key_points: sv.KeyPoints, timestamp: float, payload: Any, filled: bool = False
+    ) -> list[tuple[Any, sv.KeyPoints]]: ...
 
     def flush(self) -> list[tuple[Any, sv.KeyPoints]]: ...
 
@@ -106,7 +108,9 @@ class Causal:
     def __init__(self, smoother: Smoother) -> None:
         self.smoother = smoother
 
-    def push(self, key_points: sv.KeyPoints, timestamp: float, payload: Any) -> list[tuple[Any, sv.KeyPoints]]:
+    def push(
+        self, key_points: sv.KeyPoints, timestamp: float, payload: Any, filled: bool = False
+    ) -> list[tuple[Any, sv.KeyPoints]]:
         return [(payload, self.smoother.update(key_points, timestamp))]
 
     def flush(self) -> list[tuple[Any, sv.KeyPoints]]:

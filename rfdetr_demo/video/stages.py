@@ -84,18 +84,6 @@ def in_background(items: Iterator[T], maxsize: int, name: str, check: Callable[[
         thread.join(timeout=30)
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of up to ``size`` items; a short last batch is not held back."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``map(fn, items)``, spread over ``workers`` threads (0: inline) with results in input order.
 

@@ -44,8 +44,10 @@ class VideoResult:
     output_size: tuple[int, int]
     frames_done: int
     elapsed_s: float
-    inference_ms: float  # mean per frame
+    inference_ms: float  # mean per model run
     notes: list[str] = field(default_factory=list)
+    model_runs: int = 0  # frames the model ran on (keyframes); the others were filled by the smoother
+    keyframes: str = "every frame"  # the schedule in words
     # Start-up (thread and codec start, the first inference batch, the first encode) is a fixed cost that dominates
     # short clips, so the steady rate is measured after it: from the last frame of the first batch to the last frame.
     warmup_frames: int = 0  # frames in the first inference batch
