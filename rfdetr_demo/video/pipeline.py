@@ -1,4 +1,4 @@
-"""The video pipeline: probe once → decode → batched inference → ids/smoothing → render → encode + exports.
+"""The video pipeline: probe once → decode → inference on keyframes → ids/filling/smoothing → render → encode + exports.
 
 :func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.stages`). Where it pays off (GPUs, spare
 cores: ``overlap_pays_off``) the decoder and the model each run in a thread, handing frames over small bounded
@@ -7,7 +7,9 @@ chain runs in the calling thread. Drawing can be spread over a small ordered poo
 per-frame exports stay in frame order in the calling thread.
 
 Smoothing is one hook: ``VideoOptions.smoothing`` names a smoother (:func:`rfdetr_demo.video.smoothing.make_stage`)
-that gets each frame's tracked, thresholded key points (``kalman``: fixed-lag RTS, frames released a few late).
+that gets each frame's tracked, thresholded key points (``kalman``: fixed-lag RTS, frames released a few late);
+``VideoOptions.keyframes`` runs the model on some frames only and the Kalman smoother fills the others
+(:mod:`rfdetr_demo.video.keyframes`, :mod:`rfdetr_demo.video.timeline`).
 Cancellation is a ``threading.Event`` checked between frames and while waiting for one: the model is only held for
 the batch in flight, so another request gets it within one batch. A cancelled or failed run deletes its partial
 files. Progress is reported from the calling thread (Gradio's progress object is safe to call there).
@@ -39,27 +41,24 @@ from rfdetr_demo.render import (
     normalize_views,
     render,
 )
-from rfdetr_demo.result import IDS, Prediction, apply_keypoint_threshold
+from rfdetr_demo.result import IDS, Prediction
 from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.video.exports import FrameExporter
 from rfdetr_demo.video.keyframes import (
-    AUTO,
     FILLED,
     MODEL,
-    KeyframeFiller,
     KeyframeSchedule,
     describe,
-    motion_surprise,
     parse_keyframes,
     plan_keyframes,
     run_on_keyframes,
 )
 from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
-from rfdetr_demo.video.smoothing import make_smoother, make_stage
+from rfdetr_demo.video.smoothing import make_smoother
 from rfdetr_demo.video.stages import in_background, ordered_map, overlap_pays_off
 from rfdetr_demo.video.summary import ProgressCallback, ProgressInfo, VideoResult
-from rfdetr_demo.video.tracking import PersonTracker
+from rfdetr_demo.video.timeline import shown_frames
 from rfdetr_demo.video.writer import VideoWriter
 from rfdetr_demo.workdirs import new_request_dir
 
@@ -202,44 +201,6 @@ def _predictions(
     return in_background(infer(), depth, "video-infer", check) if plan.overlap else infer()
 
 
-def _shown(
-    results: Iterator[tuple[Frame, Prediction | None]],
-    plan: VideoPlan,
-    options: VideoOptions,
-    schedule: KeyframeSchedule,
-) -> Iterator[tuple[Frame, Prediction | None, sv.KeyPoints]]:
-    """Ids, the display threshold, then the smoothing stage, frame by frame in order (trackers keep state).
-
-    The threshold comes first so a smoother sees a hidden joint as missing (the Kalman filter predicts it); an
-    offline Kalman stage releases frames a few frames late (fixed-lag RTS) and the rest at the end of the clip.
-    Tracking runs on keyframes; a filled frame waits for the next keyframe, then the smoother fills its joints, and
-    the filter's surprise at each keyframe steers an auto schedule.
-    """
-    stage = make_stage(plan.smoothing, offline=True)
-    tracking = options.tracking or stage is not None  # smoothers follow people by id
-    rate = float(plan.output_fps) / (2 if plan.keyframes == AUTO else int(plan.keyframes))  # tracker updates per s
-    tracker = PersonTracker(rate, options.threshold) if tracking else None
-    filler = KeyframeFiller()
-    for frame, pred in results:
-        if pred is None:
-            items = filler.skip((frame, pred), frame.timestamp)
-        else:
-            kp = pred.key_points if tracker is None else tracker.update(pred.key_points, frame.timestamp)
-            kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
-            items = filler.key((frame, pred), frame.timestamp, kp)
-        for payload, t, kp, filled in items:
-            if stage is None:
-                yield (*payload, kp)
-                continue
-            for (f, p), smoothed in stage.push(kp, t, payload, filled=filled):
-                yield f, p, smoothed
-            if not filled:
-                schedule.observe(motion_surprise(getattr(stage, "last_records", {})))
-    if stage is not None:  # without a smoother every frame is a keyframe: nothing waits in the filler
-        tail = [out for payload, t, kp, filled in filler.flush() for out in stage.push(kp, t, payload, filled=filled)]
-        yield from ((f, p, smoothed) for (f, p), smoothed in [*tail, *stage.flush()])
-
-
 class _Summary:
     """Per-frame rows, timing and progress reports, collected in the calling thread."""
 
@@ -344,7 +305,11 @@ def _run_planned(
         return _Drawn(frame, pred, shown, render_frame(frame.rgb, shown, plan.schema, plan.views, options.layout))
 
     results = _predictions(service, plan, options, schedule, check)
-    chain = ordered_map(draw, _shown(results, plan, options, schedule), plan.render_workers)
+    shown = shown_frames(
+        results, float(plan.output_fps), schedule, plan.smoothing, options.tracking, options.threshold,
+        float(options.keypoint_threshold),
+    )  # fmt: skip
+    chain = ordered_map(draw, shown, plan.render_workers)
     published = False
     try:
         for drawn in chain:
