@@ -23,7 +23,13 @@ from PIL import Image
 
 from rfdetr_demo.batch_inputs import FileResult, StemAllocator, collect_inputs, kind_of
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
-from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
+from rfdetr_demo.defaults import (
+    DEFAULT_KEYPOINT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    MAX_IMAGE_SIDE,
+    MAX_VIDEO_SECONDS,
+    MODEL_WAIT_S,
+)
 from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
@@ -59,8 +65,8 @@ class BatchOptions:
     keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD
     resolution: int | None = None
     views: tuple[str, ...] = (VIEW_COMBINED,)
-    max_image_side: int = 4096
-    max_video_seconds: float = 60.0
+    max_image_side: int = MAX_IMAGE_SIDE
+    max_video_seconds: float = MAX_VIDEO_SECONDS
     jpeg_quality: int = 90
     smoothing: str = DEFAULT_SMOOTHER
     keyframes: int | str | None = None  # None: auto on a CPU, every frame on a GPU

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rfdetr_demo.defaults import DEFAULT_RESOLUTION
+from rfdetr_demo.defaults import DEFAULT_RESOLUTION, MAX_IMAGE_SIDE, MAX_VIDEO_SECONDS
 
 ENV_PREFIX = "RFDETR_DEMO_"
 
@@ -37,8 +37,8 @@ class Settings:
     engine: str = "auto"
     resolution: int | None = None
     keypoint_schema: str | None = None
-    max_image_side: int = 4096
-    max_video_seconds: float = 60.0
+    max_image_side: int = MAX_IMAGE_SIDE
+    max_video_seconds: float = MAX_VIDEO_SECONDS
     max_eval_images: int = 500
     enable_stream_source: bool = False
     stream_allow_hosts: str = ""

@@ -17,6 +17,11 @@ PRESET_NOTES: dict[int, str] = {288: "fastest", 384: "fast", 480: "balanced", 57
 DEFAULT_THRESHOLD = 0.5  # minimum person score
 DEFAULT_KEYPOINT_THRESHOLD = 0.3  # joints below this confidence are hidden (display only)
 
+# Longer image sides are downscaled before inference and drawing: the model sees at most ~1k px anyway, and
+# full-size views of a 50 MP photo would cost memory and seconds each (``--max-image-side``).
+MAX_IMAGE_SIDE = 4096
+MAX_VIDEO_SECONDS = 60.0  # longest video segment one request processes (``--max-video-seconds``)
+
 # How long a request (page, API or CLI) waits for a model that is still loading before it gives up with a message:
 # long enough for a first start that downloads the weights on a slow link.
 MODEL_WAIT_S = 900.0

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from rfdetr_demo.defaults import MAX_IMAGE_SIDE
 from rfdetr_demo.errors import UserError
 
 # Above this many pixels we refuse outright: decoding alone would take gigabytes.
@@ -29,9 +30,7 @@ _DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;
 _CONVERTED_FULL_SIZE = {"1", "P"}  # converted to RGB(A) before they can be reduced: +4 bytes per pixel
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 _BAND_PIXELS = 4_000_000  # rows of a 16-bit image are converted in bands of about this many pixels
-# Images whose long side exceeds this are downscaled before inference and rendering: the model sees at most
-# ~576-1024 px anyway, and full-size renders of a 50 MP photo would cost memory and seconds per view.
-DEFAULT_MAX_SIDE = 4096
+DEFAULT_MAX_SIDE = MAX_IMAGE_SIDE
 
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 

@@ -31,7 +31,7 @@ import pandas as pd
 import supervision as sv
 
 from rfdetr_demo import zerogpu
-from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
+from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MAX_VIDEO_SECONDS
 from rfdetr_demo.errors import UserError
 from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.render import (
@@ -100,7 +100,7 @@ class VideoOptions:
     # None: overlap decode/inference/drawing in threads unless inference already uses every CPU core (see
     # ``overlap_pays_off``); True/False force it.
     overlap: bool | None = None
-    max_seconds: float | None = 60.0
+    max_seconds: float | None = MAX_VIDEO_SECONDS
 
     def validated(self) -> VideoOptions:
         if self.layout not in LAYOUTS:
