@@ -1,28 +1,8 @@
-"""Kalman filtering of keypoints, with the model's own predicted covariance as the measurement noise.
+"""Kalman filtering of keypoints, with the model's own predicted 2×2 covariance per joint as the measurement noise.
 
-RF-DETR Keypoint predicts a 2×2 covariance per joint: exactly the measurement noise ``R`` a Kalman filter needs, so a
-joint the model is sure of pulls the estimate hard and a vague one barely moves it — per joint, per frame and per
-direction (an elongated ellipse trusts the measurement along its short axis). One-Euro only sees the confidence.
-
-Model: each joint of each tracked person is an independent constant-velocity point (``order=1``; ``order=2`` adds an
-acceleration state) in image pixels, state ``[x, y, vx, vy(, ax, ay)]``. The process noise is white acceleration (or
-jerk) whose strength scales with the person's box diagonal, so a far-away person and a close-up one are smoothed
-alike. All joints of a person are filtered at once as stacked arrays (``(K, d)`` states, ``(K, d, d)``
-covariances): one person costs a handful of small numpy calls per frame, whatever K is.
-
-- A hidden joint (``visible`` false, e.g. below the keypoint threshold) is predicted, not updated: its position
-  follows its velocity and its covariance grows; after ``max_coast`` frames without a measurement it is dropped and
-  starts over from its next measurement.
-- An outlier (Mahalanobis distance beyond the ``gate``) is not rejected but down-weighted: its noise is inflated by
-  how far beyond the gate it is, so a real fast movement still gets followed a frame later.
-- A track that disappears for longer than ``max_gap_s`` (or whose timestamps go backwards) starts fresh.
-- Outputs: the filtered positions, ``data["covariance"]`` replaced by the filtered position covariance (what the
-  ellipse and halo views draw), ``visible`` = measured or still predicted, and ``data["predicted"]`` marking the
-  joints shown from prediction alone.
-
-Why not filterpy: it is unmaintained (last release 2018), filters one state vector at a time (17 Python-level filter
-objects per person per frame) and has no batched RTS over masked joints; the maths here is ~100 lines of numpy that
-the tests pin down (convergence, coasting, reset, covariance shrinkage).
+A joint the model is sure of pulls the estimate hard and a vague one barely moves it, per joint, frame and direction
+(One-Euro only sees the confidence). Own numpy rather than filterpy: that is unmaintained, filters one state vector
+at a time and has no batched RTS over masked joints.
 """
 
 from __future__ import annotations
@@ -123,7 +103,14 @@ class StepRecord:
 
 
 class KalmanSmoother:
-    """Causal Kalman filter for every joint of every tracked person (the same interface as ``KeypointSmoother``)."""
+    """Causal Kalman filter for every joint of every tracked person (the same interface as ``KeypointSmoother``).
+
+    Each joint is a constant-velocity point (``order=2``: constant acceleration) in pixels, with process noise scaled
+    by the person's box diagonal; a person's joints are filtered at once as stacked arrays. A hidden joint is
+    predicted, not updated, and dropped after ``max_coast`` frames; an outlier beyond the ``gate`` is down-weighted,
+    not rejected; a track unseen for ``max_gap_s`` starts fresh. Outputs carry the filtered covariance in
+    ``data["covariance"]`` and mark joints shown from prediction alone in ``data["predicted"]``.
+    """
 
     def __init__(
         self,
