@@ -1,14 +1,9 @@
-"""Temporal smoothing of keypoints, chosen by name (``off`` / ``one-euro`` / ``kalman``), and the One-Euro filter.
+"""Temporal smoothing of keypoints chosen by name (``off`` / ``one-euro`` / ``kalman``), and the One-Euro filter.
 
-The Kalman filter (:mod:`rfdetr_demo.video.kalman`, the default) uses the model's own covariance and wins the
-benchmark; on a clip it runs as a fixed-lag RTS smoother (:mod:`rfdetr_demo.video.rts`), on a live stream causally.
-Both get the key points after the display threshold: a hidden joint is a missing measurement, not a noisy one.
-
-One-Euro, the alternative: it smooths jitter strongly when a joint is still and follows it closely when it moves
-fast, which a plain moving average cannot do. Why confidence-aware: a joint the model is unsure about should move the
-filtered estimate less, so the cutoff is scaled down by the keypoint confidence (and a hidden or non-finite joint does
-not update the filter at all). Filters are keyed by tracker id, so smoothing needs tracking; untracked rows pass
-through.
+Kalman (:mod:`rfdetr_demo.video.kalman`, the default) uses the model's covariance: fixed-lag RTS on a clip, causal on
+a live stream. One-Euro follows fast moves and calms still joints; here its cutoff also scales with the keypoint
+confidence. Both see key points after the display threshold (a hidden joint is missing, not noisy) and are keyed by
+tracker id, so untracked rows pass through.
 """
 
 from __future__ import annotations
