@@ -1,18 +1,9 @@
 """The video pipeline: probe once → decode → inference on keyframes → ids/filling/smoothing → render → encode + exports.
 
-:func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.stages`). Where it pays off (GPUs, spare
-cores: ``overlap_pays_off``) the decoder and the model each run in a thread, handing frames over small bounded
-queues, so memory stays flat however long the clip is and the slowest stage sets the pace; on a busy CPU the same
-chain runs in the calling thread. Drawing can be spread over a small ordered pool; tracking, smoothing, encoding and
-per-frame exports stay in frame order in the calling thread.
-
-Smoothing is one hook: ``VideoOptions.smoothing`` names a smoother (:func:`rfdetr_demo.video.smoothing.make_stage`)
-that gets each frame's tracked, thresholded key points (``kalman``: fixed-lag RTS, frames released a few late);
-``VideoOptions.keyframes`` runs the model on some frames only and the Kalman smoother fills the others
-(:mod:`rfdetr_demo.video.keyframes`, :mod:`rfdetr_demo.video.timeline`).
-Cancellation is a ``threading.Event`` checked between frames and while waiting for one: the model is only held for
-the batch in flight, so another request gets it within one batch. A cancelled or failed run deletes its partial
-files. Progress is reported from the calling thread (Gradio's progress object is safe to call there).
+:func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.stages`): decode and inference in threads
+where that pays off, else in the calling thread; bounded queues keep memory flat for any clip length. The per-frame
+chain after inference is :mod:`rfdetr_demo.video.timeline`. Cancel is checked between frames, so the model is held
+for one batch at most; a cancelled or failed run deletes its partial files.
 """
 
 from __future__ import annotations
