@@ -1,11 +1,9 @@
 """Fixed-lag Rauch-Tung-Striebel smoothing of keypoints for offline video, where later frames are known.
 
-A causal filter can only use the past, so it always trails a moving joint a little and cannot tell a turn from noise
-until it has seen it. A file is not live: every frame's estimate may use the frames after it. The RTS backward pass
-runs over the causal :class:`~rfdetr_demo.video.kalman.KalmanSmoother`'s own step records, so both share one
-model. Holding every frame of a long clip would break the pipeline's flat memory, so the smoother releases each frame
-``lag`` frames later (``lag=None``: only on :meth:`FixedLagSmoother.flush`, i.e. full RTS, for benchmarks). The
-backward gain of a constant-velocity model decays within a few frames, so a lag of ~half a second is all but full RTS.
+A causal filter trails a moving joint and cannot tell a turn from noise until it has seen it; a file is not live.
+The backward pass runs over the causal :class:`~rfdetr_demo.video.kalman.KalmanSmoother`'s step records, and each
+frame is released ``lag`` frames later so memory stays flat (the backward gain decays within a few frames, so
+half a second is all but full RTS).
 """
 
 from __future__ import annotations
