@@ -1,17 +1,9 @@
-"""GPU path: fp16 through rfdetr's own ``model.inference(...)`` per resolution, batched frames, warm-up at load, and a
-measured guarantee of "never slower than plain predict".
+"""GPU path: fp16 through rfdetr's own ``model.inference(...)``, one view per resolution, batched frames.
 
-``model.inference(dtype=float16)`` casts a copy of the network to fp16 and fixes one resolution. The page lets people
-switch resolution per request, so each resolution gets its own *view*: a shallow copy of the rfdetr model whose
-``inference()`` copy is made for that resolution (``compile=False``, so any batch size works and video frames go
-through in batches). The live model is never modified. Views are made on first use and the newest ``max_views`` kept.
-
-Modes, chosen at load by timing each on a dummy frame (the fastest wins; the requested one wins ties within 3 %):
-``inference`` (fp16 weights via ``model.inference``), ``autocast`` (fp32 weights, fp16 autocast) and ``plain`` (fp32,
-which is plain ``predict``). fp16 is not faster on every GPU/driver mix, hence the measurement.
-
-UNVERIFIED ON A GPU: written on a CPU-only machine. The views are tested on CPU (fp32 views equal plain predict;
-bf16 views run), the choice logic and batching with fakes; no CUDA timing has been taken.
+``model.inference`` fixes one resolution, while the page switches resolution per request, so each resolution gets a
+shallow *view* of the model with its own inference copy (``compile=False``: any batch size); the live model is never
+modified. At load each mode (``inference`` fp16, ``autocast``, ``plain`` fp32) is timed on a dummy frame and the
+fastest kept, since fp16 is not faster on every GPU. Written and tested on CPU only (see docs/speed.md).
 """
 
 from __future__ import annotations
