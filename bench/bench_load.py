@@ -9,7 +9,9 @@ drives it with ``gradio_client`` and plain HTTP, and measures in one run:
 (c) a flood of simultaneous requests past ``--queue-size``: every refused request gets the clear "busy" answer and
     the server keeps serving;
 (d) temp disk after 200 image and video requests against a small ``--max-temp-gb``: under the budget;
-(e) fairness: an image request's latency while a long video runs, with the video in its own queue group
+(e) large decode: the server's RSS peak for 15000×15000 16-bit gray and RGB PNGs and a 196 MP RGB PNG (goal: no
+    accepted upload raises it by more than ~1 GB; larger ones are refused with a clear message);
+(f) fairness: an image request's latency while a long video runs, with the video in its own queue group
     (``--video-queue separate``, the default) and sharing the image group (``--video-queue shared``).
 
     python bench/bench_load.py                 # writes the bench_load section of docs/benchmarks.md
@@ -33,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.load_support import (  # noqa: E402
     Server,
+    decode_phase,
     disk_phase,
     fairness_phase,
     flood_phase,
@@ -63,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated phases to run (sessions,steady,flood,disk,fairness); nothing is written",
+        help="comma-separated phases to run (sessions,page_sessions,webcam,steady,flood,disk,decode,fairness); "
+        "nothing is written",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     args = parser.parse_args()
@@ -104,6 +108,8 @@ def main() -> None:
             report["flood"] = flood_phase(server, inputs, args.flood, args.resolution)
         if wanted("disk"):
             report["disk"] = disk_phase(server, inputs, args.disk_requests, args.disk_videos, args.resolution)
+        if wanted("decode"):
+            report["decode"] = decode_phase(server, work, args.resolution)
         if wanted("fairness"):
             report["fairness_separate"] = fairness_phase(server, inputs, args.resolution)
         report["final_rss_mb"] = server.rss_mb()

@@ -244,6 +244,48 @@ def steady_phase(server: Server, inputs: dict[str, Path], clients: int, requests
     }
 
 
+def make_large_pngs(work: Path) -> dict[str, Path]:
+    """Small files that decode huge: 15000×15000 16-bit gray and RGB PNGs, and a 14000×14000 RGB PNG (196 MP)."""
+    import numpy as np
+    from PIL import Image
+
+    out = {}
+    for name, shape, dtype in (
+        ("gray16_15000", (15000, 15000), np.uint16),
+        ("rgb_15000", (15000, 15000, 3), np.uint8),
+        ("rgb_14000", (14000, 14000, 3), np.uint8),
+    ):
+        arr = np.zeros(shape, dtype)
+        arr[::97] = np.iinfo(dtype).max // 2  # a few stripes, so the file is not all one value
+        out[name] = work / f"{name}.png"
+        Image.fromarray(arr).save(out[name], compress_level=1)
+        del arr
+    return out
+
+
+def decode_phase(server: Server, work: Path, resolution: int) -> dict[str, Any]:
+    """(e) the server's RSS peak while it decodes (or refuses) each large PNG, and what the visitor is told."""
+    results = {}
+    for name, path in make_large_pngs(work).items():
+        time.sleep(1.0)
+        before = server.rss_mb()
+        t0 = time.perf_counter()
+        with PeakRSS(server) as peak:
+            try:
+                server.image(path, resolution)
+                answer = "accepted"
+            except Exception as exc:  # noqa: BLE001 - a refusal is the expected answer for some
+                answer = f"refused: {str(exc)[:160]}"
+        results[name] = {
+            "file_kb": round(path.stat().st_size / 1024),
+            "answer": answer,
+            "peak_over_before_mb": round(peak.peak - before, 1),
+            "after_minus_before_mb": round(server.rss_mb() - before, 1),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    return results
+
+
 def _fn_index(server: Server, api_name: str) -> int:
     import httpx
 
@@ -489,10 +531,17 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{d['end_mb']} MB (3 s later {d['after_3s_mb']} MB) against a {args['max_temp_gb'] * 1024:.0f} MB budget",
             "under the budget",
         ))  # fmt: skip
+    for name, e in r.get("decode", {}).items():
+        rows.append((
+            f"(e) large decode: `{name}.png` ({e['file_kb']} KB)",
+            f"{e['answer']}; server RSS peak **+{e['peak_over_before_mb']:.0f} MB**, "
+            f"{e['after_minus_before_mb']:+.0f} MB after; {e['seconds']} s",
+            "peak ≤ ~1 GB",
+        ))  # fmt: skip
     if "fairness_separate" in r and "fairness_shared" in r:
         fs, fh = r["fairness_separate"], r["fairness_shared"]
         rows.append((
-            "(e) an image while a 60-frame video runs",
+            "(f) an image while a 60-frame video runs",
             f"own queue groups (`--video-queue separate`): idle {fs['image_idle_s']} s, during the video "
             f"{fs['image_during_video_s']} s (video {fs['video_s']} s, peak RSS +{fs['video_peak_mb']:.0f} MB); "
             f"one shared group (`--video-queue shared`): idle {fh['image_idle_s']} s, during "
