@@ -1,9 +1,9 @@
-"""Hand memory freed after a large request back to the operating system (glibc ``malloc_trim``).
+"""Hand memory freed by requests back to the operating system (glibc ``malloc_trim``).
 
-A 12-megapixel photo passes through several full-size buffers (decode, colour conversion, drawn views, JPEG
-encoding). Python frees them, but glibc keeps freed heap pages in its per-thread arenas, so the server's RSS steps
-up under a stream of large photos although nothing is kept. ``malloc_trim(0)`` returns those pages; it takes a few
-milliseconds, so it runs only after requests with large images. A no-op where the C library is not glibc.
+Every request allocates and frees buffers (decode, drawn views, JPEG encoding, tables). Python frees them, but glibc
+keeps freed heap pages in its per-thread arenas, so the server's RSS creeps up under steady traffic although nothing
+is kept (docs/benchmarks.md, bench_load (b)). ``malloc_trim(0)`` returns those pages in a few milliseconds: after
+every large image, and otherwise at most once per ``TRIM_INTERVAL_S``. A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -11,11 +11,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
+import time
 from functools import cache
 
 log = logging.getLogger(__name__)
 
-LARGE_IMAGE_PIXELS = 4_000_000  # ~2.3k × 1.7k: below this the buffers are small next to the model's own memory
+LARGE_IMAGE_PIXELS = 4_000_000  # ~2.3k × 1.7k: trimmed after each such image
+TRIM_INTERVAL_S = 1.0  # smaller requests: at most one trim per interval (they come many per second)
+
+_last_trim = [float("-inf")]
+_last_trim_lock = threading.Lock()
 
 
 @cache
@@ -37,7 +43,11 @@ def release_freed_memory() -> bool:
     return True
 
 
-def after_image(pixels: int) -> None:
-    """Call when a request that handled an image of ``pixels`` pixels is done."""
-    if pixels >= LARGE_IMAGE_PIXELS:
-        release_freed_memory()
+def after_request(pixels: int = 0) -> None:
+    """Call when a request is done (``pixels``: the largest image it handled)."""
+    now = time.monotonic()
+    with _last_trim_lock:
+        if pixels < LARGE_IMAGE_PIXELS and now - _last_trim[0] < TRIM_INTERVAL_S:
+            return
+        _last_trim[0] = now
+    release_freed_memory()

@@ -57,7 +57,7 @@ def _rendered(
     """Outputs for a run (and what the page keeps of it); with no view ticked, the default views are drawn."""
     with BUDGET.in_use():  # the request folder with the downloads is held while it is written
         out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
-    memory.after_image(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
+    memory.after_request(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
     return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, kept)

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo import memory
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.ui.common import (
@@ -164,6 +165,8 @@ def predict_video(
             )
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
+    finally:
+        memory.after_request()  # the frames' buffers go back to the OS
     return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
 
 
