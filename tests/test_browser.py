@@ -21,7 +21,7 @@ def page_url(coco_json):
 
 
 def test_upload_shows_views_and_tables(browser, page_url, coco_image_paths, coco_truth, tmp_path):
-    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page = browser.new_page(viewport={"width": 1366, "height": 900})  # a common laptop, as the README shows
     page.goto(page_url[0], wait_until="domcontentloaded")
     page.get_by_text("Model:", exact=False).first.wait_for(timeout=30_000)
     page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[196141]))

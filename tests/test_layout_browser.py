@@ -104,7 +104,7 @@ def _run_sample(page) -> None:
     page.locator("#main-tabs > .tab-wrapper").get_by_role("tab", name="Evaluate").click()
     page.locator("#eval-sample").click()
     expect(page.locator("#eval-annotations td.filename")).to_have_attribute(
-        "aria-label", "person_keypoints_sample.json", timeout=30_000
+        "aria-label", "keypoints_sample.json", timeout=30_000
     )
     expect(page.locator("#eval-summary")).to_contain_text("4 images · 12 people", timeout=90_000)
     expect(page.locator("#eval-metrics")).to_contain_text("replay", timeout=10_000)
@@ -177,8 +177,9 @@ def test_phone_tables_keep_words_whole_and_scroll(browser, served):
     page.close()
 
 
-def test_phone_image_tab_tables_and_download_names(browser, served, coco_image_paths):
-    """390 px: Persons headers stay whole words and the three downloads show their full, different names."""
+def test_image_tab_tables_and_download_names(browser, served, coco_image_paths):
+    """390 px: Persons headers stay whole words and the three downloads show their full, different names;
+    1366 px: the Persons table's nine columns fit without scrolling sideways."""
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport=PHONE)
@@ -195,4 +196,9 @@ def test_phone_image_tab_tables_and_download_names(browser, served, coco_image_p
     )
     assert {n[0] for n in names} == {"000000196141.csv", "000000196141.json", "000000196141_coco_results.json"}
     assert all(shown == f'"{name}"' and fits for name, shown, fits in names), names  # whole names, not "…"
+
+    page.set_viewport_size(LAPTOP)
+    page.wait_for_timeout(500)
+    table = _boxes(page, "#persons-table .virtual-table-viewport")[0]
+    assert table["sw"] <= table["cw"] + 1, table
     page.close()

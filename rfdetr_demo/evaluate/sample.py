@@ -1,7 +1,7 @@
 """The bundled sample set for the Evaluate tab: COCO keypoint annotations beside the example photos they describe.
 
 Why: without it a visitor needs their own COCO annotations to see the tab do anything. The sample is the examples
-folder's ``person_keypoints_sample.json`` (the four COCO val2017 photos' person-keypoint ground truth, see
+folder's ``keypoints_sample.json`` (the four COCO val2017 photos' person-keypoint ground truth, see
 ../shared/data/README.md); a folder without it (or missing one of its photos) simply offers no sample.
 """
 
@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-SAMPLE_ANNOTATIONS = "person_keypoints_sample.json"
+SAMPLE_ANNOTATIONS = "keypoints_sample.json"
 
 
 @dataclass(frozen=True)

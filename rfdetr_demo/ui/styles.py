@@ -28,10 +28,13 @@ VIEW_CSS = """
 """
 
 # Table cells wrap between words, never inside one (a narrow phone column read "p/r/e/c/i/s/i/o/n", "1.00/0"); a
-# table too wide for its box scrolls sideways instead (Gradio's table viewport does). File lists show whole names,
-# wrapped, instead of "0000001… .json" twice.
+# table too wide for its box scrolls sideways instead (Gradio's table viewport does), and small header text keeps
+# the Persons table's nine columns inside 1366 px. File lists show whole names, wrapped, instead of "0000001… .json"
+# twice. Labels stop before a block's corner buttons instead of running under them.
 TABLE_CSS = """
 .header-cell span.text.wrap, .body-cell span.text.wrap { word-break: normal; overflow-wrap: normal; }
+.header-cell span.text { font-size: var(--text-sm); }
+.block:has(> .icon-button-wrapper.top-panel) > label { max-width: calc(100% - 4.5rem); }
 .file-preview .filename > span { display: none; }
 .file-preview .filename::after { content: attr(aria-label); overflow-wrap: anywhere; min-width: 0; }
 """
