@@ -108,7 +108,8 @@ _HELP: dict[str, str] = {
     "the oldest are forgotten first (a forgotten page re-runs the model on its next redraw).",
     "download_grace_s": "Results younger than this are never deleted, even over --max-temp-gb (about to be "
     "downloaded).",
-    "examples_dir": "Folder of example images (*.jpg) and videos (*.mp4) (default: the checkout's examples/).",
+    "examples_dir": "Folder of example images (*.jpg), videos (*.mp4) and the Evaluate sample (keypoints_sample.json) "
+    "(default: the checkout's examples/).",
 }
 
 # Standard Gradio/Spaces variables used when neither our flag nor our RFDETR_DEMO_* variable is set: Spaces and
