@@ -21,6 +21,7 @@ import logging
 import math
 import pickle
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -129,6 +130,18 @@ def _resolved(args: tuple, kwargs: dict) -> tuple[list[Any], dict[str, Any]]:
     return [_resolve(a) for a in args], {k: _resolve(v) for k, v in kwargs.items()}
 
 
+@dataclasses.dataclass
+class _Raised:
+    """An exception raised in the lease, returned as a value so its type and message reach the request."""
+
+    exc: Exception
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crossing from a ZeroGPU worker drops the traceback: keep it as a note for the request's log.
+        self.exc.add_note("In the GPU lease:\n" + "".join(traceback.format_exception(self.exc)))
+        return (_Raised, (self.exc,))
+
+
 # -- the decorator -----------------------------------------------------------------------------------------------
 class _GpuFunction:
     """A function run in one ``spaces.GPU`` lease (built at import; :func:`rebuild_leases` redoes it for tests)."""
@@ -151,6 +164,8 @@ class _GpuFunction:
             token = _depth.set(_depth.get() + 1)
             try:
                 return func(*real_args, **real_kwargs)
+            except Exception as exc:  # noqa: BLE001 - handed back whole (spaces would keep only the class name)
+                return _Raised(exc)
             finally:
                 _depth.reset(token)
 
@@ -175,12 +190,15 @@ class _GpuFunction:
         try:
             values = _to_refs([*args, *kwargs.values()], added)
             ref_args, ref_kwargs = values[: len(args)], dict(zip(kwargs, values[len(args) :], strict=True))
-            return self.leased(*ref_args, **ref_kwargs)
+            result = self.leased(*ref_args, **ref_kwargs)
         finally:
             with _objects_lock:
                 for key in added:
                     if key not in _pinned:
                         _objects.pop(key, None)
+        if isinstance(result, _Raised):
+            raise result.exc
+        return result
 
 
 _functions: list[_GpuFunction] = []

@@ -188,3 +188,29 @@ def test_results_crossing_the_lease_are_cpu_numpy() -> None:
     out = zerogpu.cpu_key_points(kp)
     assert isinstance(out.xy, np.ndarray) and isinstance(out.data["covariance"], np.ndarray)
     assert isinstance(out.keypoint_confidence, np.ndarray) and out.xy.shape == (1, 17, 2)
+
+
+def test_an_error_in_the_lease_reaches_the_request_whole(fake_spaces, monkeypatch) -> None:
+    """Real `spaces` turns any exception but gr.Error into "ZeroGPU worker error"; ours come back as themselves."""
+    from rfdetr_demo.errors import UserError
+
+    def strict(fn):
+        def leased(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                raise RuntimeError("ZeroGPU worker error") from exc
+
+        return leased
+
+    gpu = fake_spaces.GPU
+    monkeypatch.setattr(fake_spaces, "GPU", lambda func=None, **kw: lambda fn: strict(gpu(**kw)(fn)))
+    zerogpu.rebuild_leases()
+
+    def bad(n: int) -> int:
+        raise UserError(f"clip {n} has no frames in the selected range")
+
+    with pytest.raises(UserError, match="clip 3 has no frames") as caught:
+        zerogpu.gpu(5)(bad)(3)
+    assert "In the GPU lease" in "".join(getattr(caught.value, "__notes__", []))  # the worker's traceback, for the log
+    assert fake_spaces.leases == [("bad", 5)]
