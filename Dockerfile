@@ -11,6 +11,14 @@
 # (private Hub checkpoints) and RFDETR_DEMO_AUTH at `docker run` time with -e / --env-file.
 
 ARG PYTHON_VERSION=3.11
+
+# onnxruntime-web for the Webcam tab's in-browser engine, exactly as pinned by web/package-lock.json (the page would
+# otherwise load the same files from a public CDN).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
 # Extra package index for torch: the CPU-only wheels by default (about 5x smaller than the CUDA ones).
@@ -47,6 +55,9 @@ RUN if [ -n "${TORCH_INDEX_URL}" ]; then export PIP_EXTRA_INDEX_URL="${TORCH_IND
 COPY --chown=app:app app.py ./
 COPY --chown=app:app rfdetr_demo ./rfdetr_demo
 COPY --chown=app:app examples ./examples
+COPY --chown=app:app web/package.json web/package-lock.json web/ort-pin.json ./web/
+COPY --chown=app:app web/src ./web/src
+COPY --from=web --chown=app:app /web/node_modules ./web/node_modules
 
 # Listen on all interfaces inside the container (the host decides what is published with -p).
 # Caches live in one volume: RF-DETR weights (RF_HOME), Hub downloads (HF_HOME), cached example results and

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo.browser_engine import BrowserEngine, browser_engine_enabled
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.loading import load_rfdetr
 from rfdetr_demo.service import ModelService, shared_service
@@ -47,7 +48,8 @@ def mcp_available() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
-def launch_kwargs(settings: Settings) -> dict[str, Any]:
+def launch_kwargs(settings: Settings, service: ModelService | None = None) -> dict[str, Any]:
+    """``launch()`` arguments; with ``service``, the in-browser engine's routes and page script too."""
     kwargs: dict[str, Any] = {
         "server_name": settings.host,
         "server_port": settings.port,
@@ -60,6 +62,13 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         # Gradio keeps every session's state and a copy of its last inputs and outputs; bound how many sessions.
         "state_session_capacity": settings.max_sessions,
     }
+    if service is not None and browser_engine_enabled(settings):
+        from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT
+        from rfdetr_demo.ui.browser_routes import browser_routes
+
+        # Routes given to FastAPI's constructor come before Gradio's own (its catch-all page routes included).
+        kwargs["app_kwargs"] = {"routes": browser_routes(BrowserEngine(service))}
+        kwargs["head"] = PAGE_SCRIPT
     if settings.auth_pair:
         kwargs["auth"] = [settings.auth_pair]
         kwargs["auth_message"] = "This RF-DETR Keypoint demo requires a login."

@@ -41,6 +41,7 @@ class Settings:
     max_video_seconds: float = MAX_VIDEO_SECONDS
     max_eval_images: int = 500
     enable_stream_source: bool = False
+    browser_engine: str = "on"  # on | off: offer the Webcam tab's in-browser engine (publishes the weights)
     stream_allow_hosts: str = ""
     mcp: bool = False
     cache_examples: str = "auto"  # auto | lazy | off
@@ -98,6 +99,8 @@ _HELP: dict[str, str] = {
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",
     "max_eval_images": "Most annotated images one Evaluate run sends through the model (more get a clear error).",
     "enable_stream_source": "Allow the server to open RTSP/HTTP camera streams (off: it makes the server connect out).",
+    "browser_engine": "on: the Webcam tab offers running the model in the visitor's browser (onnxruntime-web; the "
+    "ONNX export of the weights is downloadable by every visitor); off: server mode only (private checkpoints).",
     "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
     "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
     "cache_examples": "Cache example results: auto (lazily on Hugging Face Spaces, off elsewhere), lazy or off.",
@@ -118,6 +121,7 @@ FALLBACK_ENV: dict[str, str] = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SE
 
 CACHE_EXAMPLE_MODES = ("auto", "lazy", "off")
 VIDEO_QUEUE_MODES = ("separate", "shared")
+BROWSER_ENGINE_MODES = ("on", "off")
 
 
 def env_name(field_name: str) -> str:
@@ -215,6 +219,8 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--video-queue must be one of {VIDEO_QUEUE_MODES}, got {settings.video_queue!r}")
     if settings.cache_examples not in CACHE_EXAMPLE_MODES:
         raise ValueError(f"--cache-examples must be one of {CACHE_EXAMPLE_MODES}, got {settings.cache_examples!r}")
+    if settings.browser_engine not in BROWSER_ENGINE_MODES:
+        raise ValueError(f"--browser-engine must be one of {BROWSER_ENGINE_MODES}, got {settings.browser_engine!r}")
 
 
 def load_settings(

@@ -43,9 +43,10 @@ def serve_replay_app(coco_json, settings=None, predictor=None) -> Iterator[tuple
 
     predictor = predictor or ReplayPredictor.from_coco(coco_json)
     settings = replace(settings or Settings(), port=free_port())
-    demo = create_app(settings, service=make_replay_service(predictor))
+    service = make_replay_service(predictor)
+    demo = create_app(settings, service=service)
     configure_queue(demo, settings)
-    kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
+    kwargs = {k: v for k, v in launch_kwargs(settings, service).items() if k != "share"}
     demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:
         yield f"http://127.0.0.1:{settings.port}/", predictor

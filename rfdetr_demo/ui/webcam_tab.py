@@ -25,6 +25,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from rfdetr_demo.browser_engine import browser_engine_enabled
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
 from rfdetr_demo.exports import result_dict
@@ -32,6 +33,7 @@ from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
 from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
+from rfdetr_demo.ui.browser_panel import build_browser_panel
 from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, page_error, session_id, user_errors
 from rfdetr_demo.ui.components import LiveImage
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
@@ -214,6 +216,8 @@ def build_webcam_tab(ctx: UiContext) -> None:
         "can; when it is slower than your camera, older frames are skipped so the picture never lags behind.",
         elem_id="webcam-intro",
     )
+    if browser_engine_enabled(ctx.settings):
+        build_browser_panel(ctx)
     # On a phone the camera, the live result and the readout come first, the controls below (ui/styles.py).
     with gr.Row(equal_height=False, elem_id="webcam-row"):
         with gr.Column(scale=1, min_width=320, elem_id="webcam-inputs"):

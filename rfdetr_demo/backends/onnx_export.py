@@ -1,0 +1,154 @@
+"""ONNX exports of the loaded checkpoint for the in-browser engine (onnxruntime-web), cached on disk.
+
+Why rfdetr's own ``export(format="onnx")``: it is the graph rfdetr tests for parity with ``predict``; no graph
+surgery of ours can drift from it. One file per resolution (the graph bakes the position embeddings for one shape),
+made in a background thread on first request (~10-20 s on 2 cores, ~140 MB fp32), cached like the OpenVINO exports
+(:mod:`rfdetr_demo.backends.cache`: keyed by the weights' hash, the resolution and the tool versions), and named by
+the SHA-256 of its bytes so the page can fetch it at an immutable, content-addressed URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.predictor import validate_resolution
+
+log = logging.getLogger(__name__)
+
+ARTEFACT = "model.onnx"
+DIGEST_FILE = "model.onnx.sha256"
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """One cached export: where it is, its SHA-256 (the URL's name) and its size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+    resolution: int
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tool_versions() -> dict[str, str]:
+    import rfdetr
+    import torch
+
+    try:
+        import onnx
+
+        onnx_version = onnx.__version__
+    except ImportError:
+        onnx_version = "missing"
+    return {"format": "onnx", "rfdetr": getattr(rfdetr, "__version__", "?"), "torch": torch.__version__,
+            "onnx": onnx_version}  # fmt: skip
+
+
+class OnnxExports:
+    """The ONNX file per resolution for one loaded rfdetr model: from the disk cache, else exported once.
+
+    ``status(resolution)`` never blocks: it answers ``ready`` (with the file), ``preparing`` (an export runs in the
+    background; ``start`` began it) or ``failed`` (with one sentence). ``by_digest`` finds a file for the URL route.
+    """
+
+    def __init__(self, model: Any, cache: ExportCache | None = None) -> None:
+        self.model = model
+        self.cache = cache or ExportCache()
+        self.export_count = 0
+        self.failed: dict[int, str] = {}
+        self._files: dict[int, OnnxFile] = {}
+        self._pending: set[int] = set()
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+        self._serial = threading.Lock()  # one export at a time: two would split the same cores, double the memory
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.model.model.model.state_dict())
+        return self._fingerprint
+
+    def _export(self, resolution: int, out_dir: Path) -> Path:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings from the export are expected and not actionable
+            path = Path(
+                self.model.export(output_dir=str(out_dir), format="onnx", shape=(resolution, resolution),
+                                  output_name="model", verbose=False)
+            )  # fmt: skip
+        (out_dir / DIGEST_FILE).write_text(file_sha256(path))
+        with self._lock:
+            self.export_count += 1
+        return path
+
+    def prepare(self, resolution: int) -> OnnxFile:
+        """The export for ``resolution``, made now if the cache lacks it (blocks for the export)."""
+        resolution = validate_resolution(resolution)
+        with self._lock:
+            found = self._files.get(resolution)
+        if found is not None and found.path.is_file():
+            return found
+        with self._serial:
+            versions = _tool_versions()
+            key = cache_key(self.fingerprint, resolution, versions)
+            meta = {"resolution": resolution, "weights_sha256": self.fingerprint, **versions}
+            path, created = self.cache.get_or_create(key, ARTEFACT, lambda d: self._export(resolution, d), meta)
+        digest_file = path.parent / DIGEST_FILE
+        digest = digest_file.read_text().strip() if digest_file.is_file() else file_sha256(path)
+        onnx_file = OnnxFile(path=path, sha256=digest, size=path.stat().st_size, resolution=resolution)
+        with self._lock:
+            self._files[resolution] = onnx_file
+            self.failed.pop(resolution, None)
+        log.info("ONNX export at %d² %s (%.0f MB)", resolution, "made" if created else "cached", onnx_file.size / 1e6)
+        return onnx_file
+
+    def start(self, resolution: int) -> None:
+        """Export ``resolution`` in a daemon thread unless it is ready, running or failed."""
+        resolution = validate_resolution(resolution)
+        with self._lock:
+            if resolution in self._files or resolution in self._pending or resolution in self.failed:
+                return
+            self._pending.add(resolution)
+        threading.Thread(target=self._job, args=(resolution,), name=f"onnx-export-{resolution}", daemon=True).start()
+
+    def _job(self, resolution: int) -> None:
+        from rfdetr_demo.backends.openvino_backend import _lower_this_threads_priority
+
+        _lower_this_threads_priority()
+        try:
+            self.prepare(resolution)
+        except Exception as exc:  # noqa: BLE001 - recorded for the page; server mode is unaffected
+            log.warning("ONNX export at %d² failed: %s", resolution, exc)
+            with self._lock:
+                self.failed[resolution] = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            with self._lock:
+                self._pending.discard(resolution)
+
+    def status(self, resolution: int) -> tuple[str, OnnxFile | None]:
+        """``("ready", file)``, ``("preparing", None)``, ``("failed", None)`` or ``("absent", None)``."""
+        with self._lock:
+            if resolution in self._files:
+                return "ready", self._files[resolution]
+            if resolution in self._pending:
+                return "preparing", None
+            if resolution in self.failed:
+                return "failed", None
+        return "absent", None
+
+    def by_digest(self, sha256: str) -> OnnxFile | None:
+        with self._lock:
+            return next((f for f in self._files.values() if f.sha256 == sha256 and f.path.is_file()), None)

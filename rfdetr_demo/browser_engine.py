@@ -1,0 +1,137 @@
+"""What the page's in-browser engine needs to turn the ONNX outputs into the same keypoints as ``predict``.
+
+The page runs rfdetr's own ONNX export with onnxruntime-web and decodes it in JavaScript (``web/src/decode.js``).
+Everything model-specific comes from here, read off the loaded model exactly where ``RFDETR.predict`` reads it: the
+top-k size and uncertainty-fusion weight of rfdetr's post-processor, the keypoints per class, the class name of
+every logit slot (so the page drops the background by name, as :func:`rfdetr_demo.result.drop_background` does),
+and the keypoint schema (any K). No Gradio here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rfdetr_demo.schema import KeypointSchema
+
+BACKGROUND = "__background__"
+
+
+def slot_class_names(model: Any, num_slots: int) -> list[str]:
+    """The class name ``predict`` gives each logit slot (``"__background__"`` or ``""`` for non-objects).
+
+    Mirrors the three layouts of ``RFDETR.predict`` (rfdetr 1.11): COCO-pretrained sparse ids, legacy
+    background-first keypoint schemas (``[0, 17]``: slot 0 is background) and 0-based fine-tunes.
+    """
+    from rfdetr.assets.coco_classes import COCO_CLASS_NAMES, COCO_CLASSES
+    from rfdetr.utilities.keypoints import _is_bg_first_schema
+
+    names = list(getattr(model, "class_names", []) or [])
+    n = len(names)
+    args = getattr(model.model, "args", None)
+    num_logit_slots = int(getattr(args, "num_classes", n))
+    per_class = list(getattr(args, "num_keypoints_per_class", []) or [])
+    bg_first = _is_bg_first_schema(per_class)
+    if num_logit_slots > n and names == list(COCO_CLASS_NAMES):
+        by_id = {coco_id: names[i] for i, coco_id in enumerate(COCO_CLASSES) if i < n}
+        return [by_id.get(slot, "") for slot in range(num_slots)]
+    if bg_first:
+        foreground = [slot for slot, k in enumerate(per_class) if k > 0]
+        by_id = {slot: names[i] for i, slot in enumerate(foreground) if i < n}
+        sentinel = 0
+    else:
+        by_id = dict(enumerate(names))
+        sentinel = num_logit_slots
+    return [BACKGROUND if slot == sentinel else by_id.get(slot, "") for slot in range(num_slots)]
+
+
+def schema_dict(schema: KeypointSchema) -> dict[str, Any]:
+    """Names, 0-based edges, each joint's side and the server's colours, so both modes draw alike."""
+    from rfdetr_demo.render import _SIDE_COLOR, side_of
+
+    return {
+        "names": list(schema.names),
+        "edges": [list(e) for e in schema.edges],
+        "sides": [side_of(n) for n in schema.names],
+        "colors": {side: color.as_hex() for side, color in _SIDE_COLOR.items()},
+        "ellipse_colors": ["#00dc00", "#ff3c3c"],  # 1σ green, 2σ red, as render._ellipse_annotator
+    }
+
+
+def decode_params(model: Any, num_slots: int) -> dict[str, Any]:
+    """rfdetr's post-processing constants for this model (read, not copied, so a fine-tune's values travel)."""
+    post = model.model.postprocess
+    return {
+        "num_select": int(post.num_select),
+        "trace_alpha": float(post.trace_alpha),
+        "num_keypoints_per_class": [int(k) for k in post.num_keypoints_per_class],
+        "class_names": slot_class_names(model, num_slots),
+        "mean": [float(v) for v in model.means],
+        "std": [float(v) for v in model.stds],
+    }
+
+
+def num_logit_slots(model: Any) -> int:
+    """Width of the exported ``labels`` output: the classification head's outputs."""
+    return int(model.model.model.class_embed.out_features)
+
+
+class BrowserEngine:
+    """The server side of the in-browser engine: one ONNX export per resolution and the manifest the page reads.
+
+    The service's model is read lazily (it loads in the background); a predictor without an rfdetr model (the
+    replay oracle) or a failed export makes the manifest say so in one sentence, and server mode stays as it is.
+    """
+
+    def __init__(self, service: Any, cache: Any = None) -> None:
+        self.service = service
+        self.cache = cache
+        self._exports: Any = None
+
+    def exports(self) -> Any:
+        """The :class:`~rfdetr_demo.backends.onnx_export.OnnxExports` of the loaded model, or None."""
+        if self._exports is None:
+            from rfdetr_demo.backends.onnx_export import OnnxExports
+
+            predictor, _schema, _info = self.service.wait(0)
+            model = getattr(predictor, "model", None)
+            if model is None or not hasattr(model, "export"):
+                return None
+            self._exports = OnnxExports(model, self.cache)
+        return self._exports
+
+    def manifest(self, resolution: int, url_prefix: str) -> dict[str, Any]:
+        """What the page needs for ``resolution``; starts the export when there is none yet."""
+        status = self.service.status()
+        if status.state != "ready":
+            return {"state": "waiting", "message": "The model is still loading on the server; try again shortly."}
+        exports = self.exports()
+        if exports is None:
+            return {"state": "unavailable", "message": "This server's model cannot be exported to run in a browser."}
+        state, onnx_file = exports.status(resolution)
+        if state == "absent":
+            exports.start(resolution)
+            state, onnx_file = exports.status(resolution)
+        if state == "failed" or (state != "ready" and resolution in exports.failed):
+            return {"state": "failed", "message": f"The model could not be exported at {resolution}² for the browser."}
+        if onnx_file is None:
+            return {"state": "preparing", "message": f"Preparing the browser model at {resolution}² (~20 s)…"}
+        _predictor, schema, info = self.service.wait(0)
+        model = exports.model
+        return {
+            "state": "ready",
+            "resolution": resolution,
+            "model": {
+                "url": f"{url_prefix}/model/{onnx_file.sha256}.onnx",
+                "bytes": onnx_file.size,
+                "sha256": onnx_file.sha256,
+                "info": info.as_dict(),
+            },
+            "decode": decode_params(model, num_logit_slots(model)),
+            "schema": schema_dict(schema),
+        }
+
+
+def browser_engine_enabled(settings: Any) -> bool:
+    """``--browser-engine on`` and no ``--auth``: the model file is served without Gradio's login, so a server
+    behind a login keeps its weights to itself."""
+    return settings.browser_engine == "on" and not settings.auth

@@ -1,0 +1,362 @@
+"""The in-browser engine (#19): the ONNX export is cached, the page's JS reproduces rfdetr's predict, the backend
+check falls back to WASM, and ``--browser-engine off`` removes the mode.
+
+Parity runs on a real COCO photo at 192² with random weights whose keypoint heads are re-initialised with a fixed
+seed (zero heads would give every joint confidence 0 and make the comparison trivial), and with a person/background
+class layout (slot 0 "person" with keypoints, the last slot background) so persons carry keypoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rfdetr_demo.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
+from rfdetr_demo.config import Settings, load_settings
+from rfdetr_demo.ui.browser_routes import ORT_DIST, ort_pin
+from tests.helpers import CHROMIUM_ARGS, free_port
+
+RES = 192
+THRESHOLD = 0.025
+PHOTO = 196141
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+ort_installed = pytest.mark.skipif(
+    not (ORT_DIST / "ort.wasm.min.mjs").is_file(), reason="onnxruntime-web not installed (cd web && npm ci)"
+)
+
+
+# -- pure ------------------------------------------------------------------------------------------------------------
+class _Args:
+    def __init__(self, num_classes: int, per_class: list[int]) -> None:
+        self.num_classes, self.num_keypoints_per_class = num_classes, per_class
+
+
+class _Model:
+    def __init__(self, names: list[str], num_classes: int, per_class: list[int]) -> None:
+        self.class_names = names
+        self.model = type("Ctx", (), {"args": _Args(num_classes, per_class)})()
+
+
+def test_slot_names_follow_predicts_three_class_layouts() -> None:
+    from rfdetr.assets.coco_classes import COCO_CLASS_NAMES
+
+    fine_tune = slot_class_names(_Model(["person"], 1, [17]), 2)
+    assert fine_tune == ["person", BACKGROUND]
+    legacy = slot_class_names(_Model(["person"], 2, [0, 17]), 3)
+    assert legacy == [BACKGROUND, "person", ""]
+    coco = slot_class_names(_Model(list(COCO_CLASS_NAMES), 90, [17]), 91)
+    assert coco[0] == "" and coco[1] == "person" and coco[90] == "toothbrush"
+
+
+def test_browser_engine_flag_and_auth() -> None:
+    assert browser_engine_enabled(load_settings([], {}))
+    assert not browser_engine_enabled(load_settings(["--browser-engine", "off"], {}))
+    assert not browser_engine_enabled(load_settings(["--auth", "a:b"], {}))  # the model route has no login
+    with pytest.raises(ValueError, match="--browser-engine"):
+        load_settings(["--browser-engine", "maybe"], {})
+
+
+def _elem_ids(demo) -> set[str]:
+    return {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
+
+
+def test_browser_engine_off_removes_the_option(replay_service) -> None:
+    from rfdetr_demo.app_factory import create_app, launch_kwargs
+
+    on, off = Settings(), Settings(browser_engine="off")
+    assert "browser-engine" in _elem_ids(create_app(on, replay_service))
+    assert "browser-engine" not in _elem_ids(create_app(off, replay_service))
+    routes = launch_kwargs(on, replay_service)["app_kwargs"]["routes"]
+    assert any(r.path == "/browser-engine/model/{digest}.onnx" for r in routes)
+    assert "app_kwargs" not in launch_kwargs(off, replay_service) and "head" not in launch_kwargs(off, replay_service)
+
+
+def test_ort_pin_matches_the_lockfile_and_installed_files() -> None:
+    """The CDN fallback's SRI hashes are those of the pinned npm package (checked against node_modules when present)."""
+    from tools.pin_ort import sri
+
+    lock = json.loads((ORT_DIST.parents[2] / "package-lock.json").read_text())
+    pin = ort_pin()
+    assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == pin["version"]
+    assert pin["cdn"].endswith(f"onnxruntime-web@{pin['version']}/dist/")
+    if (ORT_DIST / "ort.wasm.min.mjs").is_file():
+        for name, integrity in pin["integrity"].items():
+            assert sri(ORT_DIST / name) == integrity, name
+
+
+# -- model: export, cache, parity ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kp_model():
+    import warnings
+
+    from rfdetr import RFDETRKeypointPreview
+
+    from tests.support.synthetic import fill_zero_keypoint_heads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
+    model.model.class_names = ["person"]  # 0-based layout: slot 0 person (with keypoints), slot 90 background
+    assert fill_zero_keypoint_heads(model.model.model, seed=0) > 0
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_service(kp_model):
+    from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor
+    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.service import ModelService
+
+    info = ModelInfo("random", "random weights", "cpu", "fp32", RES, 17, ["person"], random_weights=True)
+    service = ModelService(lambda: (RFDETRPredictor(kp_model, "cpu"), KeypointSchema.coco(), info))
+    service.start()
+    service.wait(60)
+    return service
+
+
+@pytest.fixture(scope="module")
+def engine(model_service, tmp_path_factory):
+    from rfdetr_demo.backends.cache import ExportCache
+    from rfdetr_demo.browser_engine import BrowserEngine
+
+    engine = BrowserEngine(model_service, ExportCache(tmp_path_factory.mktemp("onnx-cache")))
+    engine.exports().prepare(RES)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def photo(coco_image_paths) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(coco_image_paths[PHOTO]).convert("RGB"))
+
+
+@pytest.mark.model
+def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
+    from rfdetr_demo.backends.onnx_export import OnnxExports, file_sha256
+
+    first = engine.exports().prepare(RES)
+    assert engine.exports().export_count == 1  # the fixture's export, not repeated
+    assert first.size == first.path.stat().st_size > 10_000_000 and file_sha256(first.path) == first.sha256
+    again = OnnxExports(kp_model, engine.exports().cache)  # a new process: same weights, same cache folder
+    assert again.prepare(RES) == first and again.export_count == 0
+    assert again.status(RES)[0] == "ready" and again.by_digest(first.sha256) == first
+    manifest = engine.manifest(RES, "/browser-engine")
+    assert manifest["model"]["bytes"] == first.size and first.sha256 in manifest["model"]["url"]
+    assert manifest["decode"]["class_names"][0] == "person" and manifest["decode"]["class_names"][90] == BACKGROUND
+
+
+def _torch_rows(kp_model, photo) -> list[dict]:
+    from rfdetr_demo.predictor import RFDETRPredictor
+    from rfdetr_demo.result import normalize
+
+    kp = normalize(RFDETRPredictor(kp_model, "cpu").predict([photo], THRESHOLD, RES)[0], 17)
+    cov = kp.data["covariance"]
+    return [
+        {"score": float(kp.detection_confidence[i]), "xy": kp.xy[i].tolist(),
+         "conf": kp.keypoint_confidence[i].tolist(), "cov": cov[i].reshape(-1, 4).tolist()}
+        for i in range(len(kp))
+    ]  # fmt: skip
+
+
+def _assert_same_rows(got: list[dict], want: list[dict]) -> None:
+    assert len(want) >= 2, "the check needs persons on the photo"
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert abs(g["score"] - w["score"]) <= 1e-3
+        np.testing.assert_allclose(g["xy"], w["xy"], atol=0.5)
+        np.testing.assert_allclose(g["conf"], w["conf"], atol=1e-3)
+        w_cov = np.asarray(w["cov"])
+        scale = np.maximum(np.abs(w_cov[:, [0]]), np.abs(w_cov[:, [3]]))
+        assert np.all(np.abs(np.asarray(g["cov"]) - w_cov) <= 0.01 * scale)
+
+
+# -- a small server: the engine's routes, a page with the panel, the photo as lossless PNG ---------------------------
+@pytest.fixture(scope="module")
+def server(engine, photo):
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, Response
+    from PIL import Image
+
+    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, panel_html
+    from rfdetr_demo.ui.browser_routes import browser_routes
+
+    seen: list[tuple[str, str, int]] = []
+    app = FastAPI(routes=browser_routes(engine))
+
+    @app.middleware("http")
+    async def record(request: Request, call_next):
+        body = await request.body()
+        seen.append((request.method, request.url.path, len(body)))
+        return await call_next(request)
+
+    png = io.BytesIO()
+    Image.fromarray(photo).save(png, format="PNG")
+
+    @app.get("/")
+    def page() -> HTMLResponse:
+        return HTMLResponse(f"<html><head>{PAGE_SCRIPT}</head><body>{panel_html(RES)}</body></html>")
+
+    @app.get("/photo.png")
+    def photo_png() -> Response:
+        return Response(png.getvalue(), media_type="image/png")
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", seen
+    srv.should_exit = True
+    thread.join(10)
+
+
+@contextlib.contextmanager
+def _page(playwright_session, url: str, extra_args: tuple[str, ...] = ()):
+    from tests.helpers import CHROMIUM
+
+    browser = playwright_session.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True
+    )
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        yield page
+    finally:
+        browser.close()
+
+
+JS_PARITY = """async ({res, threshold}) => {
+  const { preprocess, decode } = await import('/browser-engine/web/decode.js');
+  const engine = await import('/browser-engine/web/engine.js');
+  const m = await (await fetch(`/browser-engine/manifest?resolution=${res}`)).json();
+  const bitmap = await createImageBitmap(await (await fetch('/photo.png')).blob());
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const input = preprocess(pixels, bitmap.width, bitmap.height, res, m.decode.mean, m.decode.std);
+  const bytes = await engine.download(m.model.url, m.model.bytes, () => {});
+  const ort = await engine.loadOrt(m.ort, false);
+  const session = await engine.createSession(ort, bytes, 'wasm');
+  const out = await engine.runSession(ort, session, input, res);
+  const rows = decode(out, m.decode, bitmap.width, bitmap.height, threshold);
+  return rows.map((r) => ({ score: r.score, xy: r.points.map((p) => [p.x, p.y]),
+    conf: r.points.map((p) => p.confidence), cov: r.points.map((p) => p.cov.flat()) }));
+}"""
+
+JS_DECODE = """async ({outputs, width, height, threshold}) => {
+  const { decode } = await import('/browser-engine/web/decode.js');
+  const m = await (await fetch(`/browser-engine/manifest?resolution=${outputs.res}`)).json();
+  const t = (o) => ({ data: Float32Array.from(o.data), dims: o.dims });
+  const rows = decode({ dets: t(outputs.dets), labels: t(outputs.labels), keypoints: t(outputs.keypoints) },
+    m.decode, width, height, threshold);
+  return rows.map((r) => ({ score: r.score, xy: r.points.map((p) => [p.x, p.y]),
+    conf: r.points.map((p) => p.confidence), cov: r.points.map((p) => p.cov.flat()) }));
+}"""
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_parity_torch_onnxruntime_python_and_the_page_js(engine, kp_model, photo, server, playwright_session) -> None:
+    """torch predict = onnxruntime (Python) on the export + the page's decoder = the page's whole JS path (WASM)."""
+    import onnxruntime as ort
+    from PIL import Image
+    from rfdetr.export._runtime.preprocess import preprocess_to_nchw
+
+    want = _torch_rows(kp_model, photo)
+    assert all(abs(r["score"] - THRESHOLD) > 2e-3 for r in want)  # no row sits on the threshold
+    onnx_file = engine.exports().prepare(RES)
+    session = ort.InferenceSession(str(onnx_file.path), providers=["CPUExecutionProvider"])
+    x = preprocess_to_nchw(Image.fromarray(photo), RES, RES)
+    dets, labels, keypoints = session.run(["dets", "labels", "keypoints"], {session.get_inputs()[0].name: x})
+    outputs = {"res": RES, **{k: {"data": v.ravel().tolist(), "dims": list(v.shape)}
+               for k, v in {"dets": dets, "labels": labels, "keypoints": keypoints}.items()}}  # fmt: skip
+    url, _seen = server
+    height, width = photo.shape[:2]
+    with _page(playwright_session, url) as page:
+        from_python_ort = page.evaluate(
+            JS_DECODE, {"outputs": outputs, "width": width, "height": height, "threshold": THRESHOLD}
+        )
+        _assert_same_rows(from_python_ort, want)
+        from_page = page.evaluate(JS_PARITY, {"res": RES, "threshold": THRESHOLD})
+    _assert_same_rows(from_page, want)
+
+
+JS_CHOOSE = """async () => {
+  const { decode } = await import('/browser-engine/web/decode.js');
+  const { chooseBackend } = await import('/browser-engine/web/engine.js');
+  const Q = 3, C = 2, K = 2, D = 8;
+  const params = { num_select: 6, trace_alpha: 0.2, num_keypoints_per_class: [K],
+                   class_names: ['person', '__background__'] };
+  const make = (shift) => ({
+    dets: { data: Float32Array.from([0.5, 0.5, 0.4, 0.8, 0.2, 0.3, 0.1, 0.2, 0.7, 0.7, 0.2, 0.2]), dims: [1, Q, 4] },
+    labels: { data: Float32Array.from([3, -5, 2, -5, -6, -5]), dims: [1, Q, C] },
+    keypoints: { data: Float32Array.from({ length: Q * K * D },
+                                         (_, i) => ((i % D) === 0 ? 0.4 + shift : 0.1 * (i % 5))),
+                 dims: [1, Q, K, D] },
+  });
+  const decodeRows = (out) => decode(out, params, 640, 480, 0.3);
+  const run = (gpuShift, gpuThrows = false) => chooseBackend(async (backend) => {
+    if (backend === 'webgpu' && gpuThrows) throw new Error('device lost');
+    return make(backend === 'webgpu' ? gpuShift : 0);
+  }, decodeRows);
+  return { rows: decodeRows(make(0)).length, same: await run(0), tiny: await run(0.0001),
+           perturbed: await run(0.01), broken: await run(0, true) };
+}"""
+
+
+@pytest.mark.browser
+def test_webgpu_is_used_only_when_its_check_frame_agrees_with_wasm(server, playwright_session) -> None:
+    """A perturbed WebGPU result (keypoints 6.4 px off on a 640-px frame) falls back to WASM and says so."""
+    url, _seen = server
+    with _page(playwright_session, url) as page:
+        got = page.evaluate(JS_CHOOSE)
+    assert got["rows"] == 2  # two persons above 0.3; the background-named query is dropped
+    assert got["same"]["backend"] == "webgpu" and got["tiny"]["backend"] == "webgpu"  # 0.06 px: within 0.5 px
+    assert got["perturbed"]["backend"] == "wasm" and "different keypoints" in got["perturbed"]["note"]
+    assert got["broken"]["backend"] == "wasm" and "WASM" in got["broken"]["note"]
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_page_runs_on_wasm_without_webgpu_and_sends_no_frames(server, playwright_session) -> None:
+    url, seen = server
+    with _page(playwright_session, url, tuple(FAKE_CAMERA)) as page:
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        assert "MB" in page.inner_text("#be-status")  # the size, before the download
+        seen.clear()
+        page.click("#be-go")
+        page.wait_for_function("() => window.__browserEngine.frames >= 2", timeout=240_000)
+        backend = page.inner_text("#be-backend")
+        readout = page.inner_text("#be-readout")
+        with page.expect_download() as download:
+            page.click("#be-json")
+        data = json.loads(Path(download.value.path()).read_text())
+    assert backend.startswith("Running on WASM") and "WebGPU is not available" in backend
+    assert "fps" in readout and "model" in readout
+    assert data["keypoint_names"][0] == "nose" and data["settings"]["resolution"] == RES
+    assert data["image"]["width"] > 0 and isinstance(data["instances"], list)
+    assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
+    assert {p.split("/")[2] for _m, p, _s in seen} <= {"manifest", "model", "web", "ort"}
+
+
+def test_panel_markup_offers_the_mode_and_a_resolution() -> None:
+    from rfdetr_demo.ui.browser_panel import LABEL, panel_html
+
+    html = panel_html(288)
+    assert LABEL in html and '<option value="288" selected>' in html
+    assert '<option value="192" selected>' in panel_html(192)  # a server default outside the presets is offered

@@ -1,0 +1,117 @@
+// onnxruntime-web: loading the pinned build (checked against its SRI hashes), downloading the model with progress,
+// and choosing the backend. WebGPU is used only after one check frame agrees with WASM within the parity
+// tolerances (onnxruntime's WebGPU GridSample has given wrong results before, onnxruntime issue #32275).
+
+export const TOLERANCE = { px: 0.5, conf: 1e-3, covRel: 0.01 };
+
+async function verifiedBlobUrl(url, integrity, type) {
+  const response = await fetch(url, { integrity, cache: "force-cache" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return URL.createObjectURL(new Blob([await response.arrayBuffer()], { type }));
+}
+
+export async function loadOrt(source, wantWebGpu) {
+  // source: the manifest's `ort` ({base, integrity}). Every file is fetched with its integrity hash, so a CDN copy
+  // that differs from the pinned npm package is refused by the browser.
+  const [main, glue, wasm] = wantWebGpu
+    ? ["ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]
+    : ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
+  const get = (name, type) => verifiedBlobUrl(source.base + name, source.integrity[name], type);
+  const [mainUrl, glueUrl, wasmUrl] = await Promise.all([
+    get(main, "text/javascript"), get(glue, "text/javascript"), get(wasm, "application/wasm"),
+  ]);
+  const ort = await import(mainUrl);
+  ort.env.wasm.wasmPaths = { mjs: glueUrl, wasm: wasmUrl };
+  // A WASM run takes seconds on a slow CPU: in onnxruntime-web's worker it leaves the page responsive. (The WebGPU
+  // build keeps runs on the page's thread: a proxy worker cannot share the page's GPU device.)
+  ort.env.wasm.proxy = !wantWebGpu;
+  return ort;
+}
+
+export async function download(url, expectedBytes, onProgress) {
+  // The model bytes with progress; the size is known from the manifest before anything is fetched.
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`model download failed: HTTP ${response.status}`);
+  const total = Number(response.headers.get("Content-Length")) || expectedBytes;
+  const buffer = new Uint8Array(total);
+  const reader = response.body.getReader();
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer.set(value, received);
+    received += value.length;
+    onProgress(received, total);
+  }
+  if (received !== total) throw new Error(`model download incomplete: ${received} of ${total} bytes`);
+  return buffer;
+}
+
+export async function webGpuAdapter() {
+  // A GPU adapter, or null: navigator.gpu exists in browsers whose machine still has no usable adapter.
+  if (!globalThis.navigator?.gpu) return null;
+  try {
+    return await navigator.gpu.requestAdapter();
+  } catch {
+    return null;
+  }
+}
+
+export function wasmThreads() {
+  // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
+  return globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+}
+
+export async function createSession(ort, bytes, backend) {
+  if (backend === "wasm") ort.env.wasm.numThreads = wasmThreads();
+  return ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: "all" });
+}
+
+export async function runSession(ort, session, input, size) {
+  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, [1, 3, size, size]) };
+  const out = await session.run(feeds);
+  const pick = (name) => ({ data: out[name].data, dims: out[name].dims });
+  return { dets: pick("dets"), labels: pick("labels"), keypoints: pick("keypoints") };
+}
+
+export function rowsAgree(a, b, tol = TOLERANCE) {
+  // Same instances, keypoints within tol.px, confidences within tol.conf, covariances within tol.covRel.
+  if (a.length !== b.length) return false;
+  const close = (x, y, abs) => (Number.isNaN(x) && Number.isNaN(y)) || Math.abs(x - y) <= abs;
+  for (let i = 0; i < a.length; i++) {
+    const [p, q] = [a[i], b[i]];
+    if (p.className !== q.className || !close(p.score, q.score, tol.conf)) return false;
+    for (let j = 0; j < p.points.length; j++) {
+      const [u, v] = [p.points[j], q.points[j]];
+      if (!close(u.x, v.x, tol.px) || !close(u.y, v.y, tol.px) || !close(u.confidence, v.confidence, tol.conf)) {
+        return false;
+      }
+      for (let r = 0; r < 2; r++) {
+        for (let c = 0; c < 2; c++) {
+          const [x, y] = [u.cov[r][c], v.cov[r][c]];
+          const scale = Math.max(Math.abs(u.cov[0][0]), Math.abs(u.cov[1][1]), 1e-9);
+          if (!close(x, y, tol.covRel * scale)) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+export async function chooseBackend(runOn, decodeRows) {
+  // runOn(backend) → raw outputs of the check frame; decodeRows(outputs) → rows. Returns {backend, note}.
+  // Called when the browser has a WebGPU adapter: WebGPU only when it runs and agrees with WASM; otherwise WASM,
+  // with one sentence saying why.
+  let gpuRows;
+  try {
+    gpuRows = decodeRows(await runOn("webgpu"));
+  } catch (err) {
+    console.warn("WebGPU run failed", err);
+    return { backend: "wasm", note: "WebGPU could not run this model here; running on WASM." };
+  }
+  const cpuRows = decodeRows(await runOn("wasm"));
+  if (!rowsAgree(gpuRows, cpuRows)) {
+    return { backend: "wasm", note: "WebGPU gave different keypoints from WASM on the check frame; running on WASM." };
+  }
+  return { backend: "webgpu", note: "WebGPU agrees with WASM on the check frame." };
+}

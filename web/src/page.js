@@ -1,0 +1,168 @@
+// The Webcam tab's "Run in this browser" panel: manifest → size shown → download with progress → camera →
+// backend check → a loop in which the newest video frame always wins (no frame waits for an earlier one).
+// Frames are read from the <video> element and never leave the page. Loaded by the app as a module in <head>; it
+// waits for the panel (#be-panel) that the Webcam tab renders.
+
+import { preprocess, decode, toResultJson } from "./decode.js";
+import { loadOrt, download, createSession, runSession, chooseBackend, wasmThreads, webGpuAdapter } from "./engine.js";
+import { drawRows } from "./draw.js";
+
+const state = { running: false, rows: [], stats: {}, frames: 0, firstFrameMs: null, backend: null };
+window.__browserEngine = state; // read by bench/bench_browser.py and the browser tests
+
+const $ = (id) => document.getElementById(id);
+const say = (text) => { $("be-status").textContent = text; };
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+async function manifest(resolution) {
+  for (;;) {
+    const response = await fetch(`/browser-engine/manifest?resolution=${resolution}`);
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    const body = await response.json();
+    if (body.state === "ready") return body;
+    if (body.state !== "preparing" && body.state !== "waiting") throw new Error(body.message);
+    say(body.message);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+async function check() {
+  try {
+    say("Asking the server for the browser model…");
+    state.manifest = await manifest(Number($("be-resolution").value));
+    const m = state.manifest;
+    say(`The model is ${mb(m.model.bytes)} (fp32, ${m.resolution}²), downloaded once and kept by your browser.`);
+    $("be-go").textContent = `Download ${mb(m.model.bytes)} and start`;
+    $("be-go").hidden = false;
+  } catch (err) {
+    say(`The browser engine is not available: ${err.message} Server mode still works.`);
+  }
+}
+
+async function camera() {
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } } });
+  } catch (err) {
+    throw new Error(`the camera could not be opened (${err.name}); allow camera access and try again.`);
+  }
+}
+
+async function start() {
+  const m = state.manifest;
+  $("be-go").hidden = true;
+  try {
+    if (typeof WebAssembly !== "object") throw new Error("this browser has neither WebGPU nor WebAssembly.");
+    const t0 = performance.now();
+    const bytes = await download(m.model.url, m.model.bytes, (got, total) => {
+      $("be-progress").value = got / total;
+      say(`Downloading the model: ${mb(got)} of ${mb(total)}`);
+    });
+    state.downloadMs = performance.now() - t0;
+    say("Starting the camera…");
+    const video = $("be-video");
+    video.srcObject = await camera();
+    await video.play();
+    say("Loading onnxruntime-web…");
+    const adapter = await webGpuAdapter();
+    const ort = await loadOrt(m.ort, Boolean(adapter));
+    const sessions = {};
+    const session = async (backend) => (sessions[backend] ??= await createSession(ort, bytes, backend));
+    const runOn = async (backend) => runSession(ort, await session(backend), grab(video, m).input, m.resolution);
+    say("Checking the backend on one frame…");
+    const decodeAll = (out) => decode(out, m.decode, video.videoWidth, video.videoHeight, 0);
+    const choice = adapter
+      ? await chooseBackend(runOn, decodeAll)
+      : { backend: "wasm", note: "WebGPU is not available in this browser; running on WASM." };
+    state.backend = choice.backend;
+    await session(choice.backend);
+    const threads = choice.backend === "wasm" ? `, ${wasmThreads()} thread(s)` : "";
+    $("be-backend").textContent = `Running on ${choice.backend.toUpperCase()}${threads}. ${choice.note}`;
+    say("Running in this browser: no frames leave your device.");
+    state.running = true;
+    state.startedAt = t0;
+    loop(ort, sessions[choice.backend], video, m);
+  } catch (err) {
+    say(`The browser engine stopped: ${err.message} Server mode still works.`);
+  }
+}
+
+function grab(video, m) {
+  const canvas = (state.grabCanvas ??= document.createElement("canvas"));
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  return { input: preprocess(pixels, canvas.width, canvas.height, m.resolution, m.decode.mean, m.decode.std) };
+}
+
+async function loop(ort, session, video, m) {
+  const overlay = $("be-canvas");
+  let last = performance.now();
+  while (state.running) {
+    const t0 = performance.now();
+    const { input } = grab(video, m); // the newest frame, taken only when the previous one is done
+    const t1 = performance.now();
+    const out = await runSession(ort, session, input, m.resolution);
+    const t2 = performance.now();
+    const threshold = Number($("be-threshold").value);
+    state.rows = decode(out, m.decode, video.videoWidth, video.videoHeight, threshold);
+    const t3 = performance.now();
+    overlay.width = video.videoWidth;
+    overlay.height = video.videoHeight;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
+    drawRows(ctx, state.rows, m.schema, Number($("be-kp-threshold").value), Math.max(1, overlay.width / 640));
+    const t4 = performance.now();
+    state.frames += 1;
+    state.firstFrameMs ??= t4 - state.startedAt;
+    state.stats = { pre: t1 - t0, model: t2 - t1, post: t3 - t2, draw: t4 - t3, fps: 1000 / (t4 - last) };
+    state.frameSize = [video.videoWidth, video.videoHeight];
+    last = t4;
+    const s = state.stats;
+    $("be-readout").textContent = `${s.fps.toFixed(1)} fps · pre ${s.pre.toFixed(0)} ms · model ${s.model.toFixed(0)} ms`
+      + ` · post ${s.post.toFixed(0)} ms · draw ${s.draw.toFixed(0)} ms · ${state.rows.length} person(s)`;
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+}
+
+function saveJson() {
+  const m = state.manifest;
+  if (!m || !state.frameSize) return;
+  const [width, height] = state.frameSize;
+  const data = toResultJson(state.rows, m.schema.names, Number($("be-kp-threshold").value), {
+    width, height, model: { ...m.model.info, engine: `onnxruntime-web (${state.backend})` },
+    threshold: Number($("be-threshold").value), resolution: m.resolution, inferenceMs: state.stats.model ?? 0,
+  });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+  link.download = "webcam_frame_keypoints.json";
+  link.click();
+}
+
+function stop() {
+  state.running = false;
+  const stream = $("be-video").srcObject;
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  say("Stopped.");
+}
+
+function wire(panel) {
+  if (panel.dataset.wired) return;
+  panel.dataset.wired = "1";
+  $("be-check").addEventListener("click", check);
+  $("be-go").addEventListener("click", start);
+  $("be-stop").addEventListener("click", stop);
+  $("be-json").addEventListener("click", saveJson);
+  $("be-mirror").addEventListener("change", (e) => {
+    $("be-stage").style.transform = e.target.checked ? "scaleX(-1)" : "";
+  });
+}
+
+// Gradio renders the panel after this module runs (and again when the accordion opens): watch for it.
+const findPanel = () => {
+  const panel = $("be-panel");
+  if (panel) wire(panel);
+};
+new MutationObserver(findPanel).observe(document.documentElement, { childList: true, subtree: true });
+findPanel();
