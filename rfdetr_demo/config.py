@@ -101,7 +101,7 @@ _HELP: dict[str, str] = {
     "enable_stream_source": "Allow the server to open RTSP/HTTP camera streams (off: it makes the server connect out).",
     "browser_engine": "on: the Webcam tab offers running the model in the visitor's browser (onnxruntime-web; the "
     "ONNX export of the weights is downloadable by every visitor); off: server mode only (private checkpoints).",
-    "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: any host once enabled).",
+    "stream_allow_hosts": "Comma-separated hosts stream sources may use (empty: public addresses only).",
     "mcp": "Also serve the endpoints as an MCP server (needs gradio[mcp]; skipped with a warning otherwise).",
     "cache_examples": "Cache example results: auto (lazily on Hugging Face Spaces, off elsewhere), lazy or off.",
     "max_temp_gb": "Disk for uploads, annotated videos and downloads; oldest are deleted first (never in use).",

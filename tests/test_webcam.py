@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 
@@ -251,7 +252,7 @@ def test_disabled_stream_source_refuses_with_clear_message():
         ("/etc/passwd", "", "Unsupported scheme"),
         ("http://evil.example/x.mjpg", "cam1.lan,10.0.0.5", "not in this server's allow-list"),
         ("rtsp://10.0.0.6:554/s", "10.0.0.5", "not in this server's allow-list"),
-        ("http://169.254.169.254/latest/meta-data", "", "link-local"),
+        ("http://169.254.169.254/latest/meta-data", "", "not a public address"),
         ("/dev/video0", "cam1.lan", "capture devices are not allowed"),
         ("http:///nohost", "", "no host"),
         ("http://cam .lan/x", "", "spaces"),
@@ -263,7 +264,10 @@ def test_stream_urls_outside_policy_are_refused(url, allow, match):
 
 
 def test_allowed_stream_urls():
-    t = validate_stream_url("rtsp://admin:s3cret@CAM1.lan:554/live", True, "cam1.lan, 10.0.0.5")
+    def lan_dns(host, port, **_kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+
+    t = validate_stream_url("rtsp://admin:s3cret@CAM1.lan:554/live", True, "cam1.lan, 10.0.0.5", lan_dns)
     assert (t.kind, t.host) == ("network", "cam1.lan")
     assert "s3cret" not in t.display and "***" in t.display
     assert validate_stream_url("https://10.0.0.5:8443/v.mjpg", True, "10.0.0.5:8443").host == "10.0.0.5"
@@ -305,7 +309,7 @@ def test_reader_reconnects_after_drops(coco_jpeg):
     jpeg, _ = coco_jpeg
     frames: list[tuple[int, ...]] = []
     with MjpegServer([*encode_jpegs([np.zeros((48, 64, 3), np.uint8)]), jpeg], fps=30, drop_after=4) as server:
-        target = validate_stream_url(server.url, enabled=True)
+        target = validate_stream_url(server.url, enabled=True, allow_hosts="127.0.0.1")
         reader = StreamReader(target, lambda f: frames.append(f.shape), backoff_s=0.05, timeout_s=5.0).start()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and server.connections < 3:
@@ -336,7 +340,7 @@ def test_abandoned_source_stops_reading(coco_json, coco_jpeg):
     jpeg, _ = coco_jpeg
     service = make_replay_service(ReplayPredictor.from_coco(coco_json))
     with MjpegServer([jpeg], fps=20) as server:
-        target = validate_stream_url(server.url, enabled=True)
+        target = validate_stream_url(server.url, enabled=True, allow_hosts="127.0.0.1")
         session = SourceSession(service, target, _opts(), idle_timeout_s=0.5, timeout_s=5.0).start()
         deadline = time.monotonic() + 10
         while session.reader.alive and time.monotonic() < deadline:

@@ -63,6 +63,7 @@ class MjpegServer:
         self.fps = fps
         self.drop_after = drop_after
         self.connections = 0
+        self.hosts: list[str | None] = []  # the Host header of each request (what name the client asked for)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +71,7 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
+                server.hosts.append(self.headers.get("Host"))
                 if self.path.split("?")[0] != "/stream.mjpg":
                     self.send_error(404)
                     return

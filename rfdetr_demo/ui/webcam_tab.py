@@ -92,7 +92,7 @@ def _source_note(settings: Settings) -> str:
             "connections). Start it with `--enable-stream-source` to use them."
         )
     hosts = parse_allow_hosts(settings.stream_allow_hosts)
-    allowed = f"Allowed hosts: `{', '.join(hosts)}`." if hosts else "Any host is allowed (no allow-list set)."
+    allowed = f"Allowed hosts: `{', '.join(hosts)}`." if hosts else "Public addresses only (no allow-list set)."
     return f"The server reads the stream (RTSP, RTSPS, HTTP or HTTPS, e.g. an MJPEG camera). {allowed}"
 
 
