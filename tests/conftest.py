@@ -13,8 +13,10 @@ from rfdetr_demo.schema import KeypointSchema
 from rfdetr_demo.service import ModelService
 from tests.support.replay import ReplayPredictor, load_coco_truth
 
+pytest_plugins = ["tests.support.ci_rules"]
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+SHARED_DATA = Path(os.environ.get("RFDETR_DEMO_TEST_DATA") or REPO / ".." / "shared" / "data").resolve()
 COCO_DIR = SHARED_DATA / "coco"
 COCO_JSON = COCO_DIR / "test_coco.json"
 VIDEO_DIR = SHARED_DATA / "video"
@@ -124,12 +126,12 @@ def random_model_service() -> ModelService:
 def playwright_session():
     """One Playwright driver for the whole run (a second sync driver cannot start while one is open).
 
-    Skipped with a reason when Debian's Chromium is not installed.
+    Skipped with a reason when Debian's Chromium is not installed (a failure under ``CI=true``).
     """
     from tests.helpers import CHROMIUM
 
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"Chromium not found (CHROMIUM_PATH, chromium on PATH, {CHROMIUM}): apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

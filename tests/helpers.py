@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-# Debian's chromium (apt-get install chromium); Playwright's own browser download is not available offline.
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Debian's chromium (apt-get install chromium); Playwright's own browser download is not available offline. Found
+# the way .ci/run finds it: CHROMIUM_PATH, else `command -v chromium`.
+CHROMIUM = (
+    os.environ.get("CHROMIUM_PATH")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or "/usr/bin/chromium"
+)
 # Without the background-networking flags Chromium keeps trying (and failing) to reach Google's hosts.
 CHROMIUM_ARGS = [
     "--no-sandbox",
