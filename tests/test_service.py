@@ -1,5 +1,6 @@
 """Model service: one load under concurrency, status on failure, background rows dropped, display-only re-render."""
 
+import threading
 import time
 
 import numpy as np
@@ -119,12 +120,35 @@ def test_real_model_random_weights_fields_and_shapes(random_model_service, coco_
 
 
 @pytest.mark.model
-def test_real_model_concurrent_requests_share_one_model(random_model_service):
-    rgb = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    out, errors = run_concurrently(
-        lambda: len(random_model_service.predict(rgb, threshold=0.0, resolution=192)), 3, 120
-    )
-    assert not errors and len(out) == 3 and len(set(out)) == 1, "same input, same answer, no interference"
+def test_real_model_concurrent_requests_are_isolated(random_model_service):
+    """Three different images at once: each request gets exactly its own sequential answer (boxes, scores,
+    keypoints), not a neighbour's, and the answers differ from each other (so a mix-up would show)."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (96, 128 + 24 * i, 3), dtype=np.uint8) for i in range(3)]
+
+    def run(i: int):
+        return random_model_service.predict(images[i], threshold=0.0, resolution=192)
+
+    alone = [run(i) for i in range(3)]
+    order = iter(range(3))
+    lock = threading.Lock()
+
+    def next_request():
+        with lock:
+            i = next(order)
+        return i, run(i)
+
+    together, errors = run_concurrently(next_request, 3, 120)
+    assert not errors and sorted(i for i, _ in together) == [0, 1, 2]
+    for i, pred in together:
+        ref = alone[i].key_points
+        assert pred.image_size == (128 + 24 * i, 96)
+        np.testing.assert_allclose(pred.key_points.data["xyxy"], ref.data["xyxy"], atol=1e-3)
+        np.testing.assert_allclose(pred.key_points.detection_confidence, ref.detection_confidence, atol=1e-5)
+        np.testing.assert_allclose(pred.key_points.xy, ref.xy, atol=1e-3)
+    a, b = alone[0].key_points, alone[1].key_points
+    n = min(len(a), len(b))
+    assert n > 0 and not np.allclose(a.detection_confidence[:n], b.detection_confidence[:n], atol=1e-4)
 
 
 def test_latency_is_recorded_per_resolution_for_the_preset_labels(replay_service):

@@ -82,7 +82,7 @@ def test_cache_reuse_atomic_and_pruned(tmp_path) -> None:
         (d / "model.xml").write_text("half")
         raise RuntimeError("export crashed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="export crashed"):
         cache.get_or_create("k4", "model.xml", broken)
     assert cache.lookup("k4", "model.xml") is None and not (tmp_path / "k4").exists()
 

@@ -464,11 +464,13 @@ def test_overlap_only_where_it_pays_off(monkeypatch):
     from rfdetr_demo.video.pipeline import overlap_pays_off
 
     assert overlap_pays_off("cuda:0")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: os.cpu_count() or 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     assert not overlap_pays_off("cpu"), "inference already uses every core"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    if (os.cpu_count() or 1) > 1:
-        assert overlap_pays_off("cpu")
+    assert overlap_pays_off("cpu"), "three cores are free for decoding and encoding"
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: assume one core
+    assert not overlap_pays_off("cpu")
 
 
 def test_smoother_is_chosen_by_name():

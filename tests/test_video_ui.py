@@ -80,7 +80,9 @@ def test_gradio_client_over_long_clip_is_a_clear_error(server, tmp_path):
 
     src = make_clip(tmp_path / "long.mp4", 40, size=(64, 48), fps=10)
     client = Client(server, verbose=False)
-    with pytest.raises(Exception, match="at most 2 s"):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="at most 2 s"):
         client.predict(video=handle_file(str(src)), api_name="/predict_video")
 
 
