@@ -141,6 +141,27 @@ def test_a_bad_upload_shows_exactly_one_message_in_place(browser, page_url, coco
     page.close()
 
 
+def test_video_and_evaluate_say_what_is_missing_once_in_place(browser, page_url):
+    """Running without an input: one message in the tab's summary; no toast, no "Error" badge on the outputs."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(page_url[0], wait_until="domcontentloaded")
+    for tab, button, summary, message in (
+        ("Video", "#run-video", "#video-summary", "Please upload or pick a video first."),
+        ("Evaluate", "#run-evaluate", "#eval-summary", "Please upload a COCO keypoint annotation file (JSON)."),
+    ):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(button).click()
+        expect(page.locator(summary)).to_contain_text(message, timeout=30_000)
+        page.wait_for_timeout(1000)
+        assert page.locator("body").inner_text().count(message) == 1, tab
+        assert page.locator(".toast-body").count() == 0, tab
+        badges = page.locator("[data-testid=status-tracker] .error")
+        assert sum(b.is_visible() for b in badges.all()) == 0, tab
+    page.close()
+
+
 def test_phone_shows_views_right_under_the_input_one_per_row(browser, page_url, coco_image_paths, tmp_path):
     """On a 390-px phone the views come straight after the photo, full width; the desktop keeps two columns."""
     page = browser.new_page(viewport={"width": 390, "height": 844})

@@ -71,30 +71,39 @@ class Refused:
     message: str
 
 
-def in_place(handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str) -> F:
-    """``handler`` for a page event whose outputs end with (summary, state): a failure is shown in the summary.
+def in_place(
+    handler: F, cleared: Callable[[], tuple[Any, ...]], input_name: str, message_at: int = -2, state_at: int | None = -1
+) -> F:
+    """``handler`` for a page event: a failure is shown in the output at ``message_at`` (the tab's summary).
 
     One message where the result would have been, instead of a toast: Gradio fires some events twice for one
     action (an image replacing another), which stacks two identical toasts, and a failed event marks every output
-    with an "Error" badge. The other outputs are ``cleared()``; after a user error the state becomes
+    with an "Error" badge. The other outputs are ``cleared()``; after a user error the state at ``state_at`` becomes
     :class:`Refused`, and the same input arriving again with it gets the same answer without a second run or log
     line. API endpoints keep raising (their clients need the exception).
     """
 
+    def shown(message: str, state: Any = None) -> tuple[Any, ...]:
+        out = list(cleared())
+        out[message_at] = message
+        if state_at is not None:
+            out[state_at] = state
+        return tuple(out)
+
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         arguments = inspect.signature(handler).bind_partial(*args, **kwargs).arguments
-        shown = arguments.get(input_name)
+        given = arguments.get(input_name)
         state = next((v for v in arguments.values() if isinstance(v, Refused)), None)
-        if isinstance(state, Refused) and shown and state.input == shown:  # Gradio's duplicate event
-            return (*cleared()[:-2], state.message, state)
+        if state is not None and given and state.input == given:  # Gradio's duplicate event
+            return shown(state.message, state)
         try:
             return handler(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - page_error logs it; the page shows it in place
             error = page_error(exc, handler.__name__)
             message = f"⚠️ **{error.title}.** {error.message}"
             refused = isinstance(exc.__cause__ or exc, UserError)  # a model not ready may be ready next time
-            return (*cleared()[:-2], message, Refused(shown, message) if refused else None)
+            return shown(message, Refused(given, message) if refused else None)
 
     return wrapper  # type: ignore[return-value]
 

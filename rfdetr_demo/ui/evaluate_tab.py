@@ -27,7 +27,15 @@ from rfdetr_demo.evaluate.report import (
 )
 from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
 from rfdetr_demo.evaluate.sample import find_sample
-from rfdetr_demo.ui.common import CancelRegistry, UiContext, bind, parse_resolution, resolution_dropdown, user_errors
+from rfdetr_demo.ui.common import (
+    CancelRegistry,
+    UiContext,
+    bind,
+    in_place,
+    parse_resolution,
+    resolution_dropdown,
+    user_errors,
+)
 from rfdetr_demo.workdirs import new_request_dir
 
 GALLERY_COUNT = 8
@@ -183,11 +191,15 @@ def build_evaluate_tab(ctx: UiContext) -> None:
         "concurrency_id": "evaluate",
         "concurrency_limit": 1,
     }
-    run_btn.click(**run, api_name="evaluate")
+    # The API endpoint raises for its clients (a hidden button's event); the page's buttons show failures in place.
+    gr.Button("evaluate", visible=False).click(**run, api_name="evaluate")
+    cleared = lambda: ("",) + (None,) * 6  # noqa: E731 - the outputs, emptied
+    page = {**run, "fn": bind(in_place(evaluate_predictions, cleared, "annotations", 0, None), ctx)}
+    run_btn.click(**page, api_visibility="private")
     # The sample fills the inputs (the visitor sees what was scored), then runs exactly as the Evaluate button does.
     sample_inputs = [annotations, images, predictions]
     sample_btn.click(bind(load_sample, ctx), None, sample_inputs, api_visibility="private", queue=False).success(
-        **run, api_visibility="private"
+        **page, api_visibility="private"
     )
     cancel_btn.click(cancel_evaluation, None, [summary], api_visibility="private", queue=False)
     ctx.on_unload.append(_cancels.cancel_on_unload)

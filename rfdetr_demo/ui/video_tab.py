@@ -21,6 +21,7 @@ from rfdetr_demo.ui.common import (
     CancelRegistry,
     UiContext,
     bind,
+    in_place,
     keep_fresh,
     make_controls,
     parse_resolution,
@@ -234,15 +235,20 @@ def build_video_tab(ctx: UiContext) -> None:
             motion = build_motion_panel()
 
     inputs = [video, *controls, layout, keyframes, start, end, tracking, smoothing]
-    run = run_btn.click(
-        bind(predict_video, ctx, resolution=ctx.default_resolution),
-        inputs,
-        [output, summary, frames, files],
-        api_name="predict_video",
+    outputs = [output, summary, frames, files]
+    # The API endpoint raises for its clients (a hidden button's event); the page's button shows failures in place.
+    api = gr.Button("predict_video", visible=False).click(
+        bind(predict_video, ctx, resolution=ctx.default_resolution), inputs, outputs, api_name="predict_video",
         concurrency_id=video_queue_group(ctx),
-    )
+    )  # fmt: skip
+    page_run = in_place(predict_video, lambda: (None, "", None, None), "video", message_at=1, state_at=None)
+    run = run_btn.click(
+        bind(page_run, ctx, resolution=ctx.default_resolution), inputs, outputs, api_visibility="private",
+        concurrency_id=video_queue_group(ctx),
+    )  # fmt: skip
     wire_motion_panel(motion, files, run)
-    run.success(keep_fresh, [output, files], None, api_visibility="private", queue=False)
+    for event in (api, run):
+        event.success(keep_fresh, [output, files], None, api_visibility="private", queue=False)
     cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
