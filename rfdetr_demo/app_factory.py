@@ -12,16 +12,25 @@ import gradio as gr
 from rfdetr_demo.browser_engine import BrowserEngine, browser_engine_enabled
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.loading import load_rfdetr
-from rfdetr_demo.service import ModelService, shared_service
+from rfdetr_demo.registry import ModelRegistry, shared_registry
+from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.styles import APP_CSS
 
 log = logging.getLogger(__name__)
 
 
+def model_registry(settings: Settings) -> ModelRegistry:
+    """The process-wide models for these settings (``--checkpoint`` entries, then the preview)."""
+    catalog = tuple(settings.model_catalog())
+    loaders = [(entry.name, partial(load_rfdetr, entry.spec)) for entry in catalog]
+    return shared_registry(
+        (catalog, settings.max_loaded_models), lambda: ModelRegistry(loaders, settings.max_loaded_models)
+    )
+
+
 def model_service(settings: Settings) -> ModelService:
-    """The process-wide service for these settings (one model per process)."""
-    spec = settings.model_spec()
-    return shared_service(spec, partial(load_rfdetr, spec))
+    """The process-wide service of the default (first) model; it starts loading when first asked for."""
+    return model_registry(settings).service()
 
 
 def apply_capacity(settings: Settings) -> None:
@@ -31,11 +40,16 @@ def apply_capacity(settings: Settings) -> None:
     BUDGET.configure(max_bytes=int(settings.max_temp_gb * GB), grace_s=settings.download_grace_s)
 
 
-def create_app(settings: Settings, service: ModelService | None = None) -> gr.Blocks:
+def create_app(
+    settings: Settings, service: ModelService | None = None, registry: ModelRegistry | None = None
+) -> gr.Blocks:
+    """The page; ``service`` alone serves one model (tests), ``registry`` several (default: from the settings)."""
     from rfdetr_demo.ui import build_demo
 
     apply_capacity(settings)
-    return build_demo(settings, service or model_service(settings))
+    if registry is None and service is None:
+        registry = model_registry(settings)
+    return build_demo(settings, service or registry.peek(), registry)
 
 
 def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:

@@ -27,7 +27,7 @@ class Settings:
     max_file_size: str = "200mb"
     queue_size: int = 32
     concurrency: int = 1
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # one or more [NAME=]PATH|hf://…, joined by commas (rfdetr_demo.catalog)
     hub_repo: str | None = None
     hub_filename: str | None = None
     hub_revision: str | None = None
@@ -50,12 +50,24 @@ class Settings:
     examples_dir: str | None = None  # None: the checkout's examples/ (rfdetr_demo.defaults)
     video_queue: str = "separate"  # separate | shared
     max_sessions: int = 2000
+    pretrained: bool = True  # offer the pretrained preview next to the checkpoints
+    max_loaded_models: int = 2
+
+    def model_catalog(self) -> list[Any]:
+        """Every model this process offers, the default first (see :mod:`rfdetr_demo.catalog`)."""
+        from rfdetr_demo.catalog import model_catalog
+
+        return model_catalog(self.base_spec(), self.checkpoint, self.keypoint_schema, self.pretrained)
 
     def model_spec(self) -> Any:
+        """The default (first) model's spec."""
+        return self.model_catalog()[0].spec
+
+    def base_spec(self) -> Any:
+        """The options every model shares."""
         from rfdetr_demo.loading import ModelSpec
 
         return ModelSpec(
-            checkpoint=self.checkpoint,
             hub_repo=self.hub_repo,
             hub_filename=self.hub_filename,
             hub_revision=self.hub_revision,
@@ -64,7 +76,6 @@ class Settings:
             precision=self.precision,
             engine=self.engine,
             resolution=self.resolution,
-            schema_path=self.keypoint_schema,
         )
 
     @property
@@ -85,7 +96,8 @@ _HELP: dict[str, str] = {
     "max_file_size": "Largest accepted upload, e.g. 200mb.",
     "queue_size": "Most requests waiting in the queue before new ones are refused.",
     "concurrency": "Image/video requests processed at once (they share one model).",
-    "checkpoint": "Local .pth checkpoint, or a Hub reference hf://OWNER/REPO/FILE.pth (default: pretrained preview).",
+    "checkpoint": "[NAME=]PATH: a local .pth checkpoint or a Hub reference hf://OWNER/REPO/FILE.pth; repeat it "
+    "for several models (the first is the default; the environment variable takes them comma-separated).",
     "hub_repo": "Hugging Face Hub repo id holding a fine-tuned checkpoint (with --hub-filename).",
     "hub_filename": "File name of the checkpoint inside --hub-repo.",
     "hub_revision": "Branch, tag or commit of --hub-repo.",
@@ -94,7 +106,12 @@ _HELP: dict[str, str] = {
     "precision": "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 (CUDA only) or bf16.",
     "engine": "auto (OpenVINO on CPU when installed, else torch), torch, or openvino; see docs/speed.md.",
     "resolution": f"Default inference resolution (multiple of 24); default: the checkpoint's ({DEFAULT_RESOLUTION}).",
-    "keypoint_schema": "JSON/YAML file with keypoint names and skeleton for fine-tuned checkpoints.",
+    "keypoint_schema": "JSON/YAML file with keypoint names and skeleton for fine-tuned checkpoints; NAME=FILE for one "
+    "model of several (repeatable).",
+    "pretrained": "Offer the pretrained preview (or --random-weights) next to the checkpoints; --no-pretrained: only "
+    "the checkpoints.",
+    "max_loaded_models": "Most models kept in memory at once; the least recently used one is unloaded first "
+    "(it reloads on its next request).",
     "max_image_side": "Images with a longer side are downscaled to this before inference.",
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",
     "max_eval_images": "Most annotated images one Evaluate run sends through the model (more get a clear error).",
@@ -120,6 +137,8 @@ _HELP: dict[str, str] = {
 FALLBACK_ENV: dict[str, str] = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
 
 CACHE_EXAMPLE_MODES = ("auto", "lazy", "off")
+# Options that may be given several times; their values travel joined by commas, as in the environment.
+REPEATABLE = ("checkpoint", "keypoint_schema")
 VIDEO_QUEUE_MODES = ("separate", "shared")
 BROWSER_ENGINE_MODES = ("on", "off")
 
@@ -159,6 +178,10 @@ def add_setting_arguments(parser: argparse.ArgumentParser, names: Sequence[str] 
         help_text = f"{_HELP[f.name]} [env {env_name(f.name)}]"
         if f.type in (bool, "bool"):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.name in REPEATABLE:
+            parser.add_argument(
+                flag, dest=f.name, action="append", default=None, metavar=f.name.upper(), help=help_text
+            )
         else:
             parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
@@ -182,6 +205,8 @@ def settings_from_args(args: Mapping[str, Any], environ: Mapping[str, str] | Non
     values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = args.get(f.name)
+        if isinstance(raw, (list, tuple)):
+            raw = ",".join(str(r) for r in raw)
         if raw is None and env_name(f.name) in env:
             raw = env[env_name(f.name)]
         if raw is None and f.name in FALLBACK_ENV and env.get(FALLBACK_ENV[f.name]):
@@ -215,6 +240,9 @@ def validate_settings(settings: Settings) -> None:
     for name in ("max_temp_gb", "download_grace_s"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")
+    if settings.max_loaded_models < 1:
+        raise ValueError(f"--max-loaded-models must be at least 1, got {settings.max_loaded_models}")
+    settings.model_catalog()  # a duplicate name or a schema for no model fails here, with the option's name
     if settings.video_queue not in VIDEO_QUEUE_MODES:
         raise ValueError(f"--video-queue must be one of {VIDEO_QUEUE_MODES}, got {settings.video_queue!r}")
     if settings.cache_examples not in CACHE_EXAMPLE_MODES:

@@ -149,8 +149,12 @@ def render_run(
     views: Sequence[str] | str | None = None,
     out_dir: Path | None = None,
     threshold: float | None = None,
+    stem: str | None = None,
 ) -> ImageOutput:
-    """Views, tables and downloads for a kept run at a detection ``threshold`` it covers; never runs the model."""
+    """Views, tables and downloads for a kept run at a detection ``threshold`` it covers; never runs the model.
+
+    ``stem`` names the downloads (default: the photo's name), e.g. with the model's name when comparing models.
+    """
     if not 0.0 <= float(keypoint_threshold) <= 1.0:
         raise UserError(f"keypoint_threshold must be within [0, 1], got {keypoint_threshold}")
     chosen = normalize_views(views)
@@ -163,7 +167,9 @@ def render_run(
     keypoints = keypoints_table(displayed, prediction.keypoint_names, decimals=2)
     result = result_dict(prediction, displayed, keypoint_threshold, run.source_name)
     coco = prediction_coco_results(prediction, displayed, run.source_name)
-    files = write_exports(out_dir or new_request_dir("image_"), run.source_name or "keypoints", keypoints, result, coco)
+    files = write_exports(
+        out_dir or new_request_dir("image_"), stem or run.source_name or "keypoints", keypoints, result, coco
+    )
     return ImageOutput(
         views=list(zip(rendered, chosen, strict=True)),
         persons=persons_table(displayed),

@@ -45,7 +45,7 @@ class ServiceStatus:
 class ModelService:
     """Loads the model once (in a background thread) and serialises inference on it."""
 
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, infer_lock: threading.Lock | None = None) -> None:
         self._loader = loader
         self._state = "idle"
         self._message = ""
@@ -55,7 +55,8 @@ class ModelService:
         self._error: Exception | None = None
         self._state_lock = threading.Lock()
         self._ready = threading.Event()
-        self._infer_lock = threading.Lock()
+        # Shared by the services of one device (rfdetr_demo.registry): one inference at a time per device.
+        self._infer_lock = infer_lock or threading.Lock()
         # Measured latency per resolution from real requests, for the speed/accuracy labels of the presets.
         self.latency = LatencyBook()
         zerogpu.pin(self)  # crosses into ZeroGPU workers by handle (they fork after the service exists)
@@ -85,6 +86,16 @@ class ModelService:
             self._message = f"Model ready in {time.perf_counter() - t0:.1f} s."
         log.info("model ready: %s", info.as_dict())
         self._ready.set()
+
+    def unload(self, why: str = "Unloaded to make room; it loads again on its next request.") -> bool:
+        """Drop a ready model (requests running on it finish with their own reference); the next use reloads."""
+        with self._state_lock:
+            if self._state != "ready":
+                return False
+            self._predictor = self._schema = self._info = None
+            self._state, self._message = "idle", why
+            self._ready.clear()
+        return True
 
     def status(self) -> ServiceStatus:
         with self._state_lock:

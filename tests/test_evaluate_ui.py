@@ -87,7 +87,7 @@ def test_evaluate_endpoint_through_gradio_client(served, coco_json, coco_image_p
     client = Client(served[0], verbose=False)
     info = client.view_api(print_info=False, return_format="dict")
     params = [p["parameter_name"] for p in info["named_endpoints"]["/evaluate"]["parameters"]]
-    assert params == ["annotations", "images", "predictions", "threshold", "resolution"]
+    assert params == ["annotations", "images", "predictions", "threshold", "resolution", "model"]
     archive = tmp_path / "images.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for p in coco_image_paths.values():

@@ -54,7 +54,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_file_size": "5mb",
     "queue_size": "7",
     "concurrency": "3",
-    "checkpoint": "hf://owner/repo/model.pth",
+    "checkpoint": "mine=hf://owner/repo/model.pth",
     "hub_repo": "owner/repo",
     "hub_filename": "model.pth",
     "hub_revision": "v2",
@@ -74,6 +74,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_eval_images": "200",
     "max_sessions": "50",
     "browser_engine": "off",
+    "max_loaded_models": "3",
 }
 
 

@@ -52,14 +52,18 @@ def evaluate(
     on_progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Evaluation:
-    """Validate everything first (cheap), then run the model (slow), then score every set."""
+    """Validate everything first (cheap), then run the model(s) (slow), then score every set.
+
+    ``service`` may be a list: each model runs on the same images, one table row each, in the order given.
+    """
     if not request.images and not request.results:
         raise EvaluationError("give the images to run the model on, or one or more prediction files (or both)")
-    schema = service.schema if (request.images and service is not None) else request.schema
+    services = list(service) if isinstance(service, (list, tuple)) else [service] if service is not None else []
+    schema = services[0].schema if (request.images and services) else request.schema
     dataset = load_annotations(request.annotations, schema)
     pairs: list[tuple[ImageEntry, ImageSource]] = []
     if request.images:
-        if service is None:
+        if not services:
             raise EvaluationError("no model is loaded to run on the images")
         pairs = match_images(dataset, collect_sources(request.images), request.max_images)
     names = unique_names([Path(str(p)).stem for p in request.results])
@@ -67,11 +71,16 @@ def evaluate(
         load_prediction_file(p, dataset, n) for p, n in zip(request.results, names, strict=True)
     ]
     model_info = None
-    if pairs:
-        info = service.info
-        model_info = info.as_dict() if hasattr(info, "as_dict") else dict(info)
-        run = predict_dataset(service, dataset, pairs, request.options, on_progress, should_stop, _model_name(info))
-        sets.insert(0, run)
+    for index, svc in enumerate(services if pairs else []):
+        info = svc.info
+        if info.num_keypoints != dataset.num_keypoints:
+            raise EvaluationError(
+                f"model {info.name} predicts {info.num_keypoints} keypoints but the annotations have "
+                f"{dataset.num_keypoints}: evaluate it on labels of its own schema"
+            )
+        model_info = model_info or (info.as_dict() if hasattr(info, "as_dict") else dict(info))
+        run = predict_dataset(svc, dataset, pairs, request.options, on_progress, should_stop, _model_name(info))
+        sets.insert(index, run)
     threshold = request.options.threshold
     scores = [score_set(dataset, s, threshold) for s in sets]
     settings = {
@@ -80,5 +89,5 @@ def evaluate(
         "batch_size": request.options.batch_size,
     }
     if pairs and request.options.resolution is None:
-        settings["resolution"] = getattr(service.info, "default_resolution", None)
+        settings["resolution"] = getattr(services[0].info, "default_resolution", None)
     return Evaluation(dataset, scores, {e.id: (e, s) for e, s in pairs}, model_info, settings)

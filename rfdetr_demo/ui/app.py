@@ -12,10 +12,12 @@ import gradio as gr
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.disk_budget import BUDGET, DEFAULT_MAX_AGE_S
+from rfdetr_demo.registry import ModelRegistry
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.common import UiContext, bind, refreshed_resolution_choices
 from rfdetr_demo.ui.evaluate_tab import build_evaluate_tab
 from rfdetr_demo.ui.image_tab import build_image_tab
+from rfdetr_demo.ui.models_panel import build_models_panel
 from rfdetr_demo.ui.status import status_markdown
 from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
@@ -73,14 +75,15 @@ def watch_temp_files(demo: gr.Blocks) -> None:
     BUDGET.protect(kept, forget_deleted)
 
 
-def build_demo(settings: Settings, service: ModelService) -> gr.Blocks:
-    """Build the Blocks app (does not launch it). The model loads in the background."""
+def build_demo(settings: Settings, service: ModelService, registry: ModelRegistry | None = None) -> gr.Blocks:
+    """Build the Blocks app (does not launch it). The default model loads in the background."""
     service.start()
-    ctx = UiContext(service, settings)
+    ctx = UiContext(service, settings, registry=registry)
     # Gradio ages its own files (sparing the examples); ours are sized by disk_budget (watch_temp_files).
     with gr.Blocks(title=TITLE, delete_cache=(int(DEFAULT_MAX_AGE_S) // 2, int(DEFAULT_MAX_AGE_S))) as demo:
         gr.Markdown(INTRO, elem_id="page-intro")
         status = gr.Markdown(status_markdown(service.status()), elem_id="model-status")
+        build_models_panel(ctx)
         timer = gr.Timer(1.0)
         # "wrap": on a phone every tab stays in sight (a second row) instead of behind Gradio's "⋯" menu.
         with gr.Tabs(overflow_behavior="wrap", elem_id="main-tabs"):

@@ -33,6 +33,7 @@ from rfdetr_demo.defaults import (
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.errors import UserError, log_user_error, report_internal
 from rfdetr_demo.latency import LatencyBook, labelled_resolution_choices
+from rfdetr_demo.registry import ModelRegistry
 from rfdetr_demo.render import ALL_VIEWS, DEFAULT_VIEWS
 from rfdetr_demo.service import ModelService, ModelUnavailable
 
@@ -211,10 +212,20 @@ class UiContext:
     tabs are built: a tab has no handle on the ``gr.Blocks`` it is built in).
     """
 
-    service: ModelService
+    service: ModelService  # the default model's (status line, latency labels)
     settings: Settings = field(default_factory=Settings)
     resolution_dropdowns: list[gr.Dropdown] = field(default_factory=list)
     on_unload: list[Callable[..., Any]] = field(default_factory=list)
+    registry: ModelRegistry | None = None  # every model offered; None: ``service`` alone
+
+    def __post_init__(self) -> None:
+        if self.registry is None:
+            self.registry = ModelRegistry.single(self.service)
+
+    def model(self, name: str | None = None) -> ModelService:
+        """The service of the model a request picked (empty: the default); loads it on first use."""
+        assert self.registry is not None
+        return self.registry.service(name)
 
     @property
     def default_resolution(self) -> int:

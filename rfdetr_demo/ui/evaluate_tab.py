@@ -36,6 +36,7 @@ from rfdetr_demo.ui.common import (
     resolution_dropdown,
     user_errors,
 )
+from rfdetr_demo.ui.models_panel import model_dropdown
 from rfdetr_demo.workdirs import new_request_dir
 
 GALLERY_COUNT = 8
@@ -72,6 +73,7 @@ def evaluate_predictions(
     predictions: list[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
+    model: list[str] | str | None = None,
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
 ) -> tuple[Any, ...]:
@@ -83,6 +85,7 @@ def evaluate_predictions(
         predictions: prediction files (COCO keypoint results, or this app's JSON export), one table row each.
         threshold: person score at which recall, precision and the gallery are reported, 0-1.
         resolution: inference side length for the model run, a multiple of 24.
+        model: the model(s) to run (see /models; empty: the first); several give one row each, same labels.
     Returns:
         A summary, the metrics table (one row per set), the per-keypoint table, the per-keypoint and calibration
         plots, the worst images (ground truth grey, prediction in colour, OKS in the caption) and the downloads.
@@ -92,8 +95,10 @@ def evaluate_predictions(
     image_paths, result_paths = _paths(images), _paths(predictions)
     if not image_paths and not result_paths:
         raise gr.Error("Upload the annotated images (files or a zip) or prediction files.", title="Nothing to score")
-    if image_paths:
-        ctx.service.wait(MODEL_WAIT_S)
+    names = [model] if isinstance(model, str) else list(model or [])
+    services = [ctx.model(n) for n in dict.fromkeys(names or [None])] if image_paths else []
+    for service in services:
+        service.wait(MODEL_WAIT_S)
     options = RunOptions(
         threshold=float(threshold),
         resolution=parse_resolution(resolution, ctx.default_resolution),
@@ -106,7 +111,7 @@ def evaluate_predictions(
             progress(0.0, desc="Checking the files…")
             evaluation = evaluate(
                 req,
-                ctx.service if image_paths else None,
+                services or None,
                 on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
                 should_stop=cancel.is_set,
             )
@@ -162,6 +167,7 @@ def build_evaluate_tab(ctx: UiContext) -> None:
                 info="Where recall, precision and the gallery are reported; AP uses every detection (COCO).",
             )  # fmt: skip
             resolution = resolution_dropdown(ctx, "For the model run (multiple of 24).")
+            models = model_dropdown(ctx, "eval-models", label="Models (each one row, same labels)", multiselect=True)
             with gr.Row():
                 run_btn = gr.Button("Evaluate", variant="primary", elem_id="run-evaluate")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-evaluate")
@@ -183,8 +189,8 @@ def build_evaluate_tab(ctx: UiContext) -> None:
             files = gr.File(label="Downloads (metrics.json · per-image CSV · COCO results · plots)",
                             file_count="multiple", interactive=False, elem_id="eval-files")  # fmt: skip
     run: dict[str, Any] = {
-        "fn": bind(evaluate_predictions, ctx, resolution=ctx.default_resolution),
-        "inputs": [annotations, images, predictions, threshold, resolution],
+        "fn": bind(evaluate_predictions, ctx, resolution=ctx.default_resolution, model=[ctx.registry.default]),
+        "inputs": [annotations, images, predictions, threshold, resolution, models],
         "outputs": [summary, metrics, keypoints, keypoint_plot, calibration_plot, gallery, files],
         # Its own line, one run at a time: the service's lock lets Image/Video requests run between two batches
         # instead of waiting for a whole evaluation.

@@ -7,7 +7,6 @@ right under the input, one per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -17,7 +16,6 @@ from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, 
 from rfdetr_demo.disk_budget import BUDGET
 from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, KeptRun, render_run, run_image
 from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.common import (
     Controls,
     UiContext,
@@ -29,22 +27,24 @@ from rfdetr_demo.ui.common import (
     refreshed_resolution_choices,
     user_errors,
 )
+from rfdetr_demo.ui.compare_panel import build_compare_panel
 from rfdetr_demo.ui.components import GuardedImage
+from rfdetr_demo.ui.image_outputs import ImageOutputs
+from rfdetr_demo.ui.models_panel import model_dropdown
 
-# A page session's KeptRun (its prediction, a few KB) is dropped after this long unused or when the page closes.
-RUN_TTL_S = 1800
 # Redraws of full-size photos cost a few hundred MB each while they run; a flood of slider moves from many visitors
 # must not multiply that without bound.
 REDRAW_CONCURRENCY = 2
 
 
-def _run(ctx: UiContext, image: str, threshold: float, resolution: Any) -> ImageRun:
+def _run(ctx: UiContext, image: str, threshold: float, resolution: Any, model: str | None = None) -> ImageRun:
     """Decode and run the model once; the upload (and nothing else of this request) is held on disk meanwhile."""
     if not image:
         raise gr.Error("Please upload, paste or pick an image first.", title="No image")
     res = parse_resolution(resolution, ctx.default_resolution)
     with BUDGET.in_use(image):
-        return run_image(ctx.service, image, float(threshold), res, ctx.settings.max_image_side, timeout=MODEL_WAIT_S)
+        service = ctx.model(model)
+        return run_image(service, image, float(threshold), res, ctx.settings.max_image_side, timeout=MODEL_WAIT_S)
 
 
 def _rendered(
@@ -90,6 +90,7 @@ def predict_image(
     keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
     resolution: int | None = None,
     views: list[str] | None = None,
+    model: str | None = None,
 ) -> tuple[Any, ...]:
     """Detect people and keypoints in one image.
 
@@ -99,11 +100,12 @@ def predict_image(
         keypoint_threshold: joints below this confidence are hidden, 0-1.
         resolution: inference side length, a multiple of 24.
         views: annotator views to render side by side.
+        model: which of the server's models (see /models; empty: the first).
     Returns:
         The rendered views, the persons table, the keypoints table, the JSON result, the download files and
         a summary. An API call cannot redraw, so nothing of it is kept in memory afterwards.
     """
-    run = _run(ctx, image, threshold, resolution)
+    run = _run(ctx, image, threshold, resolution, model)
     return _rendered(run, None, keypoint_threshold, views)[:-1]
 
 
@@ -115,9 +117,10 @@ def detect(
     keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
     resolution: int | None = None,
     views: list[str] | None = None,
+    model: str | None = None,
 ) -> tuple[Any, ...]:
     """The page's run: :func:`predict_image`, and the session keeps the prediction for redraws."""
-    run = _run(ctx, image, threshold, resolution)
+    run = _run(ctx, image, threshold, resolution, model)
     return _rendered(run, KeptRun.of(run), keypoint_threshold, views)
 
 
@@ -129,6 +132,7 @@ def predict_or_clear(
     keypoint_threshold: float,
     resolution: int,
     views: list[str],
+    model: str | None,
     kept: KeptRun | None,
 ) -> tuple[Any, ...]:
     """A new image (upload, paste, example) runs at once; clearing clears the results.
@@ -141,7 +145,16 @@ def predict_or_clear(
     res = parse_resolution(resolution, ctx.default_resolution)
     if isinstance(kept, KeptRun) and kept.same_request(image, threshold, res):
         return _redraw(ctx, kept, keypoint_threshold, views, threshold)
-    return detect(ctx, image, threshold, keypoint_threshold, resolution, views)
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model)
+
+
+@user_errors
+def switch_model(
+    ctx: UiContext, image: str | None, threshold: float, keypoint_threshold: float, resolution: int, views: list[str],
+    model: str | None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """Another model picked: run the shown image through it (nothing shown: nothing to do)."""
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model) if image else empty_outputs()
 
 
 @user_errors
@@ -153,6 +166,7 @@ def rerender(
     image: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
+    model: str | None = None,
 ) -> tuple[Any, ...]:
     """Display-only change (thresholds, views): redraw the kept run without the model.
 
@@ -163,7 +177,7 @@ def rerender(
         return _redraw(ctx, kept, keypoint_threshold, views, threshold)
     if not image:
         return empty_outputs()
-    return detect(ctx, image, threshold, keypoint_threshold, resolution, views)
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model)
 
 
 def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
@@ -179,50 +193,6 @@ def no_kept_run() -> None:
 def relabel_resolution(ctx: UiContext) -> Any:
     """The resolution menu relabelled with the latency just measured (after each model run)."""
     return refreshed_resolution_choices(ctx.default_resolution, ctx.service.latency, 1)
-
-
-@dataclass
-class ImageOutputs:
-    """The tab's result components, created unrendered so the examples (which need them) can sit above them."""
-
-    summary: gr.Markdown
-    gallery: gr.Gallery
-    persons: gr.Dataframe
-    keypoints: gr.Dataframe
-    result_json: gr.JSON
-    files: gr.File
-    state: gr.State
-
-    @classmethod
-    def create(cls) -> ImageOutputs:
-        gallery = gr.Gallery(
-            label="Views", show_label=False, columns=2, height="max-content", format="jpeg", object_fit="contain",
-            preview=False, elem_id="views-gallery", interactive=False, render=False,
-        )  # fmt: skip
-        persons = gr.Dataframe(
-            headers=PERSON_COLUMNS, label="Persons", interactive=False, elem_id="persons-table", wrap=True,
-            render=False,
-        )  # fmt: skip
-        keypoints = gr.Dataframe(
-            headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table", render=False
-        )
-        files = gr.File(
-            label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False, render=False,
-            elem_id="image-files",
-        )  # fmt: skip
-        return cls(
-            summary=gr.Markdown(elem_id="image-summary", render=False),
-            gallery=gallery,
-            persons=persons,
-            keypoints=keypoints,
-            result_json=gr.JSON(label="Result", render=False),
-            files=files,
-            state=gr.State(None, time_to_live=RUN_TTL_S),
-        )
-
-    def all(self) -> list[Any]:
-        """In the order the handlers return them."""
-        return [self.gallery, self.persons, self.keypoints, self.result_json, self.files, self.summary, self.state]
 
 
 def build_image_tab(ctx: UiContext) -> None:
@@ -241,6 +211,7 @@ def build_image_tab(ctx: UiContext) -> None:
                 type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"], height=360,
                 elem_id="input-image",
             )  # fmt: skip
+            model = model_dropdown(ctx, "image-model")
             controls = make_controls(
                 ctx,
                 threshold_info=(
@@ -270,14 +241,16 @@ def build_image_tab(ctx: UiContext) -> None:
             with gr.Tab("JSON"):
                 out.result_json.render()
             out.files.render()
-    _wire(ctx, image, controls, run_btn, out, cache_examples)
+            build_compare_panel(ctx, image, controls, model)
+    _wire(ctx, image, controls, model, run_btn, out, cache_examples)
 
 
 def _wire(
-    ctx: UiContext, image: GuardedImage, controls: Controls, run_btn: gr.Button, out: ImageOutputs, cached: bool
-) -> None:
-    """The tab's events: run on click/upload/example, redraw on display changes, clear on failure."""
-    inputs = [image, *controls]
+    ctx: UiContext, image: GuardedImage, controls: Controls, model: gr.Dropdown, run_btn: gr.Button,
+    out: ImageOutputs, cached: bool,
+) -> None:  # fmt: skip
+    """The tab's events: run on click/upload/example or another model, redraw on display changes, clear on failure."""
+    inputs = [image, *controls, model]
     outputs = out.all()
 
     def run_then_relabel(
@@ -305,7 +278,7 @@ def _wire(
     api_button = gr.Button("predict_image", visible=False)
     run_then_relabel(
         api_button.click,
-        bind(predict_image, ctx, resolution=ctx.default_resolution),
+        bind(predict_image, ctx, resolution=ctx.default_resolution, model=ctx.registry.default),
         shown=outputs[:-1],
         api_name="predict_image",
     )
@@ -314,6 +287,7 @@ def _wire(
         return bind(in_place(handler, empty_outputs, "image"), ctx)
 
     run_then_relabel(run_btn.click, page(detect), api_visibility="private")
+    run_then_relabel(model.input, page(switch_model), api_visibility="private")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
         run_then_relabel(image.upload, page(detect), api_visibility="private")
@@ -324,7 +298,7 @@ def _wire(
     gr.on(
         [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
         page(rerender),
-        [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution],
+        [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution, model],
         outputs,
         api_visibility="private",
         concurrency_id="redraw",  # never waits behind a model run; two at a time bounds their memory

@@ -27,6 +27,7 @@ from rfdetr_demo.ui.common import (
     parse_resolution,
     user_errors,
 )
+from rfdetr_demo.ui.models_panel import model_dropdown
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.keyframes import AUTO, KEYFRAME_CHOICES, default_keyframes
 from rfdetr_demo.video.pipeline import (
@@ -115,6 +116,7 @@ def predict_video(
     end: float = 0.0,
     tracking: bool = True,
     smoothing: str | bool = DEFAULT_SMOOTHER,
+    model: str | None = None,
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a progress tracker
 ) -> tuple[Any, ...]:
@@ -134,12 +136,14 @@ def predict_video(
         end: end of the segment in seconds (0 = the end of the clip).
         tracking: give people stable ids across frames (ByteTrack).
         smoothing: "kalman" (default: the model's covariance, fixed-lag RTS), "one-euro" or "off"; turns tracking on.
+        model: which of the server's models (see /models; empty: the first); one model per run.
     Returns:
         The annotated video, a summary, the per-frame table and the downloads (MP4, JSONL, keypoints CSV, angles CSV).
     """
     if not video:
         raise gr.Error("Please upload or pick a video first.", title="No video")
-    ctx.service.wait(MODEL_WAIT_S)
+    service = ctx.model(model)
+    service.wait(MODEL_WAIT_S)
     options = VideoOptions(
         threshold=float(threshold),
         keypoint_threshold=float(keypoint_threshold),
@@ -161,9 +165,7 @@ def predict_video(
         # The upload and the output folder are never pruned while this runs.
         with _cancels.running(request) as cancel, BUDGET.in_use(video):
             progress(0.0, desc="Starting…")
-            result = run_video(
-                ctx.service, video, options, progress=report, cancel=cancel, source_name=Path(video).name
-            )
+            result = run_video(service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
     finally:
@@ -190,6 +192,7 @@ def build_video_tab(ctx: UiContext) -> None:
             preview_help = gr.Markdown(PREVIEW_HELP, elem_id="video-preview-note")
             # Same picker as the Image tab; on video the views are overlaid or tiled (see Layout below), so the
             # default is Combined alone: overlaid Skeleton/Ellipses/Labels would bury people under joint tags.
+            model = model_dropdown(ctx, "video-model")
             controls = make_controls(
                 ctx, VIDEO_DEFAULT_VIEWS, views_label="Views", elem_prefix="video",
                 views_info="Drawn together on one video, or one tile each with the grid layout.",
@@ -234,16 +237,18 @@ def build_video_tab(ctx: UiContext) -> None:
             )  # fmt: skip
             motion = build_motion_panel()
 
-    inputs = [video, *controls, layout, keyframes, start, end, tracking, smoothing]
+    inputs = [video, *controls, layout, keyframes, start, end, tracking, smoothing, model]
     outputs = [output, summary, frames, files]
     # The API endpoint raises for its clients (a hidden button's event); the page's button shows failures in place.
     api = gr.Button("predict_video", visible=False).click(
-        bind(predict_video, ctx, resolution=ctx.default_resolution), inputs, outputs, api_name="predict_video",
+        bind(predict_video, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs, outputs,
+        api_name="predict_video",
         concurrency_id=video_queue_group(ctx),
     )  # fmt: skip
     page_run = in_place(predict_video, lambda: (None, "", None, None), "video", message_at=1, state_at=None)
     run = run_btn.click(
-        bind(page_run, ctx, resolution=ctx.default_resolution), inputs, outputs, api_visibility="private",
+        bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs, outputs,
+        api_visibility="private",
         concurrency_id=video_queue_group(ctx),
     )  # fmt: skip
     wire_motion_panel(motion, files, run)

@@ -36,6 +36,7 @@ from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
 from rfdetr_demo.ui.browser_panel import build_browser_panel
 from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, page_error, session_id, user_errors
 from rfdetr_demo.ui.components import LiveImage
+from rfdetr_demo.ui.models_panel import model_dropdown
 from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
 LIVE_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED, VIEW_HALO)
@@ -105,14 +106,16 @@ def on_frame(
     views: list[str],
     mirror_display: bool,
     smoothing: str,
+    model: str | None,
     handler: FrameHandler | None,
 ) -> tuple[Any, Any, FrameHandler | None]:
     """One streamed webcam frame. Never raises: an exception would end the stream for this viewer."""
     if frame is None:
         return gr.skip(), gr.skip(), handler
-    if handler is None:
-        handler = FrameHandler(ctx.service)
     try:
+        service = ctx.model(model)
+        if handler is None or handler.service is not service:  # a new stream, or another model picked
+            handler = FrameHandler(service)
         options = _options(threshold, keypoint_threshold, resolution, views, True, mirror_display, smoothing)
         handler.submit(frame)
         result = handler.process_latest(options)
@@ -132,6 +135,7 @@ def predict_frame(
     resolution: int | None = None,
     views: list[str] | None = None,
     mirrored: bool = False,
+    model: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """Detect people and keypoints in one video frame (the API twin of the live webcam stream).
 
@@ -142,13 +146,15 @@ def predict_frame(
         resolution: inference side length, a multiple of 24.
         views: views to tile side by side into the returned image.
         mirrored: True if the frame is a mirror (selfie) image; it is flipped back before inference.
+        model: which of the server's models (see /models; empty: the first).
     Returns:
         The annotated tiled views, the JSON result (coordinates in the un-mirrored frame), and a timing line.
     """
     if image is None:
         raise gr.Error("Please send a frame.", title="No image")
-    ctx.service.wait(MODEL_WAIT_S)
-    handler = FrameHandler(ctx.service)
+    service = ctx.model(model)
+    service.wait(MODEL_WAIT_S)
+    handler = FrameHandler(service)
     options = _options(threshold, keypoint_threshold, resolution or ctx.default_resolution, views, mirrored)
     result = handler.process(image, options)
     if result.prediction is None:
@@ -234,6 +240,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
                 views_label="Views (one tile each, two per row)",
                 views_info="All tiles come from the same single inference per frame; fewer views draw faster.",
             )  # fmt: skip
+            model = model_dropdown(ctx, "webcam-model")
             mirror_display = gr.Checkbox(
                 value=True, label="Mirror the annotated view",
                 info="Display only: inference always sees the un-mirrored frame, so left joints stay left.",
@@ -255,7 +262,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
     zero_gpu = on_zero_gpu()
     webcam.stream(
         bind(on_frame, ctx),
-        [webcam, *controls, mirror_display, smoothing, handler_state],
+        [webcam, *controls, mirror_display, smoothing, model, handler_state],
         [live, readout, handler_state],
         stream_every=ZERO_GPU_STREAM_EVERY_S if zero_gpu else STREAM_EVERY_S,
         time_limit=ZERO_GPU_TIME_LIMIT_S if zero_gpu else WEBCAM_TIME_LIMIT_S,
@@ -298,13 +305,14 @@ def build_frame_endpoint(ctx: UiContext, controls: Controls) -> None:
     with gr.Row(visible=False):
         api_frame = gr.Image(type="numpy", label="frame")
         api_mirrored = gr.Checkbox(value=False, label="mirrored")
+        api_model = gr.Textbox(value=ctx.registry.default if ctx.registry else "", label="model")
         api_image = gr.Image(label="annotated", format="jpeg")
         api_json = gr.JSON(label="result")
         api_timing = gr.Textbox(label="timing")
         api_button = gr.Button("predict_frame")
     api_button.click(
-        bind(predict_frame, ctx, resolution=ctx.default_resolution),
-        [api_frame, *controls, api_mirrored],
+        bind(predict_frame, ctx, resolution=ctx.default_resolution, model=ctx.registry.default),
+        [api_frame, *controls, api_mirrored, api_model],
         [api_image, api_json, api_timing],
         api_name="predict_frame",
         concurrency_id="model",

@@ -1,0 +1,140 @@
+"""Several checkpoints in one app, end to end: /models, ``model=`` on every endpoint, compare, LRU and reload.
+
+Three seeded random-weight checkpoints saved in rfdetr's format (two K=17 that differ, one K=5), served at 192²
+with at most two in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rfdetr_demo.config import Settings
+from tests.helpers import free_port
+from tests.support.checkpoints import write_seeded_checkpoint
+
+pytestmark = pytest.mark.model
+
+RES = 192
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {
+        "body_a": write_seeded_checkpoint(root / "a.pth", seed=1, resolution=RES),
+        "body_b": write_seeded_checkpoint(root / "b.pth", seed=2, resolution=RES),
+        "hand": write_seeded_checkpoint(root / "hand5.pth", seed=3, num_keypoints=5, resolution=RES),
+    }
+
+
+def models_settings(checkpoints: dict[str, Path], schema: Path | None = None) -> Settings:
+    entries = ",".join(f"{name}={path}" for name, path in checkpoints.items())
+    return Settings(
+        checkpoint=entries, pretrained=False, max_loaded_models=2, resolution=RES, device="cpu", engine="torch",
+        keypoint_schema=f"hand={schema}" if schema else None, port=free_port(),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hand_schema(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("schema") / "hand.json"
+    path.write_text('{"keypoints": ["wrist", "thumb", "index", "middle", "ring"], "skeleton": [[0, 1], [0, 2]]}')
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(checkpoints, hand_schema):
+    from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs, model_registry
+
+    settings = models_settings(checkpoints, hand_schema)
+    demo = create_app(settings)
+    configure_queue(demo, settings)
+    kwargs = {k: v for k, v in launch_kwargs(settings).items() if k != "share"}
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    registry = model_registry(settings)
+    registry.peek().wait(300)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", registry
+    finally:
+        demo.close()
+
+
+def test_models_endpoint_and_model_on_every_endpoint_with_lru_reload(served, coco_image_paths, coco_json, video_dir):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    url, registry = served
+    client = Client(url, verbose=False)
+    listed = client.predict(api_name="/models")
+    assert [m["name"] for m in listed] == ["body_a", "body_b", "hand"]
+    assert listed[0]["status"] == "ready" and listed[0]["num_keypoints"] == 17 and listed[0]["default_resolution"]
+    assert listed[1]["status"] == listed[2]["status"] == "not loaded" and listed[2]["num_keypoints"] is None
+    photo = handle_file(str(coco_image_paths[196141]))
+
+    result = client.predict(image=photo, threshold=0.0, model="body_b", api_name="/predict_image")[3]
+    assert result["model"]["name"] == "body_b" and len(result["keypoint_names"]) == 17 and result["instances"]
+    default = client.predict(image=photo, threshold=0.0, api_name="/predict_image")[3]
+    assert default["model"]["name"] == "body_a"  # no model given: the first
+    assert default["instances"][0]["keypoints"] != result["instances"][0]["keypoints"]  # two different models
+
+    # hand is the third model: the least recently used (body_b, then body_a was used after it) goes
+    _image, frame, _timing = client.predict(
+        photo, 0.0, 0.0, RES, ["Combined"], False, "hand", api_name="/predict_frame"
+    )
+    assert frame["model"]["name"] == "hand" and frame["keypoint_names"] == ["wrist", "thumb", "index", "middle", "ring"]
+    states = {m["name"]: m["status"] for m in client.predict(api_name="/models")}
+    assert states == {"body_a": "ready", "body_b": "not loaded", "hand": "ready"}
+    assert registry.loads["body_b"] == 1
+
+    clip = handle_file(str(sorted(video_dir.glob("*.mp4"))[0]))
+    video, _summary, _frames, files = client.predict(
+        video=clip, threshold=0.0, resolution=RES, end=0.2, smoothing="off", model="body_b", api_name="/predict_video"
+    )
+    assert Path(video).stat().st_size > 0 and '"persons"' in Path(files[1]).read_text()[:2000]
+    assert registry.loads["body_b"] == 2  # reloaded on its next request ...
+    assert sorted(registry.loaded()) == ["body_b", "hand"]  # ... and body_a, now least recent, made room
+
+    _summary, metrics, *_ = client.predict(
+        annotations=handle_file(str(coco_json)), images=[handle_file(str(p)) for p in coco_image_paths.values()],
+        threshold=0.0, resolution=RES, model=["body_a", "body_b"], api_name="/evaluate",
+    )  # fmt: skip
+    assert [row[0] for row in metrics["data"]] == ["body_a", "body_b"]  # one row each, same labels
+    with pytest.raises(AppError, match="predicts 5 keypoints but"):
+        client.predict(annotations=handle_file(str(coco_json)), images=[photo], model=["hand"], api_name="/evaluate")
+    with pytest.raises(AppError, match="nope is not in the list of choices"):  # Gradio's own check of the picker
+        client.predict(image=photo, model="nope", api_name="/predict_image")
+    with pytest.raises(AppError, match="unknown model 'nope'; choose one of: body_a, body_b, hand"):
+        client.predict(photo, 0.5, 0.3, RES, ["Combined"], False, "nope", api_name="/predict_frame")
+
+
+def test_compare_two_schemas_side_by_side(served, coco_image_paths):
+    from gradio_client import Client, handle_file
+
+    url, _registry = served
+    client = Client(url, verbose=False)
+    views, persons_a, persons_b, line, diff, files = client.predict(
+        image=handle_file(str(coco_image_paths[196141])), threshold=0.0, views=["Skeleton", "Labels"],
+        model="body_a", other_model="hand", api_name="/compare_image",
+    )  # fmt: skip
+    assert [v["caption"] for v in views] == [
+        "A · body_a · Skeleton", "B · hand · Skeleton", "A · body_a · Labels", "B · hand · Labels",
+    ]  # fmt: skip
+    assert len(persons_a["data"]) == diff["people"][0] > 0 and len(persons_b["data"]) == diff["people"][1] > 0
+    assert diff["same_schema"] is False and "schemas differ" in line
+    names = sorted(Path(f).name for f in files)
+    assert names == sorted(
+        f"000000196141_{m}{suffix}" for m in ("body_a", "hand") for suffix in (".csv", ".json", "_coco_results.json")
+    )
+    hand_csv = next(Path(f) for f in files if f.endswith("_hand.csv")).read_text()
+    assert "thumb" in hand_csv and "left_knee" not in hand_csv  # tabulated with its own schema
+    same = client.predict(
+        image=handle_file(str(coco_image_paths[196141])), threshold=0.0, keypoint_threshold=0.0, model="body_a",
+        other_model="body_a", api_name="/compare_image",
+    )  # fmt: skip
+    # the same model twice: each person with a joint shown matches itself (OKS 1, no shift)
+    table = same[1]
+    with_joints = sum(row[table["headers"].index("visible_keypoints")] > 0 for row in table["data"])
+    assert same[4]["same_schema"] and len(same[4]["pairs"]) == with_joints > 0 and same[4]["mean_shift_px"] == 0
+    assert all(p["a"] == p["b"] and p["oks"] == 1.0 for p in same[4]["pairs"])
