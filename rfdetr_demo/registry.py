@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.service import Loader, ModelService
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class ModelRegistry:
         if name in (None, ""):
             return self.default
         if str(name) not in self._services:
-            raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
+            raise UserError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
         return str(name)
 
     def peek(self, name: str | None = None) -> ModelService:
