@@ -72,7 +72,7 @@ def compare_image(
         ]
     with BUDGET.in_use():
         out_a, out_b = (_render(r, n, keypoint_threshold, chosen) for r, n in zip(runs, (name_a, name_b), strict=True))
-    memory.after_image(loaded.rgb.shape[0] * loaded.rgb.shape[1])
+    memory.after_request(loaded.rgb.shape[0] * loaded.rgb.shape[1])
     shown = [r.shown().displayed(float(keypoint_threshold)) for r in runs]
     d = diff(name_a, shown[0], runs[0].prediction.schema, name_b, shown[1], runs[1].prediction.schema)
     gallery = []
