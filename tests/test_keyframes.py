@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import supervision as sv
 
 from rfdetr_demo.result import apply_keypoint_threshold
 from rfdetr_demo.schema import KeypointSchema
@@ -120,6 +121,14 @@ def test_a_filled_frame_lies_between_its_keyframes_for_linear_motion():
             assert np.abs(xy[f] - (xy[key] + frac * (xy[key + 3] - xy[key]))).max() < 0.5  # on the line
             if key + 3 < n - 1:  # the clip's last frame has no frame after it to be smoothed with
                 assert np.all(var[f] > var[key]) and np.all(var[f] > var[key + 3])
+
+
+def test_a_keyframe_without_people_fills_empty_frames():
+    filler = KeyframeFiller()
+    assert filler.key("k0", 0.0, sv.KeyPoints.empty())[-1][2] is not None
+    assert filler.skip("f1", 0.1) == []
+    ((payload, t, kp, filled),) = filler.flush()
+    assert (payload, t, len(kp), filled) == ("f1", 0.1, 0, True)
 
 
 def _walk_clip(tmp_path: Path, n: int = 20) -> tuple[Path, list[int], ReplayPredictor]:

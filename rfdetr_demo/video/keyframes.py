@@ -178,6 +178,8 @@ def filled_keypoints(before: sv.KeyPoints, after: sv.KeyPoints | None, fraction:
     ids = np.asarray(before.data.get(IDS, np.full(len(before), UNCONFIRMED)), dtype=int)
     keep = ids != UNCONFIRMED
     kp = before[keep] if not keep.all() else before
+    if len(kp) == 0:  # nobody tracked on the keyframe: nobody on the frames after it either
+        return kp
     boxes = np.asarray(kp.data[BOXES], dtype=np.float64).reshape(len(kp), 4).copy()
     if after is not None and len(after) and len(kp):
         after_ids = np.asarray(after.data.get(IDS, np.full(len(after), UNCONFIRMED)), dtype=int)
