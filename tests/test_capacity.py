@@ -160,7 +160,7 @@ def test_redraw_decodes_the_held_upload_without_the_model(
     fewer = rerender(ctx, first[-1], 0.4, views, path, 0.99, 576)
     assert replay_predictor.calls == calls and len(fewer[1]) < len(first[1])  # a higher threshold: fewer rows
     # Gradio's second ``change`` for the same upload is a redraw too
-    predict_or_clear(ctx, path, 0.6, 0.4, 576, views, first[-1])
+    predict_or_clear(ctx, path, 0.6, 0.4, 576, views, model=None, kept=first[-1])
     assert replay_predictor.calls == calls
     # below the floor the model runs again
     rerender(ctx, first[-1], 0.4, views, path, 0.05, 576)
