@@ -360,3 +360,19 @@ def test_panel_markup_offers_the_mode_and_a_resolution() -> None:
     html = panel_html(288)
     assert LABEL in html and '<option value="288" selected>' in html
     assert '<option value="192" selected>' in panel_html(192)  # a server default outside the presets is offered
+
+
+@pytest.mark.model
+@pytest.mark.browser
+def test_a_page_without_camera_gets_one_sentence_and_downloads_nothing(server, playwright_session) -> None:
+    url, seen = server
+    with _page(playwright_session, url) as page:  # no fake camera: there is no video device
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        seen.clear()
+        page.click("#be-go")
+        page.wait_for_function("() => document.getElementById('be-status').textContent.includes('stopped')")
+        status = page.inner_text("#be-status")
+    assert status.startswith("The browser engine stopped: the camera could not be opened")
+    assert status.endswith("Server mode still works.") and status.count(". ") == 1  # one sentence, then the fallback
+    assert not any("/model/" in p for _m, p, _s in seen)  # the camera is asked before the 140 MB download

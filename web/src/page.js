@@ -7,7 +7,7 @@ import { preprocess, decode, toResultJson } from "./decode.js";
 import { loadOrt, download, createSession, runSession, chooseBackend, wasmThreads, webGpuAdapter } from "./engine.js";
 import { drawRows } from "./draw.js";
 
-const state = { running: false, rows: [], stats: {}, frames: 0, firstFrameMs: null, backend: null };
+const state = { running: false, rows: [], stats: {}, history: [], frames: 0, firstFrameMs: null, backend: null };
 window.__browserEngine = state; // read by bench/bench_browser.py and the browser tests
 
 const $ = (id) => document.getElementById(id);
@@ -35,7 +35,7 @@ async function check() {
     $("be-go").textContent = `Download ${mb(m.model.bytes)} and start`;
     $("be-go").hidden = false;
   } catch (err) {
-    say(`The browser engine is not available: ${err.message} Server mode still works.`);
+    say(`The browser engine is not available: ${reason(err)} Server mode still works.`);
   }
 }
 
@@ -47,23 +47,36 @@ async function camera() {
   }
 }
 
+// The smallest module with one SIMD instruction: onnxruntime-web's WASM builds need SIMD.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0,
+  65, 0, 253, 15, 253, 98, 11]);
+
+function reason(err) {
+  // One sentence for the page, whatever failed.
+  if (err instanceof RangeError) return "there is not enough memory on this device for the model.";
+  const text = String(err?.message ?? err).trim();
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
 async function start() {
   const m = state.manifest;
   $("be-go").hidden = true;
   try {
-    if (typeof WebAssembly !== "object") throw new Error("this browser has neither WebGPU nor WebAssembly.");
+    const adapter = await webGpuAdapter();
+    if (!adapter && !(typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE))) {
+      throw new Error("this browser has neither WebGPU nor WebAssembly SIMD, which the model needs.");
+    }
+    say("Starting the camera…");
+    const video = $("be-video");
+    video.srcObject = await camera(); // before the download: a denied camera should not cost 140 MB
+    await video.play();
     const t0 = performance.now();
     const bytes = await download(m.model.url, m.model.bytes, (got, total) => {
       $("be-progress").value = got / total;
       say(`Downloading the model: ${mb(got)} of ${mb(total)}`);
     });
     state.downloadMs = performance.now() - t0;
-    say("Starting the camera…");
-    const video = $("be-video");
-    video.srcObject = await camera();
-    await video.play();
     say("Loading onnxruntime-web…");
-    const adapter = await webGpuAdapter();
     const ort = await loadOrt(m.ort, Boolean(adapter));
     const sessions = {};
     const session = async (backend) => (sessions[backend] ??= await createSession(ort, bytes, backend));
@@ -82,7 +95,7 @@ async function start() {
     state.startedAt = t0;
     loop(ort, sessions[choice.backend], video, m);
   } catch (err) {
-    say(`The browser engine stopped: ${err.message} Server mode still works.`);
+    say(`The browser engine stopped: ${reason(err)} Server mode still works.`);
   }
 }
 
@@ -117,6 +130,7 @@ async function loop(ort, session, video, m) {
     state.frames += 1;
     state.firstFrameMs ??= t4 - state.startedAt;
     state.stats = { pre: t1 - t0, model: t2 - t1, post: t3 - t2, draw: t4 - t3, fps: 1000 / (t4 - last) };
+    state.history = [...state.history.slice(-49), state.stats];
     state.frameSize = [video.videoWidth, video.videoHeight];
     last = t4;
     const s = state.stats;

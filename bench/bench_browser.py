@@ -1,0 +1,187 @@
+"""Benchmark: the Webcam tab's in-browser engine (onnxruntime-web) against server mode, in one run.
+
+Random weights with seeded keypoint heads (a person/background class layout), exported per resolution with rfdetr's
+own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_routes.py``) and the panel's own page
+(``web/src/page.js``), driven in headless Chromium with its fake camera (640×480):
+
+- export time, model size, download time from localhost (a fresh browser profile: nothing cached);
+- time from "Download and start" to the first drawn frame (download + camera + onnxruntime-web + session + check);
+- ms per frame per stage (pre, model, post, draw; medians after the first frame) for WASM with 1 thread (the page
+  as the app serves it) and with several threads (the same page served cross-origin isolated: COOP + COEP);
+- server mode on the same machine: the live handler (``FrameHandler.process``: model + drawing) on a 640×480 frame;
+- requests carrying a body (or not GETs) that the server received while the browser engine ran, i.e. frames sent
+  to the server: must be 0 (other GETs, e.g. the favicon, are listed).
+
+WebGPU is not measured: Chromium here has no GPU adapter.
+
+    python bench/bench_browser.py --resolutions 288 --frames 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import describe  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]  # fmt: skip
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def build_service():
+    from rfdetr import RFDETRKeypointPreview
+
+    from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor
+    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.service import ModelService
+    from tests.support.synthetic import fill_zero_keypoint_heads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
+    model.model.class_names = ["person"]
+    fill_zero_keypoint_heads(model.model.model, seed=0)
+    info = ModelInfo("random", "random weights", "cpu", "fp32", 288, 17, ["person"], random_weights=True)
+    service = ModelService(lambda: (RFDETRPredictor(model, "cpu"), KeypointSchema.coco(), info))
+    service.start()
+    service.wait(120)
+    return service
+
+
+def serve(engine, resolution: int, isolated: bool, seen: list):
+    """The engine's routes plus a page holding the panel; with ``isolated``, COOP/COEP on every response."""
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse
+
+    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, panel_html
+    from rfdetr_demo.ui.browser_routes import browser_routes
+    from tests.helpers import free_port
+
+    app = FastAPI(routes=browser_routes(engine))
+
+    @app.middleware("http")
+    async def record(request: Request, call_next):
+        seen.append((request.method, request.url.path, len(await request.body())))
+        response = await call_next(request)
+        if isolated:
+            response.headers.update(ISOLATION)
+        return response
+
+    @app.get("/")
+    def page() -> HTMLResponse:
+        return HTMLResponse(f"<html><head>{PAGE_SCRIPT}</head><body>{panel_html(resolution)}</body></html>")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port}/"
+
+
+def run_page(playwright, url: str, frames: int) -> dict:
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=600_000)
+        page.click("#be-go")
+        page.wait_for_function(f"() => window.__browserEngine.frames >= {frames + 1}", timeout=1_800_000,
+                               polling=500)  # fmt: skip
+        state = page.evaluate(
+            "() => { const s = window.__browserEngine; return {history: s.history, firstFrameMs: s.firstFrameMs, "
+            "downloadMs: s.downloadMs, isolated: crossOriginIsolated, threads: document.getElementById('be-backend')"
+            ".textContent}; }"
+        )
+    finally:
+        browser.close()
+    later = state["history"][1:] or state["history"]
+    med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "draw")}
+    return {**state, "median": med, "total": sum(med.values())}
+
+
+def expected(path: str, allowed: set[str]) -> bool:
+    """The page itself, or a GET under /browser-engine/<manifest|model|web|ort>."""
+    parts = path.split("/")
+    return path == "/" or (len(parts) > 2 and parts[1] == "browser-engine" and parts[2] in allowed)
+
+
+def server_mode_ms(service, resolution: int, repeats: int = 3) -> tuple[float, float]:
+    import numpy as np
+
+    from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
+    from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
+
+    frame = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
+    handler = FrameHandler(service)
+    options = FrameOptions(resolution=resolution, views=(VIEW_COMBINED, VIEW_HALO))
+    handler.process(frame, options)  # warm-up
+    runs = [handler.process(frame, options) for _ in range(repeats)]
+    return statistics.median(r.model_ms for r in runs), statistics.median(r.e2e_ms for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[288])
+    parser.add_argument("--frames", type=int, default=4, help="frames timed per configuration after the first")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from rfdetr_demo.backends.cache import ExportCache
+    from rfdetr_demo.browser_engine import BrowserEngine
+
+    print(f"machine: {describe()}; load average {os.getloadavg()}")
+    service = build_service()
+    allowed = {"manifest", "model", "web", "ort"}
+    rows = []
+    with tempfile.TemporaryDirectory() as cache_dir, sync_playwright() as playwright:
+        engine = BrowserEngine(service, ExportCache(cache_dir))
+        for res in args.resolutions:
+            t0 = time.perf_counter()
+            onnx_file = engine.exports().prepare(res)
+            export_s = time.perf_counter() - t0
+            model_ms, e2e_ms = server_mode_ms(service, res)
+            for isolated in (False, True):
+                seen: list = []
+                server, url = serve(engine, res, isolated, seen)
+                try:
+                    got = run_page(playwright, url, args.frames)
+                finally:
+                    server.should_exit = True
+                frames_sent = sum(1 for m, _p, size in seen if m != "GET" or size)
+                others = sorted({p for m, p, size in seen if m == "GET" and not size and not expected(p, allowed)})
+                if others:
+                    print(f"other GETs without a body (not frames): {others}")
+                rows.append((res, export_s, onnx_file.size, isolated, got, model_ms, e2e_ms, frames_sent))
+                print(f"{res}² isolated={isolated}: {got}, server {model_ms:.0f}/{e2e_ms:.0f} ms, sent {frames_sent}")
+    print(f"load average at the end: {os.getloadavg()}")
+    print(
+        "\n| res | page | backend | MB | export s | download s | first frame s | pre | model | post | draw | "
+        "browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | frames sent |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for res, export_s, size, isolated, got, model_ms, e2e_ms, sent in rows:
+        m = got["median"]
+        print(f"| {res}² | {'isolated' if isolated else 'as served'} | {got['threads'].split('.')[0]} | "
+              f"{size / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | {got['firstFrameMs'] / 1e3:.1f} | "
+              f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['draw']:.0f} | {got['total']:.0f} | "
+              f"{model_ms:.0f} / {e2e_ms:.0f} | {got['total'] / e2e_ms:.2f} | {sent} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
