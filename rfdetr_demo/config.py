@@ -59,10 +59,6 @@ class Settings:
 
         return model_catalog(self.base_spec(), self.checkpoint, self.keypoint_schema, self.pretrained)
 
-    def model_spec(self) -> Any:
-        """The default (first) model's spec."""
-        return self.model_catalog()[0].spec
-
     def base_spec(self) -> Any:
         """The options every model shares."""
         from rfdetr_demo.loading import ModelSpec

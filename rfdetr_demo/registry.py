@@ -167,9 +167,6 @@ class ModelRegistry:
     def loaded(self) -> list[str]:
         return [n for n, s in self._services.items() if s.status().state == "ready"]
 
-    def any_loading(self) -> bool:
-        return any(s.status().state == "loading" for s in self._services.values())
-
 
 _shared: dict[object, ModelRegistry] = {}
 _shared_lock = threading.Lock()

@@ -199,16 +199,3 @@ def engine_info(predictor: Predictor, resolution: int, info: ModelInfo) -> Model
     except Exception:
         log.debug("engine label failed", exc_info=True)
     return replace(info, engine=engine, preparing=preparing)
-
-
-_shared: dict[object, ModelService] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_service(key: object, loader: Loader) -> ModelService:
-    """The process-wide service for ``key``: every tab and the CLI get the same instance, so one model loads."""
-    with _shared_lock:
-        service = _shared.get(key)
-        if service is None:
-            service = _shared[key] = ModelService(loader)
-        return service

@@ -37,7 +37,7 @@ def test_flags_and_environment_take_the_same_list():
     flags = load_settings(["--checkpoint", "a=/w/a.pth", "--checkpoint", "/w/b.pth", "--no-pretrained"], environ={})
     env = load_settings([], environ={"RFDETR_DEMO_CHECKPOINT": "a=/w/a.pth,/w/b.pth", "RFDETR_DEMO_PRETRAINED": "0"})
     assert flags == env and [e.name for e in flags.model_catalog()] == ["a", "b.pth"]
-    assert flags.model_spec().checkpoint == "/w/a.pth" and flags.max_loaded_models == 2
+    assert flags.model_catalog()[0].spec.checkpoint == "/w/a.pth" and flags.max_loaded_models == 2
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import supervision as sv
 from rfdetr_demo.image_task import render_run, run_image
 from rfdetr_demo.predictor import ModelInfo
 from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService, ModelUnavailable, shared_service
+from rfdetr_demo.service import ModelService, ModelUnavailable
 from rfdetr_demo.ui.status import status_markdown
 from tests.conftest import replay_info
 from tests.helpers import run_concurrently
@@ -72,12 +72,6 @@ def test_invalid_arguments_are_value_errors(replay_service):
         replay_service.predict(np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="threshold"):
         replay_service.predict(np.zeros((8, 8, 3), np.uint8), threshold=2.0)
-
-
-def test_shared_service_is_one_per_key():
-    a = shared_service(("test", 1), lambda: None)
-    assert shared_service(("test", 1), lambda: None) is a
-    assert shared_service(("test", 2), lambda: None) is not a
 
 
 def test_display_changes_do_not_rerun_the_model(replay_service, replay_predictor, coco_image_paths, tmp_path):

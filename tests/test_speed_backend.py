@@ -30,9 +30,9 @@ def test_plan_engine_dispatch() -> None:
 def test_engine_setting_reaches_model_spec() -> None:
     from rfdetr_demo.config import load_settings
 
-    assert load_settings([], {}).model_spec().engine == "auto"
-    assert load_settings(["--engine", "openvino"], {}).model_spec().engine == "openvino"
-    assert load_settings([], {"RFDETR_DEMO_ENGINE": "torch"}).model_spec().engine == "torch"
+    assert load_settings([], {}).model_catalog()[0].spec.engine == "auto"
+    assert load_settings(["--engine", "openvino"], {}).model_catalog()[0].spec.engine == "openvino"
+    assert load_settings([], {"RFDETR_DEMO_ENGINE": "torch"}).model_catalog()[0].spec.engine == "torch"
 
 
 def test_choose_fastest_keeps_preferred_unless_clearly_slower() -> None:
