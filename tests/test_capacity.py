@@ -171,18 +171,40 @@ def test_redraw_decodes_the_held_upload_without_the_model(
         rerender(ctx, first[-1], 0.4, views, path, 0.6, 576)
 
 
-def test_videos_queue_apart_from_images_unless_shared(replay_service) -> None:
-    from rfdetr_demo.config import Settings
-    from rfdetr_demo.ui.app import build_demo
+@pytest.mark.parametrize("mode", ["separate", "shared"])
+def test_an_image_waits_behind_a_whole_video_only_when_the_queue_is_shared(mode, coco_json, coco_image_paths, tmp_path):
+    """Over HTTP, one request at a time (--concurrency 1): a photo sent while a slow clip runs is answered before the
+    clip ends with --video-queue separate (they take turns on the model), after it with shared."""
+    import threading
 
-    for mode, group in (("separate", "video"), ("shared", "model")):
-        demo = build_demo(Settings(video_queue=mode), replay_service)
-        fns = {fn.name: fn for fn in demo.fns.values()}
-        assert fns["predict_video"].concurrency_id == group
-        assert fns["predict_image"].concurrency_id == fns["detect"].concurrency_id == "model"
-        deps = {d["api_name"]: d for d in demo.config["dependencies"]}
-        assert deps["detect"]["api_visibility"] == "private"  # the page's run is not an API endpoint
-        assert (fns["rerender"].concurrency_id, fns["rerender"].concurrency_limit) == ("redraw", 2)
+    from gradio_client import Client, handle_file
+
+    from rfdetr_demo.config import Settings
+    from tests.helpers import serve_replay_app
+    from tests.support.replay import ReplayPredictor
+    from tests.video_helpers import make_clip
+
+    oracle = ReplayPredictor.from_coco(coco_json)
+    video_frames = threading.Semaphore(0)
+    image_done = threading.Event()
+
+    def lookup(img: np.ndarray):
+        if img.shape[:2] == (48, 64):  # a frame of the clip: slow until the photo is answered (40 frames: 10 s)
+            video_frames.release()
+            if not image_done.is_set():
+                time.sleep(0.25)
+        return oracle.lookup(img)
+
+    clip = make_clip(tmp_path / "clip.mp4", 40, size=(64, 48), fps=10)
+    with serve_replay_app(coco_json, Settings(video_queue=mode), ReplayPredictor(lookup)) as (url, _predictor):
+        video_client, image_client = Client(url, verbose=False), Client(url, verbose=False)
+        video = video_client.submit(handle_file(str(clip)), api_name="/predict_video", smoothing="off", keyframes="1")
+        assert video_frames.acquire(timeout=60)  # the clip is being processed
+        image_client.predict(handle_file(str(coco_image_paths[785])), api_name="/predict_image")
+        answered_first = not video.done()
+        image_done.set()
+        video.result(timeout=120)
+    assert answered_first == (mode == "separate")
 
 
 def test_gradio_keeps_at_most_max_sessions(monkeypatch) -> None:

@@ -200,3 +200,17 @@ def test_network_failures_are_logged_not_shown(caplog):
     shown = " ".join(seen).lower()
     assert "refused" not in shown and "errno" not in shown and "error" not in shown
     assert "refused" in caplog.text.lower() or "errno" in caplog.text.lower()  # the operator still sees why
+
+
+def test_the_page_shows_a_refused_source_in_the_readout_and_logs_one_line(caplog):
+    from rfdetr_demo.config import Settings
+    from rfdetr_demo.service import ModelService
+    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.webcam_tab import run_source
+
+    caplog.set_level(logging.INFO)
+    ctx = UiContext(ModelService(lambda: None), Settings(enable_stream_source=True))
+    shown = list(run_source(ctx, "http://[::ffff:169.254.169.254]/latest", 0.5, 0.3, 288, ["Combined"], None))
+    assert len(shown) == 1 and shown[0][1].startswith("⚠️ **Stream source refused.** Host '::ffff:169.254.169.254'")
+    ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
+    assert len(ours) == 1 and ours[0].levelno == logging.INFO and ours[0].exc_info is None

@@ -175,12 +175,16 @@ def run_source(
     views: list[str],
     request: gr.Request,
 ) -> Iterator[tuple[Any, str]]:
-    """Read a server-side stream and yield annotated frames until Stop, a final failure or the time limit."""
+    """Read a server-side stream and yield annotated frames until Stop, a final failure or the time limit.
+
+    A refusal or failure is shown in the readout, where the frames' figures were (no toast, no error badges).
+    """
     settings = ctx.settings
     try:
         target = validate_stream_url(url, settings.enable_stream_source, settings.stream_allow_hosts)
     except StreamSourceError as exc:
-        raise gr.Error(str(exc), title="Stream source refused", print_exception=False) from exc
+        yield gr.skip(), f"⚠️ **Stream source refused.** {page_error(exc, 'run_source').message}"
+        return
     key = session_id(request)
     options = _options(threshold, keypoint_threshold, resolution, views)
     session = _sources.start(key, SourceSession(ctx.service, target, options))
@@ -197,7 +201,7 @@ def run_source(
         if time.monotonic() - started >= DEFAULT_MAX_SECONDS:
             yield gr.skip(), f"⏹ Stopped after {DEFAULT_MAX_SECONDS / 60:.0f} minutes; press Start to continue."
     except StreamSourceError as exc:
-        raise gr.Error(str(exc), title="Stream source failed", print_exception=False) from exc
+        yield gr.skip(), f"⚠️ **Stream source failed.** {page_error(exc, 'run_source').message}"
     finally:
         _sources.discard(key, session)
 
