@@ -119,7 +119,9 @@ def test_user_errors_keeps_the_handlers_name_and_result():
 
 def test_a_webcam_frame_failure_keeps_the_stream_and_hides_internals(broken_ctx, caplog):
     frame = np.full((48, 64, 3), 100, np.uint8)
-    _image, readout, handler = on_frame(broken_ctx, frame, 0.5, 0.3, 96, ["Combined"], False, "off", None)
+    _image, readout, handler = on_frame(
+        broken_ctx, frame, 0.5, 0.3, 96, ["Combined"], False, "off", model=None, handler=None
+    )
     assert handler is not None  # the stream goes on with the same handler
     assert "zip" not in readout and REF.search(readout), readout
     assert len(_records(caplog, logging.ERROR)) == 1
@@ -132,12 +134,12 @@ def test_page_events_show_the_message_in_place_once(broken_ctx, tmp_path, caplog
     fake = tmp_path / "notes.png"
     fake.write_text("this is not an image")
     page_change = in_place(predict_or_clear, empty_outputs, "image")
-    out = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], None)
+    out = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], model=None, kept=None)
     views, persons, _kps, _json, files, summary, state = out
     assert views == [] and persons is None and files is None
     assert summary.startswith("⚠️ **Cannot process this input.**") and summary.count("notes.png") == 1
     assert isinstance(state, Refused) and state.input == str(fake)
-    again = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], state)
+    again = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], model=None, kept=state)
     assert again == out
     assert len([r for r in caplog.records if r.name.startswith("rfdetr_demo")]) == 1
 
@@ -154,7 +156,7 @@ def test_no_model_is_said_in_place_without_a_traceback(tmp_path, photo, caplog):
         service.wait(30)
     caplog.clear()  # the failed load itself is logged once, with its traceback, by the service
     out = in_place(predict_or_clear, empty_outputs, "image")(
-        UiContext(service), photo, 0.5, 0.3, 96, ["Combined"], None
+        UiContext(service), photo, 0.5, 0.3, 96, ["Combined"], model=None, kept=None
     )
     assert out[5].startswith("⚠️ **Model not ready.** The model could not be loaded.")
     ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
