@@ -1,23 +1,8 @@
-"""Bounded temporary disk: the size budget Gradio lacks, over the app's own temp dir.
+"""Bounded temporary disk: the size budget Gradio lacks, over the app's own temp dir (docs/hosting.md, Disk).
 
-The app gets a temp dir of its own (:func:`use_own_temp_dir`; never the shared ``/tmp/gradio`` of other apps).
-Gradio's ``delete_cache`` removes its files (uploads, returned copies) by age and spares ``keep_in_cache`` files
-(the examples); it has no size limit. Here every folder under the temp dir (one per content hash) and every request
-folder of ours (``<temp>/rfdetr_demo/*``) is one *unit*: our request folders older than ``max_age_s`` go (Gradio does
-not know them), then, once the total is over ``max_bytes``, the oldest units go until it is back under a low-water
-mark (``LOW_WATER`` of the budget), so the total stays under the budget instead of hovering just above it.
-
-Never pruned, even over budget:
-
-* a unit holding a protected file (:meth:`DiskBudget.protect`: Gradio's ``keep_in_cache`` examples);
-
-* a unit **in use**: held by a running request (:meth:`DiskBudget.in_use` around the work; request folders
-  created inside that scope by :func:`rfdetr_demo.workdirs.new_request_dir` are held too), so nothing a request
-  reads or is still writing disappears;
-* a unit written within ``grace_s`` (``--download-grace-s``): the files a visitor has just been shown and is about
-  to download, and uploads waiting in the queue for their request to start.
-
-Gradio-free; the clock and roots are injectable for tests.
+Gradio's ``delete_cache`` ages its own files and spares ``keep_in_cache`` examples, but has no size limit. Here every
+hash folder and every request folder of ours is a *unit*: our folders past ``max_age_s`` go, and over ``max_bytes``
+the oldest units go down to ``LOW_WATER`` of the budget. Gradio-free; clock and roots are injectable for tests.
 """
 
 from __future__ import annotations
@@ -117,7 +102,10 @@ def scan_units(root: Path) -> list[Unit]:
 
 
 class DiskBudget:
-    """Prunes the units under ``root()`` by age and total size, sparing the ones in use or recently written."""
+    """Prunes the units under ``root()`` by age and total size. Never pruned, even over budget: a unit holding a
+    protected file (:meth:`protect`: the examples), one in use by a running request (:meth:`in_use`, request folders
+    made inside it included), or one written within ``grace_s`` (results about to be downloaded, queued uploads).
+    """
 
     def __init__(
         self,
