@@ -1,18 +1,9 @@
 """Webcam tab: live skeletons from the browser camera, an optional server-side camera URL, and ``/predict_frame``.
 
-Design choices (see docs/webcam.md):
-
-* The browser sends a mirrored JPEG every ``STREAM_EVERY_S`` while no answer is pending; Gradio keeps only the
-  newest frame per stream (it overwrites the pending input), and our handler keeps only the newest submitted frame,
-  so a slow model shows fewer frames instead of a growing delay.
-* Mirrored frames are flipped back before inference so ``left_*`` joints are the person's left; the result is drawn
-  as a mirror (with readable labels) only if "Mirror the annotated view" is on.
-* Webcam streams run in their own concurrency group (``webcam``) with a time limit, so image/video requests (group
-  ``model``) never wait for a stream's queue slot; they only share the model lock one frame at a time.
-* Stream events are private; API clients use ``/predict_frame`` (one frame per call), since ``gradio_client``
-  cannot drive ``.stream()`` events.
-
-Handlers are module-level functions of a :class:`UiContext`; ``build_webcam_tab`` is the layout.
+Only the newest frame is ever waiting (Gradio overwrites a pending input, our handler keeps the newest), so a slow
+model shows fewer frames rather than a growing delay. Streams have their own concurrency group and a time limit, so
+image and video requests never wait for a stream's slot. Stream events are private: ``gradio_client`` cannot drive
+``.stream()``, so API clients send one frame per ``/predict_frame`` call. Design notes: docs/webcam.md.
 """
 
 from __future__ import annotations
