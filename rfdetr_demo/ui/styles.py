@@ -74,8 +74,10 @@ PHONE_CSS = f"""
   #views-gallery .grid-container, #eval-gallery .grid-container {{ grid-template-columns: minmax(0, 1fr) !important; }}
   .file-preview .download {{ min-width: 5.5rem; }}
   #webcam-input, #webcam-input .image-frame {{ height: auto !important; }}
-  /* A phone's first screen: a smaller intro and the four tabs on one row leave room for camera and result. */
-  #page-intro p, #model-status p, #webcam-intro p {{ font-size: var(--text-sm); }}
+  /* A phone's first screen: a smaller intro, the four tabs on one row and no Webcam how-to (the camera box says
+     "Click to Access Webcam" itself) leave room for the camera and its result. */
+  #page-intro p, #model-status p {{ font-size: var(--text-sm); }}
+  #webcam-intro {{ display: none; }}
   #main-tabs > .tab-wrapper button {{ padding: 0 var(--size-2); }}
 }}
 """
