@@ -108,12 +108,23 @@ def test_other_load_failures_still_say_what_failed():
     assert "could not be loaded" in not_found.summary and "complete RF-DETR" in not_found.advice
 
 
-def test_tabs_free_their_session_state_when_the_page_closes(replay_service):
-    """Tabs hand their unload handlers to the page (no private Gradio build context needed)."""
+def test_closing_the_page_stops_that_sessions_video_and_evaluation_runs(replay_service):
+    """What the page registers for ``unload`` stops the closed session's Video and Evaluate runs, no other's."""
+    from types import SimpleNamespace
+
+    from rfdetr_demo.ui import evaluate_tab, video_tab
+
     demo = build_demo(Settings(), replay_service)
-    unloads = {d["api_name"] for d in demo.config["dependencies"] if (None, "unload") in map(tuple, d["targets"])}
-    # Video's and Evaluate's runs stop; the Image tab's kept prediction is a gr.State Gradio drops itself
-    assert unloads == {"cancel_on_unload", "cancel_on_unload_1"}, unloads
+    unload = [d for d in demo.fns.values() if (None, "unload") in [tuple(t) for t in d.targets]]
+    closed, other = SimpleNamespace(session_hash="closed"), SimpleNamespace(session_hash="other")
+    with (
+        video_tab._cancels.running(closed) as video_run,
+        evaluate_tab._cancels.running(closed) as eval_run,
+        video_tab._cancels.running(other) as other_run,
+    ):
+        for dep in unload:
+            dep.fn(closed)
+        assert video_run.is_set() and eval_run.is_set() and not other_run.is_set()
 
 
 def test_display_changes_made_during_a_redraw_are_not_dropped(replay_service):
