@@ -106,13 +106,13 @@ class BrowserEngine:
             return {"state": "waiting", "message": "The model is still loading on the server; try again shortly."}
         exports = self.exports()
         if exports is None:
-            return {"state": "unavailable", "message": "This server's model cannot be exported to run in a browser."}
+            return {"state": "unavailable", "message": "this server's model cannot be exported to run in a browser."}
         state, onnx_file = exports.status(resolution)
         if state == "absent":
             exports.start(resolution)
             state, onnx_file = exports.status(resolution)
         if state == "failed" or (state != "ready" and resolution in exports.failed):
-            return {"state": "failed", "message": f"The model could not be exported at {resolution}² for the browser."}
+            return {"state": "failed", "message": f"the model could not be exported at {resolution}² for the browser."}
         if onnx_file is None:
             return {"state": "preparing", "message": f"Preparing the browser model at {resolution}² (~20 s)…"}
         _predictor, schema, info = self.service.wait(0)

@@ -376,3 +376,56 @@ def test_a_page_without_camera_gets_one_sentence_and_downloads_nothing(server, p
     assert status.startswith("The browser engine stopped: the camera could not be opened")
     assert status.endswith("Server mode still works.") and status.count(". ") == 1  # one sentence, then the fallback
     assert not any("/model/" in p for _m, p, _s in seen)  # the camera is asked before the 140 MB download
+
+
+@pytest.mark.browser
+def test_the_real_page_offers_the_mode_and_says_in_one_sentence_when_it_cannot(coco_json, browser) -> None:
+    """In the Gradio page the panel survives gr.HTML, page.js loads through <head>, and a model that cannot be
+    exported (the replay oracle) gives one sentence while server mode stays."""
+    from tests.helpers import serve_replay_app
+
+    with serve_replay_app(coco_json) as (url, predictor):
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Webcam").click()
+        page.get_by_text("Run in this browser (no frames leave your device)").first.click()
+        page.click("#be-check")
+        page.wait_for_function("() => document.getElementById('be-status').textContent.includes('not available')")
+        status = page.inner_text("#be-status")
+        assert page.locator("#webcam-input").count() == 1  # server mode is still on the page
+        page.close()
+    assert status == (
+        "The browser engine is not available: this server's model cannot be exported to run in a browser. "
+        "Server mode still works."
+    )
+    assert predictor.calls == 0
+
+
+def test_a_failed_export_is_one_sentence_and_not_retried(tmp_path) -> None:
+    from rfdetr_demo.backends.cache import ExportCache
+    from rfdetr_demo.browser_engine import BrowserEngine
+    from rfdetr_demo.predictor import ModelInfo
+    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.service import ModelService
+
+    class Broken:
+        model = type("Ctx", (), {"model": type("Net", (), {"state_dict": lambda self: {}})()})()
+        attempts = 0
+
+        def export(self, **kwargs):
+            Broken.attempts += 1
+            raise RuntimeError("Unsupported ONNX op")
+
+    predictor = type("P", (), {"model": Broken()})()
+    info = ModelInfo("broken", "test", "cpu", "fp32", RES, 17)
+    service = ModelService(lambda: (predictor, KeypointSchema.coco(), info))
+    service.start()
+    service.wait(10)
+    engine = BrowserEngine(service, ExportCache(tmp_path))
+    assert engine.manifest(RES, "/x")["state"] == "preparing"
+    deadline = time.monotonic() + 30
+    while engine.manifest(RES, "/x")["state"] == "preparing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failed = engine.manifest(RES, "/x")
+    assert failed == {"state": "failed", "message": f"the model could not be exported at {RES}² for the browser."}
+    assert Broken.attempts == 1  # asked again, the page gets the same answer without another export
