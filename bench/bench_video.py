@@ -8,6 +8,12 @@ Runs are interleaved (baseline, ours, baseline, ours, ...) after a warm-up so ma
 the ratio of medians is reported.
 
     python bench/bench_video.py --frames 30 --resolution 288 --repeats 2
+
+``--keyframes`` instead times ``run_video`` on a 10 s, 25 fps clip (the real frames played forwards and backwards)
+with the model on every frame, on every 3rd frame and on an auto interval, in one run, and prints each wall time, its
+model runs and its ratio to the every-frame run:
+
+    python bench/bench_video.py --keyframes --resolution 288
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ from rfdetr_demo.video.writer import VideoWriter  # noqa: E402
 SOURCE = REPO / ".." / "shared" / "data" / "video" / "dance_960x540_5f.mp4"
 
 
-def make_clip(path: Path, frames: int) -> Path:
-    """Loop the 5-frame real clip up to ``frames`` frames (H.264, 960×540, 25 fps)."""
+def make_clip(path: Path, frames: int, bounce: bool = False) -> Path:
+    """Loop the 5-frame real clip up to ``frames`` frames (H.264, 960×540, 25 fps); ``bounce``: forwards then
+    backwards (0 1 2 3 4 3 2 1 0 …), so the motion has no jump back to the first frame."""
     with av.open(str(SOURCE)) as c:
         src = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    if bounce:
+        src = src + src[-2:0:-1]
     out = av.open(str(path), "w")
     stream = out.add_stream("libx264", rate=25)
     stream.width, stream.height, stream.pix_fmt = src[0].shape[1], src[0].shape[0], "yuv420p"
@@ -112,6 +121,32 @@ def _lap(stage: str, t: float) -> float:
     return now
 
 
+def keyframe_runs(service, resolution: int, seconds: float = 10.0) -> None:
+    """Every frame vs every 3rd frame vs auto on one clip, in one run (ratios are what count on a shared machine).
+
+    CPU seconds of this process (all its threads) are printed beside the wall time: on a machine shared with other
+    jobs the wall time of runs minutes apart follows their load, the CPU time much less.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="bench_keyframes_"))
+    clip = make_clip(tmp / "clip.mp4", round(25 * seconds), bounce=True)
+    times: dict[str, tuple[float, float]] = {}
+    for setting in (1, 3, "auto"):
+        opts = VideoOptions(resolution=resolution, views=[VIEW_COMBINED], keyframes=setting, smoothing="kalman",
+                            max_seconds=None)  # fmt: skip
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = run_video(service, clip, opts, out_dir=tmp / f"k{setting}")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        times[str(setting)] = wall, cpu
+        out = av.open(str(r.video_path))
+        frames, rate = out.streams.video[0].frames, out.streams.video[0].average_rate
+        out.close()
+        base_wall, base_cpu = times["1"]
+        print(f"keyframes {setting!s:5s}: wall {wall:7.1f} s (ratio {wall / base_wall:.2f}), CPU {cpu:7.1f} s "
+              f"(ratio {cpu / base_cpu:.2f}); {r.model_runs} model runs / {r.frames_done} frames "
+              f"({r.model_runs / r.frames_done:.2f} per frame), output {frames} frames at {rate} fps",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=30)
@@ -119,6 +154,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None, help="pipeline batch (default: 1 on CPU, 8 on GPU)")
+    ap.add_argument("--keyframes", action="store_true", help="time every frame vs interval 3 vs auto (10 s clip)")
     args = ap.parse_args()
 
     import torch
@@ -126,6 +162,13 @@ def main() -> None:
     spec = ModelSpec(random_weights=True, device=args.device, resolution=args.resolution)
     service = ModelService(lambda: load_rfdetr(spec))
     predictor, schema, info = service.wait(600)
+    if args.keyframes:
+        from bench.machine import describe
+
+        service.predict(np.zeros((540, 960, 3), np.uint8), 0.5, args.resolution)  # warm-up
+        print(f"machine: {describe()}; device {info.device}; clip 10 s, 25 fps, 960x540; resolution {args.resolution}")
+        keyframe_runs(service, args.resolution)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench_video_"))
     clip = make_clip(tmp / "clip.mp4", args.frames)
     opts = VideoOptions(
