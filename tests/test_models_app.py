@@ -138,3 +138,79 @@ def test_compare_two_schemas_side_by_side(served, coco_image_paths):
     with_joints = sum(row[table["headers"].index("visible_keypoints")] > 0 for row in table["data"])
     assert same[4]["same_schema"] and len(same[4]["pairs"]) == with_joints > 0 and same[4]["mean_shift_px"] == 0
     assert all(p["a"] == p["b"] and p["oks"] == 1.0 for p in same[4]["pairs"])
+
+
+def _pick(page, elem_id: str, name: str) -> None:
+    """Choose ``name`` in a Gradio dropdown."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+@pytest.mark.browser
+def test_compare_view_and_diff_in_chromium(browser, served, coco_image_paths):
+    from playwright.sync_api import expect
+
+    url, _registry = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    try:
+        page.goto(url)
+        expect(page.locator("#models-status")).to_contain_text("body_a", timeout=60_000)
+        page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[196141]))
+        expect(page.locator("#image-summary")).to_contain_text("instance", timeout=120_000)
+        page.get_by_text("Compare with…").click()
+        _pick(page, "compare-model", "hand")
+        page.locator("#run-compare").click()
+        diff_line = page.locator("#compare-diff")
+        expect(diff_line).to_contain_text("the keypoint schemas differ", timeout=120_000)
+        expect(diff_line).to_contain_text("body_a found")
+        captions = page.locator("#compare-gallery .caption-label, #compare-gallery figcaption")
+        expect(captions.first).to_be_visible(timeout=30_000)
+        texts = captions.all_inner_texts()
+        assert texts[:2] == ["A · body_a · Combined", "B · hand · Combined"] and len(texts) % 2 == 0
+        assert page.locator("#compare-persons-a tbody tr").count() > 0
+        assert page.locator("#compare-persons-b tbody tr").count() > 0
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_shared_link_reopens_the_same_result_in_a_fresh_browser(browser, served, coco_image_paths):
+    from playwright.sync_api import expect
+
+    url, _registry = served
+    first = browser.new_context(
+        viewport={"width": 1400, "height": 1400}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = first.new_page()
+    try:
+        page.goto(url)
+        page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[785]))
+        summary = page.locator("#image-summary")
+        expect(summary).to_contain_text("instance", timeout=120_000)
+        before = summary.inner_text()
+        _pick(page, "image-model", "body_b")  # another model: the photo runs through it
+        expect(summary).not_to_have_text(before, timeout=120_000)
+        expect(summary).to_contain_text("instance", timeout=120_000)
+        shown = summary.locator("p").first.inner_text()  # its inference time is this run's: a re-run would differ
+        rows = page.locator("#persons-table tbody tr").count()
+        views = page.locator("#views-gallery img").count()
+        page.get_by_role("button", name="Share this result").click()
+        page.wait_for_timeout(1500)
+        link = page.evaluate("navigator.clipboard.readText()")
+    finally:
+        first.close()
+    assert "deep_link=" in link
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1400})  # no cookies, no session of the first
+    again = fresh.new_page()
+    try:
+        again.goto(link)
+        expect(again.locator("#image-summary p").first).to_have_text(shown, timeout=60_000)
+        assert views == 4
+        expect(again.locator("#views-gallery img")).to_have_count(views, timeout=30_000)
+        expect(again.locator("#image-model input")).to_have_value("body_b")
+        assert again.locator("#persons-table tbody tr").count() == rows
+        image = again.locator("#input-image img")
+        expect(image).to_be_visible()
+        assert again.evaluate("(img) => img.naturalWidth", image.element_handle()) == 640
+    finally:
+        fresh.close()

@@ -241,6 +241,8 @@ def build_image_tab(ctx: UiContext) -> None:
             with gr.Tab("JSON"):
                 out.result_json.render()
             out.files.render()
+            # A link that reopens this page's input, settings, model and result (docs/hosting.md: how long).
+            gr.DeepLinkButton("Share this result", copied_value="Link copied!", size="sm")
             build_compare_panel(ctx, image, controls, model)
     _wire(ctx, image, controls, model, run_btn, out, cache_examples)
 
