@@ -41,9 +41,11 @@ def _join(url: str, image_path) -> httpx.Response:
     with open(image_path, "rb") as fh:
         uploaded = httpx.post(url + "gradio_api/upload", files={"files": fh}, timeout=30).json()[0]
     config = httpx.get(url + "config", timeout=30).json()
-    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "predict_image")
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == "predict_image")
+    fn_index, data = dep["id"], [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 0.5, 0.3, 576, ["Combined"]]
+    data += [None] * (len(dep["inputs"]) - len(data))  # inputs added later (the model picker) keep their default
     body = {
-        "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 0.5, 0.3, 576, ["Combined"]],
+        "data": data,
         "event_data": None, "fn_index": fn_index, "trigger_id": None, "session_hash": uuid.uuid4().hex[:11],
     }  # fmt: skip
     return httpx.post(url + "gradio_api/queue/join", json=body, timeout=30)
