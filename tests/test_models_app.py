@@ -73,7 +73,9 @@ def test_models_endpoint_and_model_on_every_endpoint_with_lru_reload(served, coc
     assert listed[1]["status"] == listed[2]["status"] == "not loaded" and listed[2]["num_keypoints"] is None
     photo = handle_file(str(coco_image_paths[196141]))
 
-    result = client.predict(image=photo, threshold=0.0, model="body_b", api_name="/predict_image")[3]
+    outputs = client.predict(image=photo, threshold=0.0, model="body_b", api_name="/predict_image")
+    result = outputs[3]
+    assert sorted(Path(f).name for f in outputs[4])[0] == "000000196141_body_b.csv"  # downloads carry the model
     assert result["model"]["name"] == "body_b" and len(result["keypoint_names"]) == 17 and result["instances"]
     default = client.predict(image=photo, threshold=0.0, api_name="/predict_image")[3]
     assert default["model"]["name"] == "body_a"  # no model given: the first

@@ -17,17 +17,16 @@ from rfdetr_demo import memory
 from rfdetr_demo.compare import diff
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
 from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.exports import safe_stem
 from rfdetr_demo.image_task import ImageOutput, ImageRun, render_run, run_image
 from rfdetr_demo.images import load_image
 from rfdetr_demo.render import DEFAULT_VIEWS
 from rfdetr_demo.tables import PERSON_COLUMNS
 from rfdetr_demo.ui.common import Controls, UiContext, bind, parse_resolution, user_errors
+from rfdetr_demo.ui.models_panel import download_stem
 
 
-def _render(run: ImageRun, name: str, keypoint_threshold: float, views: list[str]) -> ImageOutput:
-    stem = f"{Path(run.source_name or 'keypoints').stem}_{safe_stem(name)}"
-    return render_run(run, float(keypoint_threshold), views, stem=stem)
+def _render(ctx: UiContext, run: ImageRun, keypoint_threshold: float, views: list[str]) -> ImageOutput:
+    return render_run(run, float(keypoint_threshold), views, stem=download_stem(ctx, run, always=True))
 
 
 @user_errors
@@ -71,7 +70,7 @@ def compare_image(
             for n in (name_a, name_b)
         ]
     with BUDGET.in_use():
-        out_a, out_b = (_render(r, n, keypoint_threshold, chosen) for r, n in zip(runs, (name_a, name_b), strict=True))
+        out_a, out_b = (_render(ctx, r, keypoint_threshold, chosen) for r in runs)
     memory.after_request(loaded.rgb.shape[0] * loaded.rgb.shape[1])
     shown = [r.shown().displayed(float(keypoint_threshold)) for r in runs]
     d = diff(name_a, shown[0], runs[0].prediction.schema, name_b, shown[1], runs[1].prediction.schema)

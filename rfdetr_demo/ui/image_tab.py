@@ -30,7 +30,7 @@ from rfdetr_demo.ui.common import (
 from rfdetr_demo.ui.compare_panel import build_compare_panel
 from rfdetr_demo.ui.components import GuardedImage
 from rfdetr_demo.ui.image_outputs import ImageOutputs
-from rfdetr_demo.ui.models_panel import model_dropdown
+from rfdetr_demo.ui.models_panel import download_stem, model_dropdown
 
 # Redraws of full-size photos cost a few hundred MB each while they run; a flood of slider moves from many visitors
 # must not multiply that without bound.
@@ -53,10 +53,11 @@ def _rendered(
     keypoint_threshold: float,
     views: list[str] | None,
     threshold: float | None = None,
+    stem: str | None = None,
 ) -> tuple[Any, ...]:
     """Outputs for a run (and what the page keeps of it); with no view ticked, the default views are drawn."""
     with BUDGET.in_use():  # the request folder with the downloads is held while it is written
-        out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold)
+        out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold, stem=stem)
     memory.after_request(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
@@ -70,7 +71,7 @@ def _redraw(
     with BUDGET.in_use(kept.source_path):
         BUDGET.refresh(kept.source_path)
         run = kept.restore(ctx.settings.max_image_side)
-    return _rendered(run, kept, keypoint_threshold, views, threshold)
+    return _rendered(run, kept, keypoint_threshold, views, threshold, download_stem(ctx, run))
 
 
 def empty_outputs() -> tuple[Any, ...]:
@@ -106,7 +107,7 @@ def predict_image(
         a summary. An API call cannot redraw, so nothing of it is kept in memory afterwards.
     """
     run = _run(ctx, image, threshold, resolution, model)
-    return _rendered(run, None, keypoint_threshold, views)[:-1]
+    return _rendered(run, None, keypoint_threshold, views, stem=download_stem(ctx, run))[:-1]
 
 
 @user_errors
@@ -121,7 +122,7 @@ def detect(
 ) -> tuple[Any, ...]:
     """The page's run: :func:`predict_image`, and the session keeps the prediction for redraws."""
     run = _run(ctx, image, threshold, resolution, model)
-    return _rendered(run, KeptRun.of(run), keypoint_threshold, views)
+    return _rendered(run, KeptRun.of(run), keypoint_threshold, views, stem=download_stem(ctx, run))
 
 
 @user_errors

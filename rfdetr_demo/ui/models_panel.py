@@ -6,10 +6,13 @@ the same ``model`` parameter whatever the server offers.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo.exports import safe_stem
+from rfdetr_demo.image_task import ImageRun
 from rfdetr_demo.registry import ModelRegistry
 from rfdetr_demo.ui.common import UiContext, bind
 
@@ -30,6 +33,13 @@ def model_dropdown(ctx: UiContext, elem_id: str, label: str = "Model", multisele
         elem_id=elem_id, multiselect=multiselect,
         visible=len(registry) > 1, info="Models load on first use; see the model line at the top.",
     )  # fmt: skip
+
+
+def download_stem(ctx: UiContext, run: ImageRun, always: bool = False) -> str | None:
+    """``photo_<model>`` for a run's downloads when the server offers several models (None: the photo's name)."""
+    if len(_registry(ctx)) < 2 and not always:
+        return None
+    return f"{Path(run.source_name or 'keypoints').stem}_{safe_stem(run.prediction.model_info.name)}"
 
 
 def list_models(ctx: UiContext) -> list[dict[str, Any]]:
