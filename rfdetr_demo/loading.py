@@ -6,12 +6,14 @@ ourselves) and so every failure turns into one message that tells the person wha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from rfdetr_demo.predictor import ModelInfo, Predictor, pick_device
+from rfdetr_demo.random_model import PERSON_CLASSES, seed_random_model, seeded
 from rfdetr_demo.schema import KeypointSchema, default_schema, load_schema
 
 log = logging.getLogger(__name__)
@@ -187,13 +189,16 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     path = resolve_checkpoint(spec)
     kwargs: dict[str, object] = {"device": device}
     if spec.random_weights:
-        kwargs["pretrain_weights"] = None
+        kwargs.update(pretrain_weights=None, num_classes=len(PERSON_CLASSES))  # the checkpoint's class layout
     elif path is not None:
         kwargs["pretrain_weights"] = path
     try:
-        model = RFDETRKeypointPreview(**kwargs)
+        with seeded() if spec.random_weights else contextlib.nullcontext():
+            model = RFDETRKeypointPreview(**kwargs)
     except Exception as exc:
         raise build_error(spec, path, exc) from exc
+    if spec.random_weights:
+        seed_random_model(model)
     cfg = model.model_config
     num_kp = max(list(getattr(cfg, "num_keypoints_per_class", []) or [17]))
     schema = load_schema(spec.schema_path) if spec.schema_path else default_schema(num_kp)
