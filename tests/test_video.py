@@ -16,6 +16,7 @@ from PIL import Image
 
 from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
 from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.video import pipeline
 from rfdetr_demo.video.pipeline import VideoCancelled, VideoOptions, run_video
 from rfdetr_demo.video.reader import VideoLoadError, VideoTooLongError
 from rfdetr_demo.video.smoothing import KeypointSmoother
@@ -532,3 +533,53 @@ def test_a_model_still_loading_fails_the_request_after_its_wait(tmp_path):
     assert time.perf_counter() - t0 < 5
     release.set()
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_progress_counts_frames_through_the_model_while_the_smoother_holds_them(tmp_path, coco_json):
+    """Kalman (fixed-lag) releases frames late; progress still moves with every frame the model has done."""
+    service = _slow_start_service(coco_json, 0.0)
+    src = make_clip(tmp_path / "c.mp4", 12, size=(64, 48))
+    reports: list[tuple[int, int]] = []  # (frames through the model, frames written) at each report
+    written: list[int] = []
+    real_add = pipeline._Summary.add
+
+    def add(self, drawn) -> None:
+        real_add(self, drawn)
+        written.append(len(self.rows))
+
+    def progress(p) -> None:
+        reports.append((p.done, written[-1] if written else 0))
+        time.sleep(0.21)  # past the report throttle: every frame reports
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline._Summary, "add", add)
+        result = run_video(service, src, _opts(batch_size=1, smoothing="kalman"), out_dir=tmp_path, progress=progress)
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[-1] == result.frames_done == 12
+    assert len(set(done)) >= 10, "one report per frame through the model"
+    assert any(d > w for d, w in reports), "progress ran ahead of the frames the smoother had released"
+
+
+def test_progress_text_estimates_time_only_after_a_few_frames():
+    from rfdetr_demo.video.summary import ETA_AFTER_FRAMES, ProgressInfo
+
+    early = ProgressInfo(ETA_AFTER_FRAMES - 1, 30, elapsed_s=12.0, first_s=10.0)
+    assert early.eta_s is None and "estimating time left" in early.text() and "2/30 frames" in early.text()
+    later = ProgressInfo(11, 30, elapsed_s=15.0, first_s=10.0)  # 10 frames in 5 s after a 10 s first frame
+    assert later.fps == pytest.approx(2.0) and later.eta_s == pytest.approx(9.5)
+    assert later.text() == "11/30 frames processed · 2.0 frames/s · about 10 s left"
+
+
+def test_steady_rate_agrees_with_inference_time_when_a_smoother_releases_frames_at_the_end(tmp_path, coco_json):
+    """The steady rate is timed on frames leaving the model: never faster than the model's own time per frame."""
+    oracle = ReplayPredictor.from_coco(coco_json)
+
+    def slow(img: np.ndarray) -> sv.KeyPoints:
+        time.sleep(0.1)
+        return oracle.lookup(img)
+
+    service = make_replay_service(ReplayPredictor(slow))
+    src = make_clip(tmp_path / "c.mp4", 14, size=(64, 48))
+    result = run_video(service, src, _opts(batch_size=1, smoothing="kalman"), out_dir=tmp_path)
+    assert result.inference_ms >= 100 and result.steady_fps is not None
+    assert result.steady_fps <= 1000.0 / result.inference_ms * 1.05

@@ -198,9 +198,27 @@ class _Summary:
     def __init__(self, plan: VideoPlan, progress: ProgressCallback | None) -> None:
         self.plan, self.progress = plan, progress
         self.rows: list[dict[str, Any]] = []
-        self.infer_ms = self.warmup_s = self.last_frame_s = self.last_report = 0.0
-        self.model_runs = 0
+        self.infer_ms = self.first_s = self.warmup_s = self.last_frame_s = self.last_report = 0.0
+        self.model_runs = self.through = 0
         self.t0 = time.perf_counter()
+
+    def counted(self, results: Iterator[tuple[Frame, Prediction | None]]) -> Iterator[tuple[Frame, Prediction | None]]:
+        """``results``, timing and reporting each frame as it leaves the model stage (inferred, or to be filled).
+
+        Progress counts these, not frames written: a fixed-lag smoother holds the last few back until the end.
+        """
+        for item in results:
+            self.through += 1
+            now = time.perf_counter()
+            self.last_frame_s = now - self.t0
+            if self.through == 1:
+                self.first_s = self.last_frame_s
+            if self.through == self.plan.batch_size:
+                self.warmup_s = self.last_frame_s
+            if self.progress is not None and (now - self.last_report > 0.2 or self.through == self.plan.total):
+                self.last_report = now
+                self.progress(ProgressInfo(self.through, self.plan.total, self.last_frame_s, self.first_s))
+            yield item
 
     def add(self, drawn: _Drawn) -> None:
         frame, pred, shown = drawn.frame, drawn.prediction, drawn.shown
@@ -218,13 +236,6 @@ class _Summary:
                 "inference_ms": round(pred.inference_ms, 1) if pred is not None else None,
             }
         )
-        now = time.perf_counter()
-        self.last_frame_s = now - self.t0
-        if len(self.rows) == self.plan.batch_size:
-            self.warmup_s = self.last_frame_s
-        if self.progress is not None and (now - self.last_report > 0.2 or len(self.rows) == self.plan.total):
-            self.last_report = now
-            self.progress(ProgressInfo(len(self.rows), self.plan.total, now - self.t0))
 
     def result(self, video_path: Path, files: list[Path], writer: VideoWriter, layout: str) -> VideoResult:
         info, n = self.plan.info, len(self.rows)
@@ -297,7 +308,7 @@ def _run_planned(
 
     results = _predictions(service, plan, options, schedule, check)
     shown = shown_frames(
-        results, float(plan.output_fps), schedule, plan.smoothing, options.tracking, options.threshold,
+        summary.counted(results), float(plan.output_fps), schedule, plan.smoothing, options.tracking, options.threshold,
         float(options.keypoint_threshold),
     )  # fmt: skip
     chain = ordered_map(draw, shown, plan.render_workers)
