@@ -62,6 +62,22 @@ def mcp_available() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
+# Gradio's "Use via API" page always probes the MCP schema; without an MCP server that probe is a 404 in the browser
+# console. Answered in the page instead (the page then shows the Python/JS/cURL tabs, as it does after a 404).
+NO_MCP_PROBE = """<script>
+(() => {
+  const fetch0 = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : String((input && input.url) || input);
+    if (url.split("?")[0].endsWith("gradio_api/mcp/schema")) {
+      return Promise.resolve(new Response("{}", { status: 404, headers: { "Content-Type": "application/json" } }));
+    }
+    return fetch0(input, init);
+  };
+})();
+</script>"""
+
+
 def launch_kwargs(settings: Settings, service: ModelService | None = None) -> dict[str, Any]:
     """``launch()`` arguments; with ``service``, the in-browser engine's routes and page script too."""
     kwargs: dict[str, Any] = {
@@ -86,9 +102,10 @@ def launch_kwargs(settings: Settings, service: ModelService | None = None) -> di
     if settings.auth_pair:
         kwargs["auth"] = [settings.auth_pair]
         kwargs["auth_message"] = "This RF-DETR Keypoint demo requires a login."
-    if settings.mcp:
-        if mcp_available():
-            kwargs["mcp_server"] = True
-        else:
+    if settings.mcp and mcp_available():
+        kwargs["mcp_server"] = True
+    else:
+        if settings.mcp:
             log.warning('--mcp ignored: the MCP server needs `pip install "gradio[mcp]==%s"`', gr.__version__)
+        kwargs["head"] = kwargs.get("head", "") + NO_MCP_PROBE
     return kwargs

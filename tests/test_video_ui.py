@@ -237,3 +237,37 @@ def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, 
             page.wait_for_function(drawn, arg=plot, timeout=30000)
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_progress_moves_next_to_the_button_during_a_run(browser, slow_server, tmp_path):
+    """30 frames at 0.1 s each: the progress under "Process video" counts up frame by frame, then estimates."""
+    import re
+    import time
+
+    url, _ = slow_server
+    src = make_clip(tmp_path / "thirty.mp4", 30, size=(64, 48), fps=10)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(src))
+        page.locator("#input-video video").wait_for(timeout=20000)
+        page.locator("#run-video").click()
+        reads: list[int] = []
+        texts: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and page.locator("#output-video video").count() == 0:
+            text = page.locator("#video-progress").inner_text()
+            found = re.search(r"(\d+)/30 frames", text)
+            if found:
+                reads.append(int(found.group(1)))
+                texts.append(text)
+            page.wait_for_timeout(150)
+        changes = [v for i, v in enumerate(reads) if i == 0 or v != reads[i - 1]]
+        assert len(changes) >= 3 and changes == sorted(changes), reads
+        assert any("s left" in t for t in texts), texts[-3:]
+        button, box = page.locator("#run-video").bounding_box(), page.locator("#video-progress").bounding_box()
+        assert box is not None and button is not None and 0 <= box["y"] - button["y"] < 200  # right under the button
+    finally:
+        page.close()

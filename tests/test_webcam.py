@@ -203,12 +203,16 @@ def test_live_stats_readout_values():
     assert (snap.frames, snap.dropped) == (11, 3)
     text = snap.markdown()
     assert "10.0 fps" in text and "model **45 ms**" in text and "end-to-end **150 ms**" in text
+    assert text.endswith("11 frames, 3 stale frames skipped")
     now[0] = 200.0  # everything left the window: the stream stalled
     assert stats.snapshot().fps == 0.0
     stats.record(model_ms=4000.0, render_ms=5.0, e2e_ms=4100.0, done_at=204.0)  # a slow model: one frame per 4 s
     stats.record(model_ms=4000.0, render_ms=5.0, e2e_ms=4100.0, done_at=208.0)
     now[0] = 212.5
     assert stats.snapshot().fps == pytest.approx(0.25)
+    fresh = LiveStats(clock=lambda: now[0])
+    fresh.record(model_ms=4000.0, render_ms=5.0, e2e_ms=4100.0, done_at=212.0)
+    assert "skipped" not in fresh.snapshot().markdown()  # no "0 skipped" when none were
 
 
 def test_handler_timings_cover_model_and_drawing(coco_json, coco_image_paths):

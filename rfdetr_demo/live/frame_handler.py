@@ -156,8 +156,10 @@ class StatsSnapshot:
             return "Waiting for frames…"
         return (
             f"**{self.fps:.1f} fps** · model **{self.model_ms:.0f} ms** · end-to-end **{self.e2e_ms:.0f} ms** "
-            f"(p95 {self.e2e_p95_ms:.0f}) · drawing {self.render_ms:.0f} ms · {self.frames} frames, "
-            f"{self.dropped} skipped"
+            f"(p95 {self.e2e_p95_ms:.0f}) · drawing {self.render_ms:.0f} ms · {self.frames} frames"
+            # The browser sends the next frame only when the last one is answered, so at a low rate the camera's
+            # other frames never reach the server: "0 skipped" would suggest every frame was processed.
+            + (f", {self.dropped} stale frames skipped" if self.dropped else "")
         )
 
 

@@ -173,6 +173,7 @@ def make_controls(
     views_label: str = "Views (shown side by side)",
     views_info: str = "All views come from the same single inference.",
     elem_prefix: str | None = None,
+    keypoint_info: str = "Hides joints below this confidence (display only, no re-run).",
 ) -> Controls:
     """The four controls every tab shares, built with their final settings (``elem_prefix`` names their ids)."""
     threshold = gr.Slider(
@@ -181,7 +182,7 @@ def make_controls(
     )  # fmt: skip
     keypoint_threshold = gr.Slider(
         0.0, 1.0, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.01, label="Keypoint confidence threshold",
-        info="Hides joints below this confidence (display only, no re-run).",
+        info=keypoint_info,
     )  # fmt: skip
     resolution = resolution_dropdown(
         ctx, "Square side fed to the model (multiple of 24): lower is faster, higher finds smaller people."

@@ -164,7 +164,7 @@ def predict_video(
     try:
         # The upload and the output folder are never pruned while this runs.
         with _cancels.running(request) as cancel, BUDGET.in_use(video):
-            progress(0.0, desc="Starting…")
+            progress(0.0, desc="Starting: reading the clip…")
             result = run_video(service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
@@ -196,6 +196,8 @@ def build_video_tab(ctx: UiContext) -> None:
             controls = make_controls(
                 ctx, VIDEO_DEFAULT_VIEWS, views_label="Views", elem_prefix="video",
                 views_info="Drawn together on one video, or one tile each with the grid layout.",
+                keypoint_info="Hides joints below this confidence; the video is drawn while it is processed, so "
+                "a change applies to the next run.",
             )  # fmt: skip
             with gr.Accordion("Video options", open=True):
                 layout = gr.Radio(
@@ -223,6 +225,8 @@ def build_video_tab(ctx: UiContext) -> None:
             with gr.Row():
                 run_btn = gr.Button("Process video", variant="primary", elem_id="run-video")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
+            # Progress shows here, next to the button just clicked, as well as over the result.
+            progress_box = gr.Markdown(elem_id="video-progress", min_height=0)
             examples = example_videos(ctx)
             if examples:
                 gr.Examples(examples=examples, inputs=[video], label="Examples")
@@ -250,6 +254,7 @@ def build_video_tab(ctx: UiContext) -> None:
         bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs, outputs,
         api_visibility="private",
         concurrency_id=video_queue_group(ctx),
+        show_progress_on=[progress_box, summary],
     )  # fmt: skip
     wire_motion_panel(motion, files, run)
     for event in (api, run):

@@ -234,6 +234,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
                 threshold_info="Minimum person score; applies to the next frames (no restart needed).",
                 views_label="Views (one tile each, two per row)",
                 views_info="All tiles come from the same single inference per frame; fewer views draw faster.",
+                keypoint_info="Hides joints below this confidence; applies to the next frames.",
             )  # fmt: skip
             model = model_dropdown(ctx, "webcam-model")
             mirror_display = gr.Checkbox(
