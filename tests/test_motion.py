@@ -53,7 +53,9 @@ def test_run_exports_angles_csv_matching_the_jsonl(kalman_run):
 def test_motion_plots_show_exactly_the_exports(kalman_run):
     result, _ = kalman_run
     files = [str(p) for p in result.files]
-    person, angle, joint, angle_df, traj_df, conf_df = motion_choices(files)
+    person, angle, joint, *plots, note = motion_choices(files)
+    assert note == "" and all(p["visible"] for p in plots)
+    angle_df, traj_df, conf_df = (p["value"] for p in plots)
     assert person["value"] == 0 and angle["value"] == "left_knee" and joint["value"] == "left_wrist"
     assert person["choices"][0] == 0 and "right_elbow" in angle["choices"]
     angles, keypoints = pd.read_csv(result.files[3]), pd.read_csv(result.files[2])
@@ -72,7 +74,31 @@ def test_motion_plots_show_exactly_the_exports(kalman_run):
     assert np.allclose(other[0][other[0]["series"] == "right_elbow"]["degrees"].dropna(),
                        angles[angles["person_id"] == 1]["right_elbow_deg"].dropna())  # fmt: skip
     empty = motion_choices(None)
-    assert empty[3].empty and empty[0]["choices"] == []
+    assert empty[0]["choices"] == [] and not any(p["visible"] for p in empty[3:6])
+
+
+def test_motion_panel_says_when_nobody_was_tracked_and_lists_only_what_exists(kalman_run, tmp_path):
+    from rfdetr_demo.ui.motion_panel import NOBODY, person_choice
+
+    result, _ = kalman_run
+    angles, keypoints = pd.read_csv(result.files[3]), pd.read_csv(result.files[2])
+    nobody = [tmp_path / "x_angles.csv", tmp_path / "x_keypoints.csv"]
+    angles.iloc[:0].to_csv(nobody[0], index=False)
+    keypoints.iloc[:0].to_csv(nobody[1], index=False)
+    person, angle, joint, *plots, note = motion_choices([str(p) for p in nobody])
+    assert note == NOBODY and person["choices"] == angle["choices"] == joint["choices"] == []
+    assert angle["value"] is None and not any(p["visible"] for p in plots)  # no empty plot is drawn
+    # A person whose left arm is never seen: no left-arm angle or joint is offered.
+    hidden = keypoints["keypoint"].isin(["left_elbow", "left_wrist"]) & (keypoints["person_id"] == 0)
+    keypoints.loc[hidden, "visible"] = False
+    angles.loc[angles["person_id"] == 0, ["left_elbow_deg", "left_elbow_std_deg"]] = np.nan
+    partial = [tmp_path / "y_angles.csv", tmp_path / "y_keypoints.csv"]
+    angles.to_csv(partial[0], index=False)
+    keypoints.to_csv(partial[1], index=False)
+    angle, joint, *plots = person_choice([str(p) for p in partial], 0)
+    assert "left_elbow" not in angle["choices"] and "right_elbow" in angle["choices"]
+    assert "left_wrist" not in joint["choices"] and "right_wrist" in joint["choices"]
+    assert joint["value"] == "right_wrist" and all(p["visible"] for p in plots)
 
 
 def test_motion_png_is_a_real_image(kalman_run, tmp_path):

@@ -221,10 +221,12 @@ def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, 
     rgb = np.asarray(Image.open(COCO_DIR / truth.file_name).convert("RGB"))
     clip = make_clip(tmp_path / "people.mp4", [rgb] * 3, size=(truth.width, truth.height), fps=10)
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if "Infinite extent" in m.text else None)
     try:
         page.goto(server, wait_until="domcontentloaded")
         page.get_by_role("tab", name="Video").click()
-        page.locator("#motion-angles").wait_for(timeout=20000)
+        page.locator("#motion-note").get_by_text("appear here after a run").wait_for(timeout=20000)
         # a data mark (line or point) with a drawn path; empty plots keep empty mark groups, legends are not marks
         drawn = "(p) => !!document.querySelector(`${p} canvas, ${p} svg .role-mark path`)"
         page.wait_for_timeout(1000)
@@ -235,6 +237,11 @@ def test_motion_plots_draw_in_chromium_after_a_run(browser, server, coco_truth, 
         for plot in ("#motion-angles", "#motion-trajectory", "#motion-confidence"):
             # vega-embed draws into a canvas (or svg) once there is data
             page.wait_for_function(drawn, arg=plot, timeout=30000)
+        # The confidence plot is not clipped: its drawing (x-axis at the bottom) ends inside its block.
+        block = page.locator("#motion-confidence").bounding_box()
+        drawing = page.locator("#motion-confidence canvas, #motion-confidence svg").first.bounding_box()
+        assert block and drawing and drawing["y"] + drawing["height"] <= block["y"] + block["height"] + 1
+        assert warnings == [], warnings[:3]  # no empty plot was drawn
     finally:
         page.close()
 

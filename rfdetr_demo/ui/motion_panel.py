@@ -23,6 +23,8 @@ NO_ANGLES = pd.DataFrame({"timestamp_s": [], "degrees": [], "series": []})
 NO_TRAJECTORY = pd.DataFrame({"timestamp_s": [], "pixels": [], "series": []})
 NO_CONFIDENCE = pd.DataFrame({"timestamp_s": [], "mean_confidence": [], "source": pd.Series([], dtype=object)})
 NO_DATA = (NO_ANGLES, NO_TRAJECTORY, NO_CONFIDENCE)
+NOBODY = "Nobody was tracked in this clip, so there is nothing to plot."
+WAITING = "Plots of a tracked person appear here after a run."
 
 
 @dataclass
@@ -30,6 +32,7 @@ class MotionPanel:
     person: gr.Dropdown
     angle: gr.Dropdown
     joint: gr.Dropdown
+    note: gr.Markdown
     angles_plot: gr.LinePlot
     trajectory_plot: gr.LinePlot
     confidence_plot: gr.ScatterPlot
@@ -44,27 +47,29 @@ class MotionPanel:
 
 
 def build_motion_panel() -> MotionPanel:
+    """The panel; the plots stay hidden until a run gives them data (an empty Vega plot warns in the console)."""
     with gr.Accordion("Motion: joint angles, trajectory, confidence over time", open=True, elem_id="motion-panel"):
+        note = gr.Markdown(WAITING, elem_id="motion-note")
         with gr.Row():
             person = gr.Dropdown([], label="Person (tracker id)", elem_id="motion-person")
             angle = gr.Dropdown([], label="Joint angle", elem_id="motion-angle")
             joint = gr.Dropdown([], label="Joint trajectory", elem_id="motion-joint")
         angles_plot = gr.LinePlot(
             NO_ANGLES, x="timestamp_s", y="degrees", color="series", x_title="time (s)", y_title="degrees",
-            label="Joint angle (±1σ from the predicted covariance)", elem_id="motion-angles", height=240,
+            label="Joint angle (±1σ from the predicted covariance)", elem_id="motion-angles",
+            visible=False,
         )  # fmt: skip
         with gr.Row():
             trajectory_plot = gr.LinePlot(
                 NO_TRAJECTORY, x="timestamp_s", y="pixels", color="series", x_title="time (s)", y_title="pixels",
-                label="Trajectory (image x and y)", elem_id="motion-trajectory", height=220,
+                label="Trajectory (image x and y)", elem_id="motion-trajectory", visible=False,
             )  # fmt: skip
-            # Points, coloured by source: "model" marks the keyframes, "filled" the frames the smoother filled.
-            confidence_plot = gr.ScatterPlot(
-                NO_CONFIDENCE, x="timestamp_s", y="mean_confidence", color="source", x_title="time (s)",
-                y_title="mean confidence", y_lim=[0, 1], label="Mean keypoint confidence (model runs vs filled)",
-                elem_id="motion-confidence", height=220,
+            confidence_plot = gr.LinePlot(
+                NO_CONFIDENCE, x="timestamp_s", y="mean_confidence", x_title="time (s)", y_title="mean confidence",
+                y_lim=[0, 1], label="Mean keypoint confidence", elem_id="motion-confidence",
+                visible=False,
             )  # fmt: skip
-    return MotionPanel(person, angle, joint, angles_plot, trajectory_plot, confidence_plot)
+    return MotionPanel(person, angle, joint, note, angles_plot, trajectory_plot, confidence_plot)
 
 
 def _export(files: Sequence[Any] | None, suffix: str) -> Path | None:
@@ -96,28 +101,56 @@ def motion_data(
     return angle_df, traj_df, mp.confidence_series(angles, pid)
 
 
-def motion_choices(files: Sequence[Any] | None) -> tuple[Any, ...]:
-    """After a run: people (longest-tracked first), angles and joints to pick from, and the first choice drawn."""
+def _shown(frame: pd.DataFrame) -> Any:
+    """A plot with data, or hidden (an empty Vega plot logs "Infinite extent" warnings)."""
+    return gr.update(value=frame, visible=not frame.empty)
+
+
+def plot_updates(files: Sequence[Any] | None, person: int | None, angle: str | None, joint: str | None) -> list[Any]:
+    return [_shown(df) for df in motion_data(files, person, angle, joint)]
+
+
+def _person_choices(files: Sequence[Any] | None, person: int | None) -> tuple[list[str], list[str]]:
+    """Angles measured and joints seen for ``person`` (only what exists, so every choice draws something)."""
     angles, keypoints = _frames(files)
-    if angles is None:
-        empty = gr.update(choices=[], value=None)
-        return empty, empty, empty, *NO_DATA
-    people, names = mp.person_ids(angles), mp.angle_names(angles)
-    joints = list(dict.fromkeys(keypoints["keypoint"])) if keypoints is not None else []
-    person = people[0] if people else None
+    if angles is None or person is None:
+        return [], []
+    rows = angles[angles["person_id"] == int(person)]
+    names = [n for n in mp.angle_names(angles) if rows[f"{n}_deg"].notna().any()]
+    joints: list[str] = []
+    if keypoints is not None:
+        seen = keypoints[(keypoints["person_id"] == int(person)) & (keypoints["visible"].astype(str) == "True")]
+        joints = list(dict.fromkeys(seen["keypoint"]))
+    return names, joints
+
+
+def person_choice(files: Sequence[Any] | None, person: int | None) -> tuple[Any, ...]:
+    """A person picked: their angles and joints to choose from, the first ones drawn."""
+    names, joints = _person_choices(files, person)
     angle = next((n for n in names if "knee" in n), names[0] if names else None)
     joint = next((j for j in joints if "wrist" in j), joints[0] if joints else None)
-    plots = motion_data(files, person, angle, joint)
     return (
-        gr.update(choices=people, value=person),
         gr.update(choices=names, value=angle),
         gr.update(choices=joints, value=joint),
-        *plots,
+        *plot_updates(files, person, angle, joint),
     )
+
+
+def motion_choices(files: Sequence[Any] | None) -> tuple[Any, ...]:
+    """After a run: people (longest-tracked first), their angles and joints, the first choice drawn, and a note."""
+    angles, _ = _frames(files)
+    people = mp.person_ids(angles) if angles is not None else []
+    person = people[0] if people else None
+    note = WAITING if angles is None else "" if people else NOBODY
+    return (gr.update(choices=people, value=person), *person_choice(files, person), note)
 
 
 def wire_motion_panel(panel: MotionPanel, files: gr.File, run_event: Any) -> None:
     """Fill the panel after each run; redraw on every choice (no model call, private endpoints)."""
-    run_event.then(motion_choices, [files], [*panel.choices, *panel.plots], api_visibility="private")
-    for choice in panel.choices:
-        choice.input(motion_data, [files, *panel.choices], panel.plots, api_visibility="private")
+    outputs = [*panel.choices, *panel.plots, panel.note]
+    run_event.then(motion_choices, [files], outputs, api_visibility="private", show_progress="hidden")
+    panel.person.input(
+        person_choice, [files, panel.person], [panel.angle, panel.joint, *panel.plots], api_visibility="private"
+    )
+    for choice in (panel.angle, panel.joint):
+        choice.input(plot_updates, [files, *panel.choices], panel.plots, api_visibility="private")
