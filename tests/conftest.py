@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
+
+# Each test run gets its own Gradio temp dir, as each served app does (disk_budget.use_own_temp_dir): runs that share
+# /tmp/gradio prune and age each other's files (Gradio stores identical content once, under one path). Set before
+# gradio is imported: route_utils reads it at import time.
+if not os.environ.get("GRADIO_TEMP_DIR"):
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="rfdetr-demo-tests-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
 
 import pytest
 
