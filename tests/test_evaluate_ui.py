@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from rfdetr_demo.config import Settings
+from rfdetr_demo.ui.app import build_demo
 from rfdetr_demo.ui.common import UiContext
 from rfdetr_demo.ui.evaluate_tab import evaluate_predictions
 from tests.helpers import serve_replay_app
@@ -130,3 +131,21 @@ def test_evaluate_tab_in_chromium(browser, served, coco_json, coco_image_paths):
     )
     expect(page.locator("#eval-gallery")).to_contain_text("OKS 1.00")
     page.close()  # the README's Evaluate screenshot: tests/test_layout_browser.py (1366 px, the sample set)
+
+
+def test_progress_moves_per_image_on_one_bar(replay_service, coco_json, coco_image_paths):
+    """On a CPU model the run reports after every image, and the page shows one bar (on the summary), not seven."""
+    ctx = UiContext(replay_service, Settings(resolution=288))
+    steps: list[tuple[int, int]] = []
+
+    def progress(value, desc=None, unit=None) -> None:
+        if isinstance(value, tuple):
+            steps.append(value)
+
+    images = [str(p) for p in coco_image_paths.values()]
+    evaluate_predictions(ctx, str(coco_json), images, None, 0.5, 288, progress=progress)
+    assert steps == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    demo = build_demo(Settings(resolution=288), replay_service)
+    ids = {c["id"]: c["props"].get("elem_id") for c in demo.config["components"]}
+    runs = [d for d in demo.config["dependencies"] if ids.get(d["targets"][0][0]) == "run-evaluate"]
+    assert runs and all([ids[i] for i in d["show_progress_on"]] == ["eval-summary"] for d in runs)

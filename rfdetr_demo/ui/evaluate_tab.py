@@ -25,7 +25,7 @@ from rfdetr_demo.evaluate.report import (
     table_rows,
     write_outputs,
 )
-from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
+from rfdetr_demo.evaluate.runner import DEFAULT_BATCH_SIZE, EvaluationCancelled, RunOptions
 from rfdetr_demo.evaluate.sample import find_sample
 from rfdetr_demo.ui.common import (
     CancelRegistry,
@@ -103,6 +103,8 @@ def evaluate_predictions(
         threshold=float(threshold),
         resolution=parse_resolution(resolution, ctx.default_resolution),
         max_image_side=ctx.settings.max_image_side,
+        # On a CPU a batch is no faster than its images one by one, and single images make the bar move per image.
+        batch_size=1 if services and services[0].info.device.startswith("cpu") else DEFAULT_BATCH_SIZE,
     )
     req = EvaluationRequest(annotations, image_paths, result_paths, options, ctx.settings.max_eval_images)
     # The uploads and the report folder are never pruned while this runs.
@@ -200,7 +202,12 @@ def build_evaluate_tab(ctx: UiContext) -> None:
     # The API endpoint raises for its clients (a hidden button's event); the page's buttons show failures in place.
     gr.Button("evaluate", visible=False).click(**run, api_name="evaluate")
     cleared = lambda: ("",) + (None,) * 6  # noqa: E731 - the outputs, emptied
-    page = {**run, "fn": bind(in_place(evaluate_predictions, cleared, "annotations", 0, None), ctx)}
+    # One progress bar, at the top of the result (Gradio would draw one over each of the seven outputs).
+    page = {
+        **run,
+        "fn": bind(in_place(evaluate_predictions, cleared, "annotations", 0, None), ctx),
+        "show_progress_on": [summary],
+    }
     run_btn.click(**page, api_visibility="private")
     # The sample fills the inputs (the visitor sees what was scored), then runs exactly as the Evaluate button does.
     sample_inputs = [annotations, images, predictions]
