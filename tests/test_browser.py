@@ -219,3 +219,18 @@ def test_offline_model_status_is_one_sentence_with_details_folded(browser):
         page.close()
     finally:
         demo.close()
+
+
+def test_use_via_api_page_has_no_mcp_probe_error(browser, page_url):
+    """Without --mcp the API page must not ask for /gradio_api/mcp/schema (a 404 in the console)."""
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    probes: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: probes.append(r.url) if "mcp/schema" in r.url else None)
+    page.goto(page_url[0], wait_until="domcontentloaded")
+    page.get_by_text("Use via API").first.click()
+    page.get_by_text("gradio_client", exact=False).first.wait_for(timeout=30_000)  # the Python snippets are shown
+    page.wait_for_timeout(1000)
+    assert probes == [] and errors == [], (probes, errors[:3])
+    page.close()
