@@ -429,3 +429,26 @@ def test_a_failed_export_is_one_sentence_and_not_retried(tmp_path) -> None:
     failed = engine.manifest(RES, "/x")
     assert failed == {"state": "failed", "message": f"the model could not be exported at {RES}² for the browser."}
     assert Broken.attempts == 1  # asked again, the page gets the same answer without another export
+
+
+@pytest.mark.model
+def test_model_file_is_content_addressed_immutable_and_ranged(engine, server) -> None:
+    import urllib.error
+    import urllib.request
+
+    url, _seen = server
+    onnx_file = engine.exports().prepare(RES)
+    target = f"{url}/browser-engine/model/{onnx_file.sha256}.onnx"
+    request = urllib.request.Request(target, headers={"Range": "bytes=100-199"})
+    with urllib.request.urlopen(request) as response:
+        body = response.read()
+        assert response.status == 206 and response.headers["Content-Length"] == "100"
+        assert response.headers["Content-Range"] == f"bytes 100-199/{onnx_file.size}"
+        assert "immutable" in response.headers["Cache-Control"]
+    assert body == onnx_file.path.read_bytes()[100:200]
+    with urllib.request.urlopen(urllib.request.Request(target, method="HEAD")) as response:
+        assert int(response.headers["Content-Length"]) == onnx_file.size
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(f"{url}/browser-engine/model/{'0' * 64}.onnx")
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(f"{url}/browser-engine/web/..%2Fpackage.json")
