@@ -42,6 +42,7 @@ ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder
 
 
 def build_service():
+    import torch
     from rfdetr import RFDETRKeypointPreview
 
     from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor
@@ -51,6 +52,7 @@ def build_service():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        torch.manual_seed(0)
         model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
     model.model.class_names = ["person"]
     fill_zero_keypoint_heads(model.model.model, seed=0)
