@@ -121,7 +121,7 @@ def _lap(stage: str, t: float) -> float:
     return now
 
 
-def keyframe_runs(service, resolution: int, seconds: float = 10.0) -> None:
+def keyframe_runs(service, resolution: int, seconds: float = 10.0, settings: tuple = (1, 3, "auto")) -> None:
     """Every frame vs every 3rd frame vs auto on one clip, in one run (ratios are what count on a shared machine).
 
     CPU seconds of this process (all its threads) are printed beside the wall time: on a machine shared with other
@@ -130,7 +130,7 @@ def keyframe_runs(service, resolution: int, seconds: float = 10.0) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_keyframes_"))
     clip = make_clip(tmp / "clip.mp4", round(25 * seconds), bounce=True)
     times: dict[str, tuple[float, float]] = {}
-    for setting in (1, 3, "auto"):
+    for setting in settings:
         opts = VideoOptions(resolution=resolution, views=[VIEW_COMBINED], keyframes=setting, smoothing="kalman",
                             max_seconds=None)  # fmt: skip
         t0, c0 = time.perf_counter(), time.process_time()
@@ -140,7 +140,7 @@ def keyframe_runs(service, resolution: int, seconds: float = 10.0) -> None:
         out = av.open(str(r.video_path))
         frames, rate = out.streams.video[0].frames, out.streams.video[0].average_rate
         out.close()
-        base_wall, base_cpu = times["1"]
+        base_wall, base_cpu = times.get("1", (wall, cpu))  # without an every-frame run: ratios to itself
         print(f"keyframes {setting!s:5s}: wall {wall:7.1f} s (ratio {wall / base_wall:.2f}), CPU {cpu:7.1f} s "
               f"(ratio {cpu / base_cpu:.2f}); {r.model_runs} model runs / {r.frames_done} frames "
               f"({r.model_runs / r.frames_done:.2f} per frame), output {frames} frames at {rate} fps",
@@ -155,6 +155,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None, help="pipeline batch (default: 1 on CPU, 8 on GPU)")
     ap.add_argument("--keyframes", action="store_true", help="time every frame vs interval 3 vs auto (10 s clip)")
+    ap.add_argument("--settings", default="1,3,auto", help="keyframe settings timed by --keyframes, in order")
     args = ap.parse_args()
 
     import torch
@@ -167,7 +168,8 @@ def main() -> None:
 
         service.predict(np.zeros((540, 960, 3), np.uint8), 0.5, args.resolution)  # warm-up
         print(f"machine: {describe()}; device {info.device}; clip 10 s, 25 fps, 960x540; resolution {args.resolution}")
-        keyframe_runs(service, args.resolution)
+        settings = tuple(int(s) if s.isdigit() else s for s in args.settings.split(","))
+        keyframe_runs(service, args.resolution, settings=settings)
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench_video_"))
     clip = make_clip(tmp / "clip.mp4", args.frames)
