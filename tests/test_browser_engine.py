@@ -75,7 +75,11 @@ def test_browser_engine_off_removes_the_option(replay_service) -> None:
     assert "browser-engine" not in _elem_ids(create_app(off, replay_service))
     routes = launch_kwargs(on, replay_service)["app_kwargs"]["routes"]
     assert any(r.path == "/browser-engine/model/{digest}.onnx" for r in routes)
-    assert "app_kwargs" not in launch_kwargs(off, replay_service) and "head" not in launch_kwargs(off, replay_service)
+    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT
+
+    assert PAGE_SCRIPT in launch_kwargs(on, replay_service)["head"]
+    off_kwargs = launch_kwargs(off, replay_service)
+    assert "app_kwargs" not in off_kwargs and PAGE_SCRIPT not in off_kwargs.get("head", "")
 
 
 def test_ort_pin_matches_the_lockfile_and_installed_files() -> None:
