@@ -234,3 +234,31 @@ def test_use_via_api_page_has_no_mcp_probe_error(browser, page_url):
     page.wait_for_timeout(1000)
     assert probes == [] and errors == [], (probes, errors[:3])
     page.close()
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1366, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
+)
+def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, viewport):
+    """A visitor's walk: an example photo, the Video, Webcam and Evaluate tabs (sample set), the API page."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport=viewport)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.goto(page_url[0], wait_until="domcontentloaded")
+    page.locator("#image-examples img").first.click()
+    expect(page.locator("#image-summary")).to_contain_text("instance", timeout=60_000)
+    for tab in ("Video", "Webcam"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("button", name="Try the sample set", exact=False).click()
+    expect(page.get_by_text("12 people", exact=False).first).to_be_visible(timeout=120_000)
+    if viewport["width"] > 640:  # Gradio's footer hides "Use via API" on a phone
+        page.get_by_text("Use via API").first.click()
+        page.get_by_text("gradio_client", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert problems == [], problems[:5]
+    page.close()
