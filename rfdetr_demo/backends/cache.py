@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,12 @@ class ExportCache:
             raise RuntimeError(f"export cache entry {key} is incomplete after writing it")
         self.prune(keep=path.parent)
         return path, True
+
+
+def export_model(model: Any, out_dir: Path, resolution: int, fmt: str, **options: Any) -> Path:
+    """rfdetr's own ``export()`` of ``model`` at ``resolution``² into ``out_dir`` (the OpenVINO and ONNX engines)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings from the export are expected and not actionable
+        path = model.export(output_dir=str(out_dir), format=fmt, shape=(resolution, resolution), output_name="model",
+                            verbose=False, **options)  # fmt: skip
+    return Path(path)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.backends.cache import ExportCache, cache_key, export_model, weights_fingerprint
 from rfdetr_demo.predictor import validate_resolution
 
 log = logging.getLogger(__name__)
@@ -83,12 +82,7 @@ class OnnxExports:
         return self._fingerprint
 
     def _export(self, resolution: int, out_dir: Path) -> Path:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings from the export are expected and not actionable
-            path = Path(
-                self.model.export(output_dir=str(out_dir), format="onnx", shape=(resolution, resolution),
-                                  output_name="model", verbose=False)
-            )  # fmt: skip
+        path = export_model(self.model, out_dir, resolution, "onnx")
         (out_dir / DIGEST_FILE).write_text(file_sha256(path))
         with self._lock:
             self.export_count += 1

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.backends.cache import ExportCache, cache_key, export_model, weights_fingerprint
 from rfdetr_demo.backends.openvino_forward import EngineUnavailable, as_output_dict, compiled_forward_module
 from rfdetr_demo.predictor import RFDETRPredictor, rfdetr_view, validate_resolution
 
@@ -142,19 +141,10 @@ class OpenVINOPredictor:
         return self._fingerprint
 
     def _export(self, resolution: int, out_dir: Path) -> Path:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings from the export are expected and not actionable
-            path = self.model.export(
-                output_dir=str(out_dir),
-                format="openvino",
-                shape=(resolution, resolution),
-                openvino_precision="float32",
-                output_name="model",
-                verbose=False,
-            )
+        path = export_model(self.model, out_dir, resolution, "openvino", openvino_precision="float32")
         with self._state:
             self.export_count += 1
-        return Path(path)
+        return path
 
     def _verify(self, compiled: Any, resolution: int) -> None:
         """Compare a fresh export with the torch forward on one seeded random input; reject a broken export."""
