@@ -42,7 +42,7 @@ class ServiceStatus:
     error: Exception | None = None  # why the load failed (state "error"); the page shows it via failure_parts
 
 
-class ModelService:
+class ModelService(zerogpu.Shared):
     """Loads the model once (in a background thread) and serialises inference on it."""
 
     def __init__(self, loader: Loader, infer_lock: threading.Lock | None = None) -> None:
@@ -59,7 +59,6 @@ class ModelService:
         self._infer_lock = infer_lock or threading.Lock()
         # Measured latency per resolution from real requests, for the speed/accuracy labels of the presets.
         self.latency = LatencyBook()
-        zerogpu.pin(self)  # crosses into ZeroGPU workers by handle (they fork after the service exists)
 
     # -- loading -------------------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -1,14 +1,8 @@
-"""ZeroGPU support: one GPU lease per request on Hugging Face Spaces, and no change anywhere else.
+"""ZeroGPU: each request (an image, a clip, an evaluation) is one ``spaces.GPU`` lease; elsewhere a direct call.
 
-On a ZeroGPU Space the process has no GPU of its own: a ``spaces.GPU`` function runs in a forked worker that holds
-a GPU for at most ``duration`` seconds; each call waits in the GPU queue and counts against the visitor's quota, so
-a whole request (one image, a whole clip, a whole evaluation) is one call. Arguments and results are pickled across
-that boundary: what cannot be pickled (the model service, progress callbacks, cancel events) crosses as a handle to
-this process's object table, which the forked worker inherits. Functions are decorated at import time (Spaces looks
-for them at start-up); a call made inside a lease (any thread it started included) runs directly in that lease.
-
-Without the ``spaces`` package (local runs, Docker, CI) :func:`gpu` returns the function itself; with ``spaces``
-installed but off a ZeroGPU Space, ``spaces.GPU`` is itself a pass-through.
+A lease runs in a worker forked at its function's first call and reused: arguments cross pickled, services and
+predictors as handles (:class:`Shared`); progress goes through ``gr.Progress``, which ``spaces`` forwards. See
+docs/hosting.md.
 """
 
 from __future__ import annotations
@@ -17,13 +11,10 @@ import contextvars
 import dataclasses
 import functools
 import importlib
-import logging
 import math
-import pickle
-import threading
 import traceback
+import weakref
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -31,7 +22,6 @@ import numpy as np
 import supervision as sv
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 60
 # Budget for one lease: a fixed part (worker start, weights to the GPU) plus a per-image part at the preview
@@ -70,64 +60,28 @@ def lease_seconds(estimate: float) -> int:
     return int(min(MAX_DURATION_S, max(1, math.ceil(estimate))))
 
 
-# -- objects that cannot be pickled cross as handles -------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class _Ref:
-    key: int
+# -- long-lived objects cross as handles --------------------------------------------------------------------------
+_shared: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
 
-_objects: dict[int, Any] = {}
-_pinned: set[int] = set()
-_objects_lock = threading.Lock()
-_PLAIN = (int, float, str, bytes, bool, type(None), Path, np.ndarray)
+class Shared:
+    """Crosses into a lease as a handle, not a copy: the ZeroGPU worker forked after it was made holds it already
+    (with its weights, which ``spaces`` moved to the GPU). For services and predictors, made at start-up."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__new__(cls)
+        _shared[id(obj)] = obj
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_shared_object, (id(self),))
 
 
-def pin(obj: Any) -> None:
-    """Keep ``obj`` in the object table for the process lifetime (objects made before the workers fork: services)."""
-    with _objects_lock:
-        _objects[id(obj)] = obj
-        _pinned.add(id(obj))
-
-
-def _crosses(value: Any) -> bool:
-    if id(value) in _pinned:
-        return False
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
-        return True
+def _shared_object(key: int) -> Any:
     try:
-        pickle.dumps(value)
-    except Exception:  # noqa: BLE001 - anything unpicklable crosses by handle
-        return False
-    return True
-
-
-def _to_refs(values: list[Any], added: list[int]) -> list[Any]:
-    out = []
-    for value in values:
-        if _crosses(value):
-            out.append(value)
-            continue
-        with _objects_lock:
-            if id(value) not in _objects:
-                _objects[id(value)] = value
-                added.append(id(value))
-        out.append(_Ref(id(value)))
-    return out
-
-
-def _resolve(value: Any) -> Any:
-    if not isinstance(value, _Ref):
-        return value
-    found = _objects.get(value.key)
-    if found is None:  # a worker forked before this object existed: degrade (no progress, no cancel)
-        log.warning("object %s is not known in this GPU worker", value.key)
-    return found
-
-
-def _resolved(args: tuple, kwargs: dict) -> tuple[list[Any], dict[str, Any]]:
-    return [_resolve(a) for a in args], {k: _resolve(v) for k, v in kwargs.items()}
+        return _shared[key]
+    except KeyError:
+        raise RuntimeError("the GPU worker started before this model was created; please retry") from None
 
 
 @dataclasses.dataclass
@@ -160,10 +114,9 @@ class _GpuFunction:
         func = self.func
 
         def in_lease(*args: Any, **kwargs: Any) -> Any:
-            real_args, real_kwargs = _resolved(args, kwargs)
             token = _depth.set(_depth.get() + 1)
             try:
-                return func(*real_args, **real_kwargs)
+                return func(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - handed back whole (spaces would keep only the class name)
                 return _Raised(exc)
             finally:
@@ -177,25 +130,15 @@ class _GpuFunction:
             return DEFAULT_DURATION_S
         if not callable(self.duration):
             return lease_seconds(self.duration)
-        real_args, real_kwargs = _resolved(args, kwargs)
         try:
-            return lease_seconds(float(self.duration(*real_args, **real_kwargs)))
+            return lease_seconds(float(self.duration(*args, **kwargs)))
         except (TypeError, ValueError, AttributeError):  # an odd call shape must not fail the request
             return DEFAULT_DURATION_S
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.leased is None or inside_gpu_call():
             return self.func(*args, **kwargs)
-        added: list[int] = []
-        try:
-            values = _to_refs([*args, *kwargs.values()], added)
-            ref_args, ref_kwargs = values[: len(args)], dict(zip(kwargs, values[len(args) :], strict=True))
-            result = self.leased(*ref_args, **ref_kwargs)
-        finally:
-            with _objects_lock:
-                for key in added:
-                    if key not in _pinned:
-                        _objects.pop(key, None)
+        result = self.leased(*args, **kwargs)
         if isinstance(result, _Raised):
             raise result.exc
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sys
 import threading
@@ -17,6 +18,7 @@ from rfdetr_demo import zerogpu
 from rfdetr_demo.evaluate.pipeline import EvaluationRequest, evaluate
 from rfdetr_demo.evaluate.runner import RunOptions
 from rfdetr_demo.image_task import run_image
+from rfdetr_demo.ui.common import CancelToken
 from rfdetr_demo.video.pipeline import VideoOptions, run_video
 from tests.conftest import COCO_DIR
 from tests.video_helpers import make_clip
@@ -80,19 +82,25 @@ def test_an_image_is_one_lease_and_the_lock_is_free_while_waiting(fake_spaces, r
     assert asked_before_freed == [True]
 
 
+REPORTS: list[Any] = []  # module-level: a callback crosses the pickled boundary by reference, as a lease needs
+
+
+def _record(*values: Any) -> None:
+    REPORTS.append(values)
+
+
+def _cancel_after(frames: int, token: CancelToken, p: Any) -> None:
+    if p.done >= frames:
+        token.set()
+
+
 def test_a_clip_is_one_lease_sized_by_its_frames(fake_spaces, replay_service, tmp_path):
     src = make_clip(tmp_path / "clip.mp4", 30, size=(160, 96), fps=10)
-    reports: list[int] = []
-    result = run_video(
-        replay_service,
-        src,
-        VideoOptions(resolution=288),
-        out_dir=tmp_path / "o",
-        progress=lambda p: reports.append(p.done),
-    )
+    REPORTS.clear()
+    result = run_video(replay_service, src, VideoOptions(resolution=288), out_dir=tmp_path / "o", progress=_record)
     assert result.frames_done == 30 and result.video_path.stat().st_size > 0
     assert fake_spaces.leases == [("_run_planned", _expected(30, 288))]  # not one lease per batch
-    assert reports and reports[-1] == 30  # progress still reaches the caller
+    assert REPORTS and REPORTS[-1][0].done == 30  # progress still reaches the caller
     long_clip = zerogpu.estimate_seconds(3000, 576)
     assert zerogpu.lease_seconds(long_clip) == zerogpu.MAX_DURATION_S  # capped
 
@@ -101,12 +109,8 @@ def test_cancel_reaches_a_clip_inside_its_lease(fake_spaces, replay_service, tmp
     from rfdetr_demo.video.pipeline import VideoCancelled
 
     src = make_clip(tmp_path / "clip.mp4", 20, size=(160, 96), fps=10)
-    cancel = threading.Event()
-
-    def report(p: Any) -> None:
-        if p.done >= 3:
-            cancel.set()
-
+    cancel = CancelToken(tmp_path / "cancel")
+    report = functools.partial(_cancel_after, 3, cancel)
     with pytest.raises(VideoCancelled, match="Cancelled"):
         run_video(
             replay_service, src, VideoOptions(resolution=288), out_dir=tmp_path / "o", progress=report, cancel=cancel
@@ -116,13 +120,13 @@ def test_cancel_reaches_a_clip_inside_its_lease(fake_spaces, replay_service, tmp
 
 
 def test_an_evaluation_is_one_lease_sized_by_its_images(fake_spaces, replay_service, coco_json, coco_truth):
-    done: list[tuple[int, int]] = []
+    REPORTS.clear()
     request = EvaluationRequest(coco_json, [COCO_DIR], options=RunOptions(resolution=384, batch_size=2))
-    evaluation = evaluate(request, replay_service, on_progress=lambda d, t: done.append((d, t)))
+    evaluation = evaluate(request, replay_service, on_progress=_record)
     n = len(coco_truth)
     assert evaluation.first.stats["AP"] > 0.9  # the replayed ground truth scores as ground truth
     assert fake_spaces.leases == [("predict_dataset", _expected(n, 384))]
-    assert done[-1] == (n, n)
+    assert REPORTS[-1] == (n, n)
 
 
 def test_warm_up_runs_in_a_lease_and_its_choice_comes_back(fake_spaces, monkeypatch):
@@ -134,12 +138,19 @@ def test_warm_up_runs_in_a_lease_and_its_choice_comes_back(fake_spaces, monkeypa
 
     monkeypatch.setattr(cuda_backend, "inference_view", lambda model, resolution, dtype: Model())
     monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", lambda self, *a: [sv.KeyPoints.empty()])
-    clock = {"t": 0.0}
+    CLOCK["t"] = 0.0
     pred = cuda_backend.CUDAPredictor(Model(), device="cuda", precision="fp16")
-    pred._predict_chunk = _ticking(pred._predict_chunk, clock, pred)  # type: ignore[method-assign]
-    assert pred.warm_up(288, runs=3, timer=lambda: clock["t"]) == "fp16 (model.inference)"
+    pred._predict_chunk = _ticking(pred._predict_chunk, CLOCK, pred)  # type: ignore[method-assign]
+    assert pred.warm_up(288, runs=3, timer=_clock) == "fp16 (model.inference)"
     assert fake_spaces.leases == [("_measure_modes", _expected(len(cuda_backend.MODES) * 4, 288))]
     assert set(pred.warmup_ms) == set(cuda_backend.MODES)
+
+
+CLOCK = {"t": 0.0}
+
+
+def _clock() -> float:
+    return CLOCK["t"]
 
 
 def _ticking(predict_chunk, clock: dict[str, float], pred: Any):

@@ -70,7 +70,7 @@ def inference_view(rf_model: Any, resolution: int, dtype: Any) -> Any:
 MODES = ("inference", "autocast", "plain")
 
 
-class CUDAPredictor(RFDETRPredictor):
+class CUDAPredictor(RFDETRPredictor, zerogpu.Shared):
     """RFDETRPredictor for CUDA: fp16 ``inference`` views per resolution, fastest mode by measurement, batches."""
 
     engine = "torch-cuda"

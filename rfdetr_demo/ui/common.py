@@ -9,10 +9,14 @@ Handlers are module-level functions whose first argument is the page's :class:`U
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
+import shutil
+import tempfile
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -289,34 +293,55 @@ def session_id(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
+@dataclass(frozen=True)
+class CancelToken:
+    """A run's cancel flag as a marker file: it pickles, so a GPU worker forked before the request sees it too."""
+
+    path: Path
+
+    def set(self) -> None:
+        self.path.touch()
+
+    def is_set(self) -> bool:
+        return self.path.exists()
+
+
+@functools.cache
+def _cancel_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="rfdetr-demo-cancel-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 class CancelRegistry:
     """A tab's runs in progress, per session: its Cancel button and a closed page stop that session's runs only."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: dict[str, set[threading.Event]] = defaultdict(set)
+        self._tokens: dict[str, set[CancelToken]] = defaultdict(set)
 
     @contextmanager
-    def running(self, request: gr.Request | None) -> Iterator[threading.Event]:
-        """The event a run polls between batches (set by :meth:`cancel`), registered while the run lasts."""
-        session, event = session_id(request), threading.Event()
+    def running(self, request: gr.Request | None) -> Iterator[CancelToken]:
+        """The token a run polls (set by :meth:`cancel`), registered while the run lasts."""
+        session, token = session_id(request), CancelToken(_cancel_dir() / uuid.uuid4().hex)
         with self._lock:
-            self._events[session].add(event)
+            self._tokens[session].add(token)
         try:
-            yield event
+            yield token
         finally:
             with self._lock:
-                self._events[session].discard(event)
-                if not self._events[session]:
-                    del self._events[session]
+                self._tokens[session].discard(token)
+                if not self._tokens[session]:
+                    del self._tokens[session]
+                token.path.unlink(missing_ok=True)
 
     def cancel(self, request: gr.Request | None) -> int:
         """Ask the session's runs to stop; how many there were."""
         with self._lock:
-            events = list(self._events.get(session_id(request), ()))
-        for event in events:
-            event.set()
-        return len(events)
+            tokens = list(self._tokens.get(session_id(request), ()))
+            for token in tokens:
+                token.set()
+        return len(tokens)
 
     def cancel_on_unload(self, request: gr.Request) -> None:
         """For ``Blocks.unload``: a closed or reloaded page stops its runs, so they do not hold the model."""

@@ -7,6 +7,7 @@ run stops between two batches) and the result into tables, plots, a gallery and 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def evaluate_predictions(
             evaluation = evaluate(
                 req,
                 services or None,
-                on_progress=lambda done, total: progress((done, total), desc="Running the model", unit="images"),
+                on_progress=functools.partial(report_images, progress),  # pickles into a ZeroGPU lease
                 should_stop=cancel.is_set,
             )
         except EvaluationCancelled as exc:
@@ -132,6 +133,10 @@ def load_sample(ctx: UiContext) -> tuple[str, list[str], None]:
         raise gr.Error("This server has no sample set.", title="No sample")
     copy = sample.copy_to(new_request_dir(prefix="sample_"))
     return str(copy.annotations), [str(p) for p in copy.images], None
+
+
+def report_images(progress: gr.Progress, done: int, total: int) -> None:
+    progress((done, total), desc="Running the model", unit="images")
 
 
 def cancel_evaluation(request: gr.Request) -> str:

@@ -9,6 +9,7 @@ Handlers are module-level functions of a :class:`UiContext`; ``build_video_tab``
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -158,19 +159,22 @@ def predict_video(
         max_seconds=max_video_seconds(ctx),
     )
 
-    def report(p: ProgressInfo) -> None:
-        progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
-
     try:
         # The upload and the output folder are never pruned while this runs.
         with _cancels.running(request) as cancel, BUDGET.in_use(video):
             progress(0.0, desc="Starting: reading the clip…")
+            report = functools.partial(report_frames, progress)  # pickles into a ZeroGPU lease, unlike a closure
             result = run_video(service, video, options, progress=report, cancel=cancel, source_name=Path(video).name)
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
     finally:
         memory.after_request()  # the frames' buffers go back to the OS
     return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
+
+
+def report_frames(progress: gr.Progress, p: ProgressInfo) -> None:
+    """Frames through the model and time left, on the page's progress bar (``spaces`` forwards it from a lease)."""
+    progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
 
 
 def cancel_runs(request: gr.Request) -> str:

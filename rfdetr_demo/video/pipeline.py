@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,12 @@ VIDEO_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED,)
 
 class VideoCancelled(RuntimeError):
     """The user cancelled; nothing was published."""
+
+
+class Cancel(Protocol):
+    """Polled between frames: a ``threading.Event``, or the Video tab's token that also works across processes."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,7 @@ def run_video(
     options: VideoOptions | None = None,
     out_dir: Path | None = None,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Cancel | None = None,
     source_name: str | None = None,
     model_wait_s: float | None = None,
 ) -> VideoResult:
@@ -271,7 +277,7 @@ def run_video(
     options = (options or VideoOptions()).validated()
     plan = plan_video(service, Path(path), options, model_wait_s)
     out_dir = out_dir or new_request_dir("video_")
-    return _run_planned(service, plan, options, out_dir, progress, cancel or threading.Event(), source_name)
+    return _run_planned(service, plan, options, out_dir, progress, cancel, source_name)
 
 
 def _lease_seconds(service: ModelService, plan: VideoPlan, options: VideoOptions, *_: Any) -> float:
@@ -286,7 +292,7 @@ def _run_planned(
     options: VideoOptions,
     out_dir: Path,
     progress: ProgressCallback | None,
-    cancel: threading.Event | None,
+    cancel: Cancel | None,
     source_name: str | None,
 ) -> VideoResult:
     cancel = cancel or threading.Event()
