@@ -11,7 +11,7 @@ import gradio as gr
 
 from rfdetr_demo.browser_engine import BrowserEngine, browser_engine_enabled
 from rfdetr_demo.config import Settings, on_spaces
-from rfdetr_demo.loading import load_rfdetr
+from rfdetr_demo.loading import load_rfdetr, planned_resolution
 from rfdetr_demo.registry import ModelRegistry, shared_registry
 from rfdetr_demo.service import ModelService
 from rfdetr_demo.ui.styles import APP_CSS
@@ -23,8 +23,10 @@ def model_registry(settings: Settings) -> ModelRegistry:
     """The process-wide models for these settings (``--checkpoint`` entries, then the preview)."""
     catalog = tuple(settings.model_catalog())
     loaders = [(entry.name, partial(load_rfdetr, entry.spec)) for entry in catalog]
+    specs = {entry.name: entry.spec for entry in catalog}
     return shared_registry(
-        (catalog, settings.max_loaded_models), lambda: ModelRegistry(loaders, settings.max_loaded_models)
+        (catalog, settings.max_loaded_models),
+        lambda: ModelRegistry(loaders, settings.max_loaded_models, lambda name: planned_resolution(specs[name])),
     )
 
 
@@ -78,8 +80,11 @@ NO_MCP_PROBE = """<script>
 </script>"""
 
 
-def launch_kwargs(settings: Settings, service: ModelService | None = None) -> dict[str, Any]:
-    """``launch()`` arguments; with ``service``, the in-browser engine's routes and page script too."""
+def launch_kwargs(
+    settings: Settings, service: ModelService | None = None, registry: ModelRegistry | None = None
+) -> dict[str, Any]:
+    """``launch()`` arguments; with ``service`` (the default model of ``registry``), the in-browser engine's routes
+    and page script too."""
     kwargs: dict[str, Any] = {
         "server_name": settings.host,
         "server_port": settings.port,
@@ -97,7 +102,7 @@ def launch_kwargs(settings: Settings, service: ModelService | None = None) -> di
         from rfdetr_demo.ui.browser_routes import browser_routes
 
         # Routes given to FastAPI's constructor come before Gradio's own (its catch-all page routes included).
-        kwargs["app_kwargs"] = {"routes": browser_routes(BrowserEngine(service))}
+        kwargs["app_kwargs"] = {"routes": browser_routes(BrowserEngine(service, registry=registry))}
         kwargs["head"] = PAGE_SCRIPT
     if settings.auth_pair:
         kwargs["auth"] = [settings.auth_pair]

@@ -9,6 +9,7 @@ and the keypoint schema (any K). No Gradio here.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rfdetr_demo.schema import KeypointSchema
@@ -76,35 +77,62 @@ def num_logit_slots(model: Any) -> int:
 
 
 class BrowserEngine:
-    """The server side of the in-browser engine: one ONNX export per resolution and the manifest the page reads.
+    """The server side of the in-browser engine: one ONNX export per model and resolution, and the manifest.
 
-    The service's model is read lazily (it loads in the background); a predictor without an rfdetr model (the
-    replay oracle) or a failed export makes the manifest say so in one sentence, and server mode stays as it is.
+    The chosen model (``model``, a name of ``registry``; empty: the default) is read lazily (it loads in the
+    background); a predictor without an rfdetr model (the replay oracle) or a failed export makes the manifest say
+    so in one sentence, and server mode stays as it is. Exports of a model that was unloaded are let go (they hold
+    its weights); their files stay servable by digest.
     """
 
-    def __init__(self, service: Any, cache: Any = None) -> None:
+    def __init__(self, service: Any, cache: Any = None, registry: Any = None) -> None:
+        from rfdetr_demo.registry import ModelRegistry
+
         self.service = service
         self.cache = cache
-        self._exports: Any = None
+        self.registry = registry or ModelRegistry.single(service)
+        self._exports: dict[str, Any] = {}  # model name → OnnxExports of its loaded model
+        self._files: dict[str, Any] = {}  # sha256 → OnnxFile named in a manifest
+        self._lock = threading.Lock()
 
-    def exports(self) -> Any:
-        """The :class:`~rfdetr_demo.backends.onnx_export.OnnxExports` of the loaded model, or None."""
-        if self._exports is None:
-            from rfdetr_demo.backends.onnx_export import OnnxExports
+    def _name(self, model: str | None) -> str:
+        return self.registry.default if model in (None, "") else self.registry.resolve(model)
 
-            predictor, _schema, _info = self.service.wait(0)
-            model = getattr(predictor, "model", None)
-            if model is None or not hasattr(model, "export"):
-                return None
-            self._exports = OnnxExports(model, self.cache)
-        return self._exports
+    def exports(self, model: str | None = None) -> Any:
+        """The :class:`~rfdetr_demo.backends.onnx_export.OnnxExports` of a loaded model, or None."""
+        from rfdetr_demo.backends.onnx_export import OnnxExports
 
-    def manifest(self, resolution: int, url_prefix: str) -> dict[str, Any]:
-        """What the page needs for ``resolution``; starts the export when there is none yet."""
-        status = self.service.status()
+        name = self._name(model)
+        predictor, _schema, _info = self.registry.peek(name).wait(0)
+        net = getattr(predictor, "model", None)
+        if net is None or not hasattr(net, "export"):
+            return None
+        with self._lock:
+            for other in [n for n in self._exports if n != name]:
+                if self.registry.peek(other).status().state != "ready":
+                    del self._exports[other]
+            found = self._exports.get(name)
+            if found is None or found.model is not net:  # first use, or the model was reloaded
+                found = self._exports[name] = OnnxExports(net, self.cache)
+            return found
+
+    def file(self, sha256: str) -> Any:
+        """A served export by its digest (None: unknown or gone)."""
+        with self._lock:
+            known = self._files.get(sha256)
+            live = list(self._exports.values())
+        if known is not None and known.path.is_file():
+            return known
+        return next((f for e in live if (f := e.by_digest(sha256)) is not None), None)
+
+    def manifest(self, resolution: int, url_prefix: str, model: str | None = None) -> dict[str, Any]:
+        """What the page needs for ``model`` at ``resolution``; starts its load or export when there is none yet."""
+        name = self._name(model)
+        service = self.registry.service(name)  # a use of the model: it loads if it is not in memory
+        status = service.status()
         if status.state != "ready":
             return {"state": "waiting", "message": "The model is still loading on the server; try again shortly."}
-        exports = self.exports()
+        exports = self.exports(name)
         if exports is None:
             return {"state": "unavailable", "message": "this server's model cannot be exported to run in a browser."}
         state, onnx_file = exports.status(resolution)
@@ -115,8 +143,10 @@ class BrowserEngine:
             return {"state": "failed", "message": f"the model could not be exported at {resolution}² for the browser."}
         if onnx_file is None:
             return {"state": "preparing", "message": f"Preparing the browser model at {resolution}² (~20 s)…"}
-        _predictor, schema, info = self.service.wait(0)
-        model = exports.model
+        with self._lock:
+            self._files[onnx_file.sha256] = onnx_file
+        _predictor, schema, info = service.wait(0)
+        net = exports.model
         return {
             "state": "ready",
             "resolution": resolution,
@@ -126,7 +156,7 @@ class BrowserEngine:
                 "sha256": onnx_file.sha256,
                 "info": info.as_dict(),
             },
-            "decode": decode_params(model, num_logit_slots(model)),
+            "decode": decode_params(net, num_logit_slots(net)),
             "schema": schema_dict(schema),
         }
 

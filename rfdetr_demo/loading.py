@@ -180,6 +180,19 @@ def resolve_checkpoint(spec: ModelSpec) -> str | None:
     return None
 
 
+def planned_resolution(spec: ModelSpec) -> int:
+    """The default resolution :func:`load_rfdetr` will give ``spec``, without reading the weights.
+
+    ``--resolution``, else rfdetr's class default: ``RFDETRKeypointPreview(pretrain_weights=...)`` keeps its class
+    default whatever resolution the checkpoint was trained at (rfdetr interpolates the position embeddings).
+    """
+    if spec.resolution:
+        return int(spec.resolution)
+    from rfdetr.config import RFDETRKeypointPreviewConfig
+
+    return int(RFDETRKeypointPreviewConfig.model_fields["resolution"].default)
+
+
 def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     """Build the keypoint model described by ``spec``. Slow (seconds) and may download; call it once per process."""
     from rfdetr import RFDETRKeypointPreview

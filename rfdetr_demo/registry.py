@@ -4,6 +4,10 @@ Why in front of the service rather than inside it: each model keeps today's serv
 load errors for the page), so one-model code paths are unchanged; the registry only decides which of them hold
 weights. A model that is loading holds no lock a request needs, so a loaded model keeps answering meanwhile; the
 services share one inference lock, so the device still runs one inference at a time.
+
+The bound holds while models load: a load is admitted (in its own background thread, before any weights are read)
+only when fewer than N models hold weights, ready or loading; it unloads the least recently used ready one to make
+room, or waits until a load in progress has finished and can be unloaded.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class ModelRow:
         }
 
 
+ROOM_POLL_S = 0.1  # how often a load waiting for room looks again (a load in progress becomes ready meanwhile)
+
+
 def labelled(loader: Loader, name: str, loads: dict[str, int]) -> Loader:
     """``loader`` whose model info carries the registry's label (page, exports and download names use it).
 
@@ -62,29 +69,71 @@ def labelled(loader: Loader, name: str, loads: dict[str, int]) -> Loader:
 class ModelRegistry:
     """Named models, loaded on first use, the least recently used unloaded beyond ``max_loaded``."""
 
-    def __init__(self, loaders: Sequence[tuple[str, Loader]], max_loaded: int = DEFAULT_MAX_LOADED) -> None:
+    def __init__(
+        self,
+        loaders: Sequence[tuple[str, Loader]],
+        max_loaded: int = DEFAULT_MAX_LOADED,
+        planned_resolution: Callable[[str], int | None] | None = None,
+    ) -> None:
+        """``planned_resolution(name)``: the default resolution a model will have, known before it loads."""
         if not loaders:
             raise ValueError("a registry needs at least one model")
+        self._setup(max_loaded, planned_resolution)
         lock = threading.Lock()
-        self.loads: dict[str, int] = {}
         self._services = {
-            name: ModelService(labelled(load, name, self.loads), infer_lock=lock) for name, load in loaders
+            name: ModelService(self._admitted(labelled(load, name, self.loads), name), infer_lock=lock)
+            for name, load in loaders
         }
+
+    def _setup(self, max_loaded: int, planned: Callable[[str], int | None] | None) -> None:
+        self.loads: dict[str, int] = {}
         self.max_loaded = max(1, int(max_loaded))
         self._used: dict[str, int] = {}  # name → use counter value (higher = more recent)
         self._clock = 0
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._holding: set[str] = set()  # models with weights in memory or being read: ready, or admitted loads
         self._known: dict[str, Any] = {}  # name → last ModelInfo seen (facts for /models after an unload)
+        self._planned = planned
+        self._planned_seen: dict[str, int | None] = {}
 
     @classmethod
     def single(cls, service: ModelService, name: str | None = None) -> ModelRegistry:
         """A registry around an existing service (tests, one-model callers)."""
         registry = cls.__new__(cls)
+        registry._setup(1, None)
         label = name or (service.status().info.name if service.status().info else "model")
         registry._services = {label: service}
-        registry.max_loaded, registry._used, registry._clock = 1, {}, 0
-        registry._lock, registry._known, registry.loads = threading.Lock(), {}, {}
         return registry
+
+    def _admitted(self, loader: Loader, name: str) -> Loader:
+        """``loader`` that first waits for room (in the load's own thread), and gives the room back if it fails."""
+
+        def load() -> Any:
+            self._admit(name)
+            try:
+                return loader()
+            except BaseException:
+                with self._room:
+                    self._holding.discard(name)
+                    self._room.notify_all()
+                raise
+
+        return load
+
+    def _admit(self, name: str) -> None:
+        """Block until ``name`` may read weights: fewer than ``max_loaded`` others hold any (LRU ready ones go)."""
+        with self._room:
+            while True:
+                others = self._holding - {name}
+                if len(others) < self.max_loaded:
+                    self._holding.add(name)
+                    return
+                ready = sorted((n for n in others if self._services[n].status().state == "ready"), key=self._last_use)
+                if ready:
+                    self._unload(ready[0])
+                    continue
+                self._room.wait(ROOM_POLL_S)  # every other slot is a load in progress: wait until one is ready
 
     @property
     def names(self) -> list[str]:
@@ -116,30 +165,38 @@ class ModelRegistry:
         with self._lock:
             self._clock += 1
             self._used[key] = self._clock
-            if service.status().state == "idle":
-                self._make_room(key)
-                service.start()
+        service.start()  # the load waits for room in its own thread (_admit)
         return service
 
-    def _make_room(self, incoming: str) -> None:
-        """Unload ready models, least recently used first, until ``incoming`` fits (loading ones are left)."""
-        held = [n for n, s in self._services.items() if n != incoming and s.status().state in {"ready", "loading"}]
-        ready = sorted((n for n in held if self._services[n].status().state == "ready"), key=self._last_use)
-        freed = False
-        while len(held) + 1 > self.max_loaded and ready:
-            victim = ready.pop(0)
-            info = self._services[victim].status().info
-            if info is not None:
-                self._known[victim] = info
-            if self._services[victim].unload():
-                log.info("unloaded model %s (least recently used; at most %d loaded)", victim, self.max_loaded)
-                held.remove(victim)
-                freed = True
-        if freed:
-            from rfdetr_demo import memory
+    def _unload(self, victim: str) -> None:
+        """Unload a ready model (the caller holds the lock) and give its memory back now."""
+        info = self._services[victim].status().info
+        if info is not None:
+            self._known[victim] = info
+        if self._services[victim].unload():
+            log.info("unloaded model %s (least recently used; at most %d loaded)", victim, self.max_loaded)
+        self._holding.discard(victim)
+        from rfdetr_demo import memory
 
-            gc.collect()  # the model's tensors go now, not at some later collection
-            memory.release_freed_memory()
+        gc.collect()  # the model's tensors go now, not at some later collection
+        memory.release_freed_memory()
+
+    def holding(self) -> list[str]:
+        """Models with weights in memory or being read (never more than ``max_loaded``)."""
+        with self._lock:
+            return sorted(self._holding)
+
+    def _planned_resolution(self, name: str) -> int | None:
+        """The default resolution of a model not loaded yet (read once, without its weights)."""
+        if self._planned is None:
+            return None
+        if name not in self._planned_seen:
+            try:
+                self._planned_seen[name] = self._planned(name)
+            except Exception:  # a fact for a listing; the load itself reports real problems
+                log.debug("planned resolution of %s failed", name, exc_info=True)
+                self._planned_seen[name] = None
+        return self._planned_seen[name]
 
     def _last_use(self, name: str) -> int:
         return self._used.get(name, 0)
@@ -158,7 +215,7 @@ class ModelRegistry:
                     state=state,
                     num_keypoints=info.num_keypoints if info else None,
                     class_names=list(info.class_names) if info else [],
-                    default_resolution=info.default_resolution if info else None,
+                    default_resolution=info.default_resolution if info else self._planned_resolution(name),
                     message=st.message,
                 )
             )

@@ -106,6 +106,8 @@ class ModelService(zerogpu.Shared):
         if not self._ready.wait(timeout):
             raise ModelUnavailable("The model is still loading; please try again in a moment.")
         with self._state_lock:
+            if self._state == "idle":  # unloaded between becoming ready and this request (several models, LRU)
+                raise ModelUnavailable("The model was unloaded to make room for another one; please try again.")
             if self._state != "ready" or self._predictor is None or self._schema is None or self._info is None:
                 raise ModelUnavailable(self._unavailable_text())
             return self._predictor, self._schema, self._info

@@ -113,6 +113,67 @@ def test_a_model_being_loaded_never_blocks_a_loaded_one():
     assert slow.predict(image).model_info.name == "slow"
 
 
+def test_the_bound_holds_while_a_model_loads():
+    """At most one model in memory: a second load waits for the first to finish, then unloads it, then reads."""
+    loads: list[str] = []
+    gate = threading.Event()
+    reading = [0]  # loaders running now
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def counted(name: str, wait: threading.Event | None = None):
+        inner = _loader(name, loads, wait)
+
+        def load():
+            reading[0] += 1
+            try:
+                return inner()
+            finally:
+                reading[0] -= 1
+
+        return load
+
+    registry = ModelRegistry([("a", counted("a", gate)), ("b", counted("b"))], max_loaded=1)
+
+    def sample() -> None:  # weights in memory or being read, every 2 ms
+        while not stop.is_set():
+            seen.append(reading[0] + len(registry.loaded()))
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    image = np.zeros((16, 16, 3), np.uint8)
+    registry.service("a")  # loading, held at the gate
+    b = registry.service("b")
+    time.sleep(0.5)
+    assert loads == ["a"] and registry.holding() == ["a"]  # b's load has not started reading
+    assert {r.name: r.state for r in registry.rows()} == {"a": "loading", "b": "loading"}
+    gate.set()
+    assert b.predict(image).model_info.name == "b"
+    stop.set()
+    sampler.join(5)
+    assert loads == ["a", "b"] and registry.loaded() == ["b"] and registry.holding() == ["b"]
+    assert len(seen) > 50 and max(seen) == 1  # never two models' weights at once
+    assert registry.peek("a").status().state == "idle"  # a made room only once it had finished loading
+
+
+def test_default_resolution_is_listed_before_the_first_load():
+    asked: list[str] = []
+
+    def planned(name: str) -> int:
+        asked.append(name)
+        return {"a": 384, "b": 576}[name]
+
+    loads: list[str] = []
+    registry = ModelRegistry([(n, _loader(n, loads)) for n in "ab"], 2, planned_resolution=planned)
+    rows = {r.name: r for r in registry.rows()}
+    assert (rows["a"].default_resolution, rows["b"].default_resolution) == (384, 576) and loads == []
+    registry.rows()
+    assert asked == ["a", "b"]  # read once per model
+    registry.service("a").wait(10)
+    assert registry.rows()[0].default_resolution == replay_info().default_resolution  # the loaded model's own
+
+
 def test_models_share_one_inference_lock_per_device():
     active, overlaps = [0], []
     lock = threading.Lock()

@@ -216,3 +216,52 @@ def test_shared_link_reopens_the_same_result_in_a_fresh_browser(browser, served,
         assert again.evaluate("(img) => img.naturalWidth", image.element_handle()) == 640
     finally:
         fresh.close()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_default_resolution_is_known_before_the_weights_are_read(checkpoints):
+    from rfdetr_demo.app_factory import model_registry
+
+    # No --resolution: the listing must say what loading will give (rfdetr's class default), without loading.
+    settings = Settings(checkpoint=f"plain={checkpoints['body_a']}", pretrained=False, device="cpu", engine="torch")
+    registry = model_registry(settings)
+    before = _rss_mb()
+    row = registry.rows()[0]
+    grown = _rss_mb() - before
+    assert row.state == "not loaded" and registry.loads == {} and row.default_resolution == 576
+    assert grown < 30, f"listing grew RSS by {grown:.0f} MB (the weights are ~160 MB)"
+    service = registry.service("plain")
+    assert service.wait(300)[2].default_resolution == row.default_resolution  # what the load gave
+    service.unload()
+
+
+def test_browser_engine_serves_the_picked_model(served, tmp_path):
+    import time
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from rfdetr_demo.backends.cache import ExportCache
+    from rfdetr_demo.browser_engine import BrowserEngine
+    from rfdetr_demo.ui.browser_routes import browser_routes
+
+    _url, registry = served
+    engine = BrowserEngine(registry.peek(), ExportCache(tmp_path), registry=registry)
+    client = TestClient(FastAPI(routes=browser_routes(engine)))
+    bad = client.get(f"/browser-engine/manifest?resolution={RES}&model=nope")
+    assert bad.status_code == 400 and "choose one of: body_a, body_b, hand" in bad.text
+    deadline = time.monotonic() + 400
+    while True:  # the page's loop: the model loads, then its export runs
+        body = client.get(f"/browser-engine/manifest?resolution={RES}&model=hand").json()
+        if body["state"] not in {"waiting", "preparing"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert body["state"] == "ready", body
+    assert body["model"]["info"]["name"] == "hand" and body["decode"]["num_keypoints_per_class"] == [5]
+    assert body["schema"]["names"] == ["wrist", "thumb", "index", "middle", "ring"]
+    part = client.get(body["model"]["url"], headers={"Range": "bytes=0-15"})
+    assert part.status_code == 206 and len(part.content) == 16

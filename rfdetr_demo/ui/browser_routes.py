@@ -1,7 +1,7 @@
 """HTTP routes of the in-browser engine, added to Gradio's FastAPI app (``launch(app_kwargs={"routes": ...})``).
 
-* ``/browser-engine/manifest?resolution=N``: the model's URL, size and SHA-256, rfdetr's decode constants and the
-  keypoint schema (JSON; starts the export on first request).
+* ``/browser-engine/manifest?resolution=N&model=NAME``: the model's URL, size and SHA-256, rfdetr's decode
+  constants and the keypoint schema (JSON; starts the load and the export on first request; no model: the default).
 * ``/browser-engine/model/<sha256>.onnx``: the export, content-addressed, so it is cached as immutable; Starlette's
   ``FileResponse`` gives Content-Length, ETag and range requests (a resumed or partial download).
 * ``/browser-engine/web/<file>.js``: the page's own modules (``web/src``).
@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from rfdetr_demo.browser_engine import BrowserEngine
+from rfdetr_demo.errors import UserError
 from rfdetr_demo.predictor import validate_resolution
 
 PREFIX = "/browser-engine"
@@ -48,21 +49,23 @@ def ort_source() -> dict[str, Any]:
 
 
 def browser_routes(engine: BrowserEngine) -> list[BaseRoute]:
-    """The routes for one app (one model service)."""
+    """The routes for one app (its models: ``engine.registry``)."""
 
     async def manifest(request: Request) -> JSONResponse:
         try:
             resolution = validate_resolution(int(request.query_params.get("resolution", "")))
         except ValueError as exc:
             raise HTTPException(400, "resolution must be a positive multiple of 24") from exc
-        body = engine.manifest(resolution, PREFIX)
+        try:
+            body = engine.manifest(resolution, PREFIX, request.query_params.get("model") or None)
+        except UserError as exc:  # an unknown model name
+            raise HTTPException(400, str(exc)) from exc
         body["ort"] = ort_source()
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def model_file(request: Request) -> FileResponse:
         digest = request.path_params["digest"]
-        exports = engine.exports() if _DIGEST.fullmatch(digest) else None
-        found = exports.by_digest(digest) if exports is not None else None
+        found = engine.file(digest) if _DIGEST.fullmatch(digest) else None
         if found is None:
             raise HTTPException(404, "no such model file")
         return FileResponse(found.path, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE})

@@ -46,8 +46,9 @@ def list_models(ctx: UiContext) -> list[dict[str, Any]]:
     """The models this server offers (the first is the default): name, keypoints, classes, resolution, status.
 
     Returns:
-        One entry per model: ``name``, ``num_keypoints``, ``classes``, ``default_resolution`` (null until the
-        model was loaded once) and ``status`` ("ready", "loading", "not loaded" or "error") with its ``message``.
+        One entry per model: ``name``, ``num_keypoints`` and ``classes`` (null/empty until the model was loaded
+        once), ``default_resolution`` and ``status`` ("ready", "loading", "not loaded" or "error") with its
+        ``message``.
     """
     return [row.as_dict() for row in _registry(ctx).rows()]
 

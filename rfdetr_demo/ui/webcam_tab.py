@@ -165,8 +165,9 @@ def run_source(
     resolution: Any,
     views: list[str],
     request: gr.Request,
+    model: str | None = None,
 ) -> Iterator[tuple[Any, str]]:
-    """Read a server-side stream and yield annotated frames until Stop, a final failure or the time limit.
+    """Read a server-side stream with the picked model; yield annotated frames until Stop, a failure or the limit.
 
     A refusal or failure is shown in the readout, where the frames' figures were (no toast, no error badges).
     """
@@ -178,7 +179,12 @@ def run_source(
         return
     key = session_id(request)
     options = _options(threshold, keypoint_threshold, resolution, views)
-    session = _sources.start(key, SourceSession(ctx.service, target, options))
+    try:
+        service = ctx.model(model)
+    except Exception as exc:  # noqa: BLE001 - an unknown model: one line in the readout
+        yield gr.skip(), f"⚠️ {page_error(exc, 'run_source').message}"
+        return
+    session = _sources.start(key, SourceSession(service, target, options))
     started = time.monotonic()
     try:
         for update in session.updates(DEFAULT_MAX_SECONDS):
@@ -217,6 +223,8 @@ def build_webcam_tab(ctx: UiContext) -> None:
         "can; when it is slower than your camera, older frames are skipped so the picture never lags behind.",
         elem_id="webcam-intro",
     )
+    # One picker for the tab's three modes: the camera stream, the stream source (at Start), the in-browser engine.
+    model = model_dropdown(ctx, "webcam-model")
     if browser_engine_enabled(ctx.settings):
         build_browser_panel(ctx)
     # On a phone the camera, the live result and the readout come first, the controls below (ui/styles.py).
@@ -236,7 +244,6 @@ def build_webcam_tab(ctx: UiContext) -> None:
                 views_info="All tiles come from the same single inference per frame; fewer views draw faster.",
                 keypoint_info="Hides joints below this confidence; applies to the next frames.",
             )  # fmt: skip
-            model = model_dropdown(ctx, "webcam-model")
             mirror_display = gr.Checkbox(
                 value=True, label="Mirror the annotated view",
                 info="Display only: inference always sees the un-mirrored frame, so left joints stay left.",
@@ -251,7 +258,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
             readout = gr.Markdown("Waiting for frames…", elem_id="webcam-readout")
             live = LiveImage(label="Live keypoints", interactive=False, format="jpeg", elem_id="webcam-output")
             with gr.Accordion("Camera stream URL (RTSP / HTTP, read by the server)", open=False):
-                build_source_panel(ctx, controls)
+                build_source_panel(ctx, controls, model)
     build_frame_endpoint(ctx, controls)
     # One small FrameHandler per viewer (no frame stays in it after processing), freed 10 minutes after its last frame.
     handler_state = gr.State(None, time_to_live=HANDLER_TTL_S)
@@ -269,8 +276,8 @@ def build_webcam_tab(ctx: UiContext) -> None:
     )
 
 
-def build_source_panel(ctx: UiContext, controls: Controls) -> None:
-    """A server-side camera URL with Start/Stop; the tab's controls apply to it while it runs."""
+def build_source_panel(ctx: UiContext, controls: Controls, model: gr.Dropdown) -> None:
+    """A server-side camera URL with Start/Stop; the tab's controls apply to it while it runs (the model: at Start)."""
     gr.Markdown(_source_note(ctx.settings), elem_id="source-note")
     with gr.Row():
         source_url = gr.Textbox(
@@ -284,7 +291,7 @@ def build_source_panel(ctx: UiContext, controls: Controls) -> None:
 
     source_event = start.click(
         bind(run_source, ctx),
-        [source_url, *controls],
+        [source_url, *controls, model],
         [source_view, source_readout],
         api_visibility="private",
         concurrency_limit=SOURCE_CONCURRENCY,

@@ -16,7 +16,10 @@ const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 async function manifest(resolution) {
   for (;;) {
-    const response = await fetch(`/browser-engine/manifest?resolution=${resolution}`);
+    // The Webcam tab's model picker (absent with one model: the server's default).
+    const model = document.querySelector("#webcam-model input")?.value ?? "";
+    const query = `resolution=${resolution}` + (model ? `&model=${encodeURIComponent(model)}` : "");
+    const response = await fetch(`/browser-engine/manifest?${query}`);
     if (!response.ok) throw new Error(`the server answered ${response.status}`);
     const body = await response.json();
     if (body.state === "ready") return body;
