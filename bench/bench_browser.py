@@ -1,6 +1,6 @@
 """Benchmark: the Webcam tab's in-browser engine (onnxruntime-web) against server mode, in one run.
 
-Random weights with seeded keypoint heads (a person/background class layout), exported per resolution with rfdetr's
+The app's ``--random-weights`` model (rfdetr_demo/random_model.py), exported per resolution with rfdetr's
 own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_routes.py``) and the panel's own page
 (``web/src/page.js``), driven in headless Chromium with its fake camera (640×480):
 
@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,24 +41,14 @@ ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder
 
 
 def build_service():
-    import torch
-    from rfdetr import RFDETRKeypointPreview
-
-    from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor
-    from rfdetr_demo.schema import KeypointSchema
+    """The app's ``--random-weights`` model (rfdetr_demo/random_model.py: seeded, draws skeletons), on the CPU."""
+    from rfdetr_demo.loading import ModelSpec, load_rfdetr
     from rfdetr_demo.service import ModelService
-    from tests.support.synthetic import fill_zero_keypoint_heads
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(0)
-        model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
-    model.model.class_names = ["person"]
-    fill_zero_keypoint_heads(model.model.model, seed=0)
-    info = ModelInfo("random", "random weights", "cpu", "fp32", 288, 17, ["person"], random_weights=True)
-    service = ModelService(lambda: (RFDETRPredictor(model, "cpu"), KeypointSchema.coco(), info))
+    spec = ModelSpec(random_weights=True, device="cpu", resolution=288)
+    service = ModelService(lambda: load_rfdetr(spec))
     service.start()
-    service.wait(120)
+    service.wait(300)
     return service
 
 

@@ -139,26 +139,38 @@ class BrowserEngine:
         if state == "absent":
             exports.start(resolution)
             state, onnx_file = exports.status(resolution)
-        if state == "failed" or (state != "ready" and resolution in exports.failed):
+        if state == "failed" or (state != "ready" and (resolution, "fp32") in exports.failed):
             return {"state": "failed", "message": f"the model could not be exported at {resolution}² for the browser."}
-        if onnx_file is None:
+        fp16_state, fp16_file = exports.status(resolution, "fp16")
+        if fp16_state == "absent":  # the fp32 file was made on its own (e.g. prepare()): convert it now
+            exports.start(resolution)
+            fp16_state, fp16_file = exports.status(resolution, "fp16")
+        if onnx_file is None or fp16_state == "preparing":  # one answer with both files: the page chooses once
             return {"state": "preparing", "message": f"Preparing the browser model at {resolution}² (~20 s)…"}
+        files = [f for f in (onnx_file, fp16_file) if f is not None]
         with self._lock:
-            self._files[onnx_file.sha256] = onnx_file
+            self._files.update((f.sha256, f) for f in files)
         _predictor, schema, info = service.wait(0)
         net = exports.model
         return {
             "state": "ready",
             "resolution": resolution,
-            "model": {
-                "url": f"{url_prefix}/model/{onnx_file.sha256}.onnx",
-                "bytes": onnx_file.size,
-                "sha256": onnx_file.sha256,
-                "info": info.as_dict(),
-            },
+            "model": _file_entry(onnx_file, url_prefix, info),
+            "fp16": _file_entry(fp16_file, url_prefix, info) if fp16_file is not None else None,
             "decode": decode_params(net, num_logit_slots(net)),
             "schema": schema_dict(schema),
         }
+
+
+def _file_entry(onnx_file: Any, url_prefix: str, info: Any) -> dict[str, Any]:
+    """URL (content-addressed), size and SHA-256 of one file, so the page shows the size before fetching it."""
+    return {
+        "url": f"{url_prefix}/model/{onnx_file.sha256}.onnx",
+        "bytes": onnx_file.size,
+        "sha256": onnx_file.sha256,
+        "precision": onnx_file.precision,
+        "info": info.as_dict(),
+    }
 
 
 def browser_engine_enabled(settings: Any) -> bool:

@@ -1,9 +1,9 @@
 """The in-browser engine (#19): the ONNX export is cached, the page's JS reproduces rfdetr's predict, the backend
 check falls back to WASM, and ``--browser-engine off`` removes the mode.
 
-Parity runs on a real COCO photo at 192² with random weights whose keypoint heads are re-initialised with a fixed
-seed (zero heads would give every joint confidence 0 and make the comparison trivial), and with a person/background
-class layout (slot 0 "person" with keypoints, the last slot background) so persons carry keypoints.
+Parity runs on a real COCO photo at 192² with the app's ``--random-weights`` model (:mod:`rfdetr_demo.random_model`:
+seeded, the checkpoint's person/background class layout, keypoint heads that draw skeletons; rfdetr's own zero heads
+would give every joint confidence 0 and make the comparison trivial).
 """
 
 from __future__ import annotations
@@ -97,34 +97,14 @@ def test_ort_pin_matches_the_lockfile_and_installed_files() -> None:
 
 # -- model: export, cache, parity ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def kp_model():
-    import warnings
-
-    import torch
-    from rfdetr import RFDETRKeypointPreview
-
-    from tests.support.synthetic import fill_zero_keypoint_heads
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(0)  # the whole network, not only the keypoint heads: the same persons in every run
-        model = RFDETRKeypointPreview(pretrain_weights=None, device="cpu")
-    model.model.class_names = ["person"]  # 0-based layout: slot 0 person (with keypoints), slot 90 background
-    assert fill_zero_keypoint_heads(model.model.model, seed=0) > 0
-    return model
+def model_service(random_model_service):
+    return random_model_service  # conftest: load_rfdetr(--random-weights), shared with the other model tests
 
 
 @pytest.fixture(scope="module")
-def model_service(kp_model):
-    from rfdetr_demo.predictor import ModelInfo, RFDETRPredictor
-    from rfdetr_demo.schema import KeypointSchema
-    from rfdetr_demo.service import ModelService
-
-    info = ModelInfo("random", "random weights", "cpu", "fp32", RES, 17, ["person"], random_weights=True)
-    service = ModelService(lambda: (RFDETRPredictor(kp_model, "cpu"), KeypointSchema.coco(), info))
-    service.start()
-    service.wait(60)
-    return service
+def kp_model(model_service):
+    predictor, _schema, _info = model_service.wait(0)
+    return predictor.model
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +114,7 @@ def engine(model_service, tmp_path_factory):
 
     engine = BrowserEngine(model_service, ExportCache(tmp_path_factory.mktemp("onnx-cache")))
     engine.exports().prepare(RES)
+    engine.exports().prepare(RES, "fp16")
     return engine
 
 
@@ -146,17 +127,27 @@ def photo(coco_image_paths) -> np.ndarray:
 
 @pytest.mark.model
 def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
+    """fp32 (rfdetr's export) and fp16 (converted from it) are made once each, keyed by weights + precision."""
+    import onnxruntime as ort
+
     from rfdetr_demo.backends.onnx_export import OnnxExports, file_sha256
 
-    first = engine.exports().prepare(RES)
-    assert engine.exports().export_count == 1  # the fixture's export, not repeated
+    first, half = engine.exports().prepare(RES), engine.exports().prepare(RES, "fp16")
+    assert engine.exports().export_count == 2  # the fixture's two files, not repeated
     assert first.size == first.path.stat().st_size > 10_000_000 and file_sha256(first.path) == first.sha256
+    assert half.precision == "fp16" and half.sha256 != first.sha256 and 0.45 < half.size / first.size < 0.55
     again = OnnxExports(kp_model, engine.exports().cache)  # a new process: same weights, same cache folder
-    assert again.prepare(RES) == first and again.export_count == 0
+    assert again.prepare(RES) == first and again.prepare(RES, "fp16") == half and again.export_count == 0
     assert again.status(RES)[0] == "ready" and again.by_digest(first.sha256) == first
+    assert again.by_digest(half.sha256) == half
+    session = ort.InferenceSession(str(half.path), providers=["CPUExecutionProvider"])
+    io_types = {a.type for a in [*session.get_inputs(), *session.get_outputs()]}
+    assert io_types == {"tensor(float)"}  # keep_io_types: the page feeds and reads float32 either way
     manifest = engine.manifest(RES, "/browser-engine")
     assert manifest["model"]["bytes"] == first.size and first.sha256 in manifest["model"]["url"]
-    assert manifest["decode"]["class_names"][0] == "person" and manifest["decode"]["class_names"][90] == BACKGROUND
+    assert manifest["fp16"]["bytes"] == half.size and manifest["fp16"]["url"].endswith(f"/{half.sha256}.onnx")
+    assert manifest["model"]["precision"] == "fp32" and manifest["fp16"]["precision"] == "fp16"
+    assert manifest["decode"]["class_names"] == ["person", BACKGROUND]  # the random model's checkpoint layout
 
 
 def _torch_rows(kp_model, photo) -> list[dict]:
