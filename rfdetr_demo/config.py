@@ -52,6 +52,8 @@ class Settings:
     max_sessions: int = 2000
     pretrained: bool = True  # offer the pretrained preview next to the checkpoints
     max_loaded_models: int = 2
+    share_dir: str | None = None  # None: a folder of this process's, removed at exit (links last until restart)
+    share_max_gb: float = 1.0
 
     def model_catalog(self) -> list[Any]:
         """Every model this process offers, the default first (see :mod:`rfdetr_demo.catalog`)."""
@@ -108,6 +110,9 @@ _HELP: dict[str, str] = {
     "the checkpoints.",
     "max_loaded_models": "Most models kept in memory at once; the least recently used one is unloaded first "
     "(it reloads on its next request).",
+    "share_dir": "Folder for shared links (the shared photo and its settings). Default: a temporary folder removed "
+    "at exit, so links last until a restart; give a lasting folder (e.g. /data/shares on Spaces) to keep them.",
+    "share_max_gb": "Disk for shared links; the least recently shared or opened go first.",
     "max_image_side": "Images with a longer side are downscaled to this before inference.",
     "max_video_seconds": "Longest video segment processed per request (longer requests get a clear error).",
     "max_eval_images": "Most annotated images one Evaluate run sends through the model (more get a clear error).",
@@ -233,7 +238,7 @@ def validate_settings(settings: Settings) -> None:
         raise ValueError(f"--max-video-seconds must be positive, got {settings.max_video_seconds}")
     if settings.max_eval_images < 1:
         raise ValueError(f"--max-eval-images must be at least 1, got {settings.max_eval_images}")
-    for name in ("max_temp_gb", "download_grace_s"):
+    for name in ("max_temp_gb", "download_grace_s", "share_max_gb"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(settings, name)}")
     if settings.max_loaded_models < 1:

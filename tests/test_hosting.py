@@ -75,6 +75,8 @@ SAMPLE_VALUES: dict[str, str] = {
     "max_sessions": "50",
     "browser_engine": "off",
     "max_loaded_models": "3",
+    "share_dir": "/data/shares",
+    "share_max_gb": "0.25",
 }
 
 

@@ -6,11 +6,19 @@ with at most two in memory.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from rfdetr_demo.config import Settings
+from tests.conftest import REPO
 from tests.helpers import free_port
 from tests.support.checkpoints import write_seeded_checkpoint
 
@@ -175,47 +183,100 @@ def test_compare_view_and_diff_in_chromium(browser, served, coco_image_paths):
         page.close()
 
 
+def _start_app(checkpoints: dict[str, Path], port: int, share_dir: Path, log: Path) -> subprocess.Popen:
+    """``python app.py`` in a process of its own (its own temp dir, as in production) with two models."""
+    args = [
+        sys.executable, str(REPO / "app.py"), "--checkpoint", f"body_a={checkpoints['body_a']}",
+        "--checkpoint", f"body_b={checkpoints['body_b']}", "--no-pretrained", "--resolution", str(RES),
+        "--device", "cpu", "--engine", "torch", "--port", str(port), "--share-dir", str(share_dir),
+        "--browser-engine", "off", "--cache-examples", "off",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"OMP_NUM_THREADS": "1"}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5):
+                return proc
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise AssertionError(f"the app did not start:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+
+
+def _table(page) -> list[str]:
+    """The persons table's rows as text (the rows of a Gradio table are not all "visible" to Playwright)."""
+    rows = page.locator("#persons-table tbody tr")
+    rows.first.wait_for(state="attached", timeout=60_000)
+    return rows.evaluate_all("rows => rows.map((r) => r.textContent.trim())")
+
+
 @pytest.mark.browser
-def test_shared_link_reopens_the_same_result_in_a_fresh_browser(browser, served, coco_image_paths):
+def test_a_shared_link_reopens_the_same_result_after_a_restart(browser, checkpoints, coco_image_paths, tmp_path):
     from playwright.sync_api import expect
 
-    url, _registry = served
-    first = browser.new_context(
-        viewport={"width": 1400, "height": 1400}, permissions=["clipboard-read", "clipboard-write"]
-    )
-    page = first.new_page()
+    port, shares, log = free_port(), tmp_path / "shares", tmp_path / "app.log"
+    url = f"http://127.0.0.1:{port}/"
+    app = _start_app(checkpoints, port, shares, log)
     try:
+        first = browser.new_context(viewport={"width": 1400, "height": 1400})
+        page = first.new_page()
         page.goto(url)
         page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[785]))
         summary = page.locator("#image-summary")
-        expect(summary).to_contain_text("instance", timeout=120_000)
+        expect(summary).to_contain_text("instance", timeout=180_000)
         before = summary.inner_text()
         _pick(page, "image-model", "body_b")  # another model: the photo runs through it
-        expect(summary).not_to_have_text(before, timeout=120_000)
-        expect(summary).to_contain_text("instance", timeout=120_000)
-        shown = summary.locator("p").first.inner_text()  # its inference time is this run's: a re-run would differ
-        rows = page.locator("#persons-table tbody tr").count()
-        views = page.locator("#views-gallery img").count()
-        page.get_by_role("button", name="Share this result").click()
-        page.wait_for_timeout(1500)
-        link = page.evaluate("navigator.clipboard.readText()")
-    finally:
+        expect(summary).not_to_have_text(before, timeout=180_000)
+        expect(summary).to_contain_text("instance", timeout=180_000)
+        page.locator("#image-inputs").get_by_label("Labels", exact=True).uncheck()  # a setting: 3 views, not 4
+        expect(page.locator("#views-gallery img")).to_have_count(3, timeout=60_000)
+        keypoint_box = page.locator("#image-inputs input[type=number]").nth(1)
+        keypoint_box.fill("0.45")
+        keypoint_box.blur()  # the slider's release: a redraw
+        expect(summary).to_contain_text("keypoints ≥ 0.45", timeout=60_000)  # redrawn with it
+        rows = _table(page)
+        assert rows and rows[0]
+        page.locator("#share-button").click()
+        link_box = page.locator("#share-link textarea, #share-link input").first
+        expect(link_box).to_have_value(re.compile(r"share="), timeout=30_000)
+        link = link_box.input_value()
         first.close()
-    assert "deep_link=" in link
-    fresh = browser.new_context(viewport={"width": 1400, "height": 1400})  # no cookies, no session of the first
-    again = fresh.new_page()
+    finally:
+        _stop(app)  # a restart: the next process knows only the share folder
+    assert link.startswith(f"{url}?share=") and len(list((shares / "photos").iterdir())) == 1
+    app = _start_app(checkpoints, port, shares, log)
     try:
+        fresh = browser.new_context(viewport={"width": 1400, "height": 1400})  # no cookies, no session of the first
+        again = fresh.new_page()
         again.goto(link)
-        expect(again.locator("#image-summary p").first).to_have_text(shown, timeout=60_000)
-        assert views == 4
-        expect(again.locator("#views-gallery img")).to_have_count(views, timeout=30_000)
+        expect(again.locator("#views-gallery img")).to_have_count(3, timeout=240_000)
         expect(again.locator("#image-model input")).to_have_value("body_b")
-        assert again.locator("#persons-table tbody tr").count() == rows
+        assert _table(again) == rows  # the same model, settings and photo: the same persons, scores and joints
+        expect(again.locator("#image-summary")).to_contain_text("keypoints ≥ 0.45")
+        assert not again.locator("#image-inputs").get_by_label("Labels", exact=True).is_checked()
+        assert again.locator("#image-inputs input[type=number]").nth(1).input_value() == "0.45"
         image = again.locator("#input-image img")
         expect(image).to_be_visible()
         assert again.evaluate("(img) => img.naturalWidth", image.element_handle()) == 640
-    finally:
+        stored = next((shares / "photos").iterdir())  # the share folder itself is never served
+        with pytest.raises(urllib.error.HTTPError, match=r"403|404"):
+            urllib.request.urlopen(f"{url}gradio_api/file={stored}", timeout=30)
+        again.goto(f"{url}?share={'A' * 22}")
+        expect(again.locator("#image-summary")).to_contain_text("expired or does not exist", timeout=60_000)
         fresh.close()
+    finally:
+        _stop(app)
 
 
 def _rss_mb() -> float:

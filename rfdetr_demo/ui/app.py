@@ -96,5 +96,7 @@ def build_demo(settings: Settings, service: ModelService, registry: ModelRegistr
         demo.load(bind(refresh_resolutions, ctx), None, ctx.resolution_dropdowns, api_visibility="private", queue=False)
         for on_unload in ctx.on_unload:
             demo.unload(on_unload)
+        for on_load in ctx.on_load:
+            on_load(demo)
     watch_temp_files(demo)
     return demo

@@ -213,14 +213,15 @@ class UiContext:
     """What the handlers of every tab need: the one model service and the launch settings.
 
     While the page is built, ``resolution_dropdowns`` collects its resolution controls (the page refreshes their
-    latency labels) and ``on_unload`` the tabs' handlers for a closed page (``Blocks.unload``, registered once the
-    tabs are built: a tab has no handle on the ``gr.Blocks`` it is built in).
+    latency labels), ``on_unload`` the tabs' handlers for a closed page (``Blocks.unload``) and ``on_load`` the
+    tabs' wiring of the page load (both registered once the tabs are built: a tab has no handle on its Blocks).
     """
 
     service: ModelService  # the default model's (status line, latency labels)
     settings: Settings = field(default_factory=Settings)
     resolution_dropdowns: list[gr.Dropdown] = field(default_factory=list)
     on_unload: list[Callable[..., Any]] = field(default_factory=list)
+    on_load: list[Callable[[gr.Blocks], None]] = field(default_factory=list)  # wiring that needs the page's Blocks
     registry: ModelRegistry | None = None  # every model offered; None: ``service`` alone
 
     def __post_init__(self) -> None:

@@ -31,6 +31,7 @@ from rfdetr_demo.ui.compare_panel import build_compare_panel
 from rfdetr_demo.ui.components import GuardedImage
 from rfdetr_demo.ui.image_outputs import ImageOutputs
 from rfdetr_demo.ui.models_panel import download_stem, model_dropdown
+from rfdetr_demo.ui.share_panel import build_share_panel, wire_share_links
 
 # Redraws of full-size photos cost a few hundred MB each while they run; a flood of slider moves from many visitors
 # must not multiply that without bound.
@@ -242,10 +243,11 @@ def build_image_tab(ctx: UiContext) -> None:
             with gr.Tab("JSON"):
                 out.result_json.render()
             out.files.render()
-            # A link that reopens this page's input, settings, model and result (docs/hosting.md: how long).
-            gr.DeepLinkButton("Share this result", copied_value="Link copied!", size="sm")
+            # A link that reopens this photo, its settings and model (docs/hosting.md: where it lives, how long).
+            build_share_panel(ctx, image, controls, model)
             build_compare_panel(ctx, image, controls, model)
     _wire(ctx, image, controls, model, run_btn, out, cache_examples)
+    ctx.on_load.append(lambda demo: wire_share_links(ctx, demo, image, controls, model, out))
 
 
 def _wire(
