@@ -309,6 +309,27 @@ def test_mjpeg_source_frames_are_annotated(coco_json, coco_jpeg):
     assert not session.reader.alive
 
 
+def test_the_stream_source_runs_the_model_picked_in_the_tab(coco_json, coco_jpeg):
+    from rfdetr_demo.config import Settings
+    from rfdetr_demo.registry import ModelRegistry
+    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.webcam_tab import run_source
+
+    jpeg, _truth = coco_jpeg
+    predictors = {name: ReplayPredictor.from_coco(coco_json) for name in ("first", "picked")}
+    loaders = [(n, lambda p=p: (p, COCO, replay_info())) for n, p in predictors.items()]
+    registry = ModelRegistry(loaders, max_loaded=2)
+    ctx = UiContext(
+        registry.peek(), Settings(enable_stream_source=True, stream_allow_hosts="127.0.0.1"), registry=registry
+    )
+    with MjpegServer([jpeg], fps=20) as server:
+        frames = run_source(ctx, server.url, 0.5, 0.3, 288, ["Combined"], None, model="picked")
+        shown = next(image for image, _readout in frames if isinstance(image, np.ndarray))
+        frames.close()  # Stop
+    assert shown.shape[2] == 3 and predictors["picked"].calls >= 1 and predictors["first"].calls == 0
+    assert registry.loads == {"picked": 1}  # the default model was not even loaded
+
+
 def test_reader_reconnects_after_drops(coco_jpeg):
     jpeg, _ = coco_jpeg
     frames: list[tuple[int, ...]] = []
