@@ -140,7 +140,9 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
     assert again.prepare(RES) == first and again.prepare(RES, "fp16") == half and again.export_count == 0
     assert again.status(RES)[0] == "ready" and again.by_digest(first.sha256) == first
     assert again.by_digest(half.sha256) == half
-    session = ort.InferenceSession(str(half.path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # "no CPU kernel for fp16 <op>" per node: expected
+    session = ort.InferenceSession(str(half.path), options, providers=["CPUExecutionProvider"])
     io_types = {a.type for a in [*session.get_inputs(), *session.get_outputs()]}
     assert io_types == {"tensor(float)"}  # keep_io_types: the page feeds and reads float32 either way
     manifest = engine.manifest(RES, "/browser-engine")
@@ -233,7 +235,7 @@ def _page(playwright_session, url: str, extra_args: tuple[str, ...] = ()):
         browser.close()
 
 
-JS_PARITY = """async ({res, threshold}) => {
+JS_PARITY = """async ({res, threshold, precision = 'fp32'}) => {
   const { preprocess, decode } = await import('/browser-engine/web/decode.js');
   const engine = await import('/browser-engine/web/engine.js');
   const m = await (await fetch(`/browser-engine/manifest?resolution=${res}`)).json();
@@ -243,7 +245,8 @@ JS_PARITY = """async ({res, threshold}) => {
   ctx.drawImage(bitmap, 0, 0);
   const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
   const input = preprocess(pixels, bitmap.width, bitmap.height, res, m.decode.mean, m.decode.std);
-  const bytes = await engine.download(m.model.url, m.model.bytes, () => {});
+  const file = engine.modelFile(m, precision);
+  const bytes = await engine.download(file.url, file.bytes, () => {});
   const ort = await engine.loadOrt(m.ort, false);
   const session = await engine.createSession(ort, bytes, 'wasm');
   const out = await engine.runSession(ort, session, input, res);
@@ -263,23 +266,28 @@ JS_DECODE = """async ({outputs, width, height, threshold}) => {
 }"""
 
 
+def _ort_outputs(path: Path, photo: np.ndarray) -> dict:
+    import onnxruntime as ort
+    from PIL import Image
+    from rfdetr.export._runtime.preprocess import preprocess_to_nchw
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the fp16 file: "no CPU kernel for fp16 <op>" per node, expected
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = preprocess_to_nchw(Image.fromarray(photo), RES, RES)
+    dets, labels, keypoints = session.run(["dets", "labels", "keypoints"], {session.get_inputs()[0].name: x})
+    return {"res": RES, **{k: {"data": v.ravel().tolist(), "dims": list(v.shape)}
+            for k, v in {"dets": dets, "labels": labels, "keypoints": keypoints}.items()}}  # fmt: skip
+
+
 @pytest.mark.model
 @pytest.mark.browser
 @ort_installed
 def test_parity_torch_onnxruntime_python_and_the_page_js(engine, kp_model, photo, server, playwright_session) -> None:
     """torch predict = onnxruntime (Python) on the export + the page's decoder = the page's whole JS path (WASM)."""
-    import onnxruntime as ort
-    from PIL import Image
-    from rfdetr.export._runtime.preprocess import preprocess_to_nchw
-
     want = _torch_rows(kp_model, photo)
     assert all(abs(r["score"] - THRESHOLD) > 2e-3 for r in want)  # no row sits on the threshold
-    onnx_file = engine.exports().prepare(RES)
-    session = ort.InferenceSession(str(onnx_file.path), providers=["CPUExecutionProvider"])
-    x = preprocess_to_nchw(Image.fromarray(photo), RES, RES)
-    dets, labels, keypoints = session.run(["dets", "labels", "keypoints"], {session.get_inputs()[0].name: x})
-    outputs = {"res": RES, **{k: {"data": v.ravel().tolist(), "dims": list(v.shape)}
-               for k, v in {"dets": dets, "labels": labels, "keypoints": keypoints}.items()}}  # fmt: skip
+    outputs = _ort_outputs(engine.exports().prepare(RES).path, photo)
     url, _seen = server
     height, width = photo.shape[:2]
     with _page(playwright_session, url) as page:
@@ -291,9 +299,74 @@ def test_parity_torch_onnxruntime_python_and_the_page_js(engine, kp_model, photo
     _assert_same_rows(from_page, want)
 
 
+JS_FP16 = """async ({out32, out16, width, height, threshold}) => {
+  const { decode } = await import('/browser-engine/web/decode.js');
+  const { rowsAgree, TOLERANCE, TOLERANCE_FP16 } = await import('/browser-engine/web/engine.js');
+  const m = await (await fetch(`/browser-engine/manifest?resolution=${out32.res}`)).json();
+  const t = (o) => ({ data: Float32Array.from(o.data), dims: o.dims });
+  const rows = (o, thr) => decode({ dets: t(o.dets), labels: t(o.labels), keypoints: t(o.keypoints) },
+    m.decode, width, height, thr);
+  const simple = (r) => ({ score: r.score, xy: r.points.map((p) => [p.x, p.y]),
+    conf: r.points.map((p) => p.confidence), cov: r.points.map((p) => p.cov.flat()) });
+  const [all32, all16] = [rows(out32, 0), rows(out16, 0)];  // what the page's check frame compares
+  return { agreeFp16: rowsAgree(all16, all32, TOLERANCE_FP16), agreeFp32: rowsAgree(all16, all32, TOLERANCE),
+           tolerance: TOLERANCE_FP16, rows32: rows(out32, threshold).map(simple),
+           rows16: rows(out16, threshold).map(simple) };
+}"""
+
+
+def _matched(got: list[dict], want: list[dict], px: float) -> tuple[dict, int]:
+    """Each wanted row against its closest unused row (by keypoints): the largest differences over the pairs within
+    ``px``, and how many wanted rows had no row within ``px`` (a different instance)."""
+    worst = {"px": 0.0, "score": 0.0, "conf": 0.0, "cov_rel": 0.0}
+    free, others = list(range(len(got))), 0
+    for w in want:
+        dist = [float(np.nanmax(np.abs(np.asarray(got[i]["xy"]) - w["xy"]))) for i in free]
+        if not dist or min(dist) > px:
+            others += 1
+            continue
+        g = got[free.pop(int(np.argmin(dist)))]
+        w_cov = np.asarray(w["cov"])
+        scale = np.maximum(np.abs(w_cov[:, [0]]), np.abs(w_cov[:, [3]]))
+        worst["px"] = max(worst["px"], min(dist))
+        worst["score"] = max(worst["score"], abs(g["score"] - w["score"]))
+        worst["conf"] = max(worst["conf"], float(np.max(np.abs(np.asarray(g["conf"]) - w["conf"]))))
+        worst["cov_rel"] = max(worst["cov_rel"], float(np.nanmax(np.abs(np.asarray(g["cov"]) - w_cov) / scale)))
+    return worst, others
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_fp16_file_runs_in_onnxruntime_and_in_the_page(engine, photo, server, playwright_session) -> None:
+    """The fp16 file runs in onnxruntime (Python, CPU) and in the page (onnxruntime-web, WASM); its persons match
+    the fp32 file's within the page's fp16 tolerance, except those that fp16 rounding swaps for other instances.
+
+    The random-weight model's encoder scores its proposals almost alike, so rounding changes which proposals the
+    query selection (TopK) keeps: a few persons are other instances altogether (docs/webcam.md has the figures).
+    """
+    out32 = _ort_outputs(engine.exports().prepare(RES).path, photo)
+    out16 = _ort_outputs(engine.exports().prepare(RES, "fp16").path, photo)
+    url, _seen = server
+    height, width = photo.shape[:2]
+    args = {"out32": out32, "out16": out16, "width": width, "height": height, "threshold": 0.5}
+    with _page(playwright_session, url) as page:
+        got = page.evaluate(JS_FP16, args)
+        from_page = page.evaluate(JS_PARITY, {"res": RES, "threshold": 0.5, "precision": "fp16"})
+    rows32, rows16, tol = got["rows32"], got["rows16"], got["tolerance"]
+    assert len(rows32) >= 2 and len(rows16) == len(rows32) and len(from_page) == len(rows16)
+    for label, rows, want in (("fp16 vs fp32", rows16, rows32), ("page fp16 vs onnxruntime fp16", from_page, rows16)):
+        worst, others = _matched(rows, want, tol["px"])
+        print(f"{label} at {RES}² on COCO {PHOTO}: {len(want) - others}/{len(want)} persons matched, worst {worst}")
+        assert others <= len(want) // 4  # most persons are the same instances …
+        assert worst["px"] <= tol["px"] and worst["score"] <= tol["conf"] and worst["conf"] <= tol["conf"]
+        assert worst["cov_rel"] <= tol["covRel"]  # … within the fp16 tolerance
+    assert _matched(rows16, rows32, tol["px"])[0]["px"] > 1e-3  # and fp16 really differs from fp32
+
+
 JS_CHOOSE = """async () => {
   const { decode } = await import('/browser-engine/web/decode.js');
-  const { chooseBackend } = await import('/browser-engine/web/engine.js');
+  const { chooseBackend, choosePrecision, TOLERANCE_FP16 } = await import('/browser-engine/web/engine.js');
   const Q = 3, C = 2, K = 2, D = 8;
   const params = { num_select: 6, trace_alpha: 0.2, num_keypoints_per_class: [K],
                    class_names: ['person', '__background__'] };
@@ -305,12 +378,19 @@ JS_CHOOSE = """async () => {
                  dims: [1, Q, K, D] },
   });
   const decodeRows = (out) => decode(out, params, 640, 480, 0.3);
-  const run = (gpuShift, gpuThrows = false) => chooseBackend(async (backend) => {
+  const run = (gpuShift, gpuThrows = false, tol = undefined) => chooseBackend(async (backend) => {
     if (backend === 'webgpu' && gpuThrows) throw new Error('device lost');
     return make(backend === 'webgpu' ? gpuShift : 0);
-  }, decodeRows);
+  }, decodeRows, tol);
+  // Fake adapters: a WebGPU adapter is an object whose `features` set may name "shader-f16".
+  const f16 = { features: new Set(['shader-f16']) }, plain = { features: new Set() };
+  const both = { model: { bytes: 140 }, fp16: { bytes: 70 } }, fp32Only = { model: { bytes: 140 }, fp16: null };
   return { rows: decodeRows(make(0)).length, same: await run(0), tiny: await run(0.0001),
-           perturbed: await run(0.01), broken: await run(0, true) };
+           perturbed: await run(0.01), broken: await run(0, true),
+           fp16Small: await run(0.002, false, TOLERANCE_FP16), fp32Small: await run(0.002),
+           fp16Perturbed: await run(0.01, false, TOLERANCE_FP16), fp16Broken: await run(0, true, TOLERANCE_FP16),
+           precision: [choosePrecision(f16, both), choosePrecision(plain, both), choosePrecision(null, both),
+                       choosePrecision(f16, fp32Only), choosePrecision({}, both)] };
 }"""
 
 
@@ -324,6 +404,12 @@ def test_webgpu_is_used_only_when_its_check_frame_agrees_with_wasm(server, playw
     assert got["same"]["backend"] == "webgpu" and got["tiny"]["backend"] == "webgpu"  # 0.06 px: within 0.5 px
     assert got["perturbed"]["backend"] == "wasm" and "different keypoints" in got["perturbed"]["note"]
     assert got["broken"]["backend"] == "wasm" and "WASM" in got["broken"]["note"]
+    # fp16 (WebGPU with shader-f16 only; WASM and adapters without it: fp32) and its looser check: 1.3 px passes
+    # the fp16 tolerance (2 px) but not fp32's (0.5 px); 6.4 px or a failing run falls back to WASM either way.
+    assert got["precision"] == ["fp16", "fp32", "fp32", "fp32", "fp32"]
+    assert got["fp16Small"]["backend"] == "webgpu" and "2 px" in got["fp16Small"]["note"]
+    assert got["fp32Small"]["backend"] == "wasm"
+    assert got["fp16Perturbed"]["backend"] == "wasm" and got["fp16Broken"]["backend"] == "wasm"
 
 
 @pytest.mark.model
@@ -349,6 +435,37 @@ def test_page_runs_on_wasm_without_webgpu_and_sends_no_frames(server, playwright
     assert data["image"]["width"] > 0 and isinstance(data["instances"], list)
     assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
     assert {p.split("/")[2] for _m, p, _s in seen} <= {"manifest", "model", "web", "ort"}
+
+
+FAKE_F16_ADAPTER = """Object.defineProperty(navigator, 'gpu', { value: {
+  requestAdapter: async () => ({ features: new Set(['shader-f16']), limits: {}, info: {} }),
+  getPreferredCanvasFormat: () => 'bgra8unorm' } });"""
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_a_gpu_with_shader_f16_gets_the_fp16_file_and_wasm_falls_back_to_fp32(engine, server, playwright_session):
+    """A (fake) WebGPU adapter with shader-f16: the page offers the fp16 file's size, downloads it, and when WebGPU
+    cannot run it (this fake adapter has no device) runs WASM on the fp32 file, which it downloads then."""
+    url, seen = server
+    half, full = engine.exports().prepare(RES, "fp16"), engine.exports().prepare(RES)
+    with _page(playwright_session, "about:blank", tuple(FAKE_CAMERA)) as page:
+        page.add_init_script(FAKE_F16_ADAPTER)
+        page.goto(url)
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        offer = page.inner_text("#be-status")
+        seen.clear()
+        page.click("#be-go")
+        page.wait_for_function("() => window.__browserEngine.frames >= 1", timeout=240_000)
+        backend = page.inner_text("#be-backend")
+        precision = page.evaluate("() => window.__browserEngine.precision")
+    assert f"{half.size / 1e6:.1f} MB (fp16, for this GPU" in offer
+    assert backend.startswith("Running on WASM (fp32") and "WebGPU could not run" in backend and precision == "fp32"
+    fetched = [p for _m, p, _s in seen if "/model/" in p]
+    assert fetched == [f"/browser-engine/model/{half.sha256}.onnx", f"/browser-engine/model/{full.sha256}.onnx"]
+    assert all(method == "GET" and size == 0 for method, _path, size in seen)  # still no frame sent
 
 
 def test_panel_markup_offers_the_mode_and_a_resolution() -> None:

@@ -4,7 +4,10 @@
 // waits for the panel (#be-panel) that the Webcam tab renders.
 
 import { preprocess, decode, toResultJson } from "./decode.js";
-import { loadOrt, download, createSession, runSession, chooseBackend, wasmThreads, webGpuAdapter } from "./engine.js";
+import {
+  loadOrt, download, createSession, runSession, chooseBackend, choosePrecision, modelFile, wasmThreads, webGpuAdapter,
+  TOLERANCE, TOLERANCE_FP16,
+} from "./engine.js";
 import { drawRows } from "./draw.js";
 
 const state = { running: false, rows: [], stats: {}, history: [], frames: 0, firstFrameMs: null, backend: null };
@@ -34,8 +37,12 @@ async function check() {
     say("Asking the server for the browser model…");
     state.manifest = await manifest(Number($("be-resolution").value));
     const m = state.manifest;
-    say(`The model is ${mb(m.model.bytes)} (fp32, ${m.resolution}²), downloaded once and kept by your browser.`);
-    $("be-go").textContent = `Download ${mb(m.model.bytes)} and start`;
+    state.adapter = await webGpuAdapter();
+    state.precision = choosePrecision(state.adapter, m); // fp16 only for a WebGPU adapter with shader-f16
+    const file = modelFile(m, state.precision);
+    const what = state.precision === "fp16" ? "fp16, for this GPU" : "fp32";
+    say(`The model is ${mb(file.bytes)} (${what}, ${m.resolution}²), downloaded once and kept by your browser.`);
+    $("be-go").textContent = `Download ${mb(file.bytes)} and start`;
     $("be-go").hidden = false;
   } catch (err) {
     say(`The browser engine is not available: ${reason(err)} Server mode still works.`);
@@ -61,11 +68,18 @@ function reason(err) {
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
+async function fetchModel(file) {
+  return download(file.url, file.bytes, (got, total) => {
+    $("be-progress").value = got / total;
+    say(`Downloading the model: ${mb(got)} of ${mb(total)}`);
+  });
+}
+
 async function start() {
   const m = state.manifest;
+  const adapter = state.adapter;
   $("be-go").hidden = true;
   try {
-    const adapter = await webGpuAdapter();
     if (!adapter && !(typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE))) {
       throw new Error("this browser has neither WebGPU nor WebAssembly SIMD, which the model needs.");
     }
@@ -74,29 +88,42 @@ async function start() {
     video.srcObject = await camera(); // before the download: a denied camera should not cost 140 MB
     await video.play();
     const t0 = performance.now();
-    const bytes = await download(m.model.url, m.model.bytes, (got, total) => {
-      $("be-progress").value = got / total;
-      say(`Downloading the model: ${mb(got)} of ${mb(total)}`);
-    });
+    let bytes = await fetchModel(modelFile(m, state.precision));
     state.downloadMs = performance.now() - t0;
     say("Loading onnxruntime-web…");
-    const ort = await loadOrt(m.ort, Boolean(adapter));
+    // WASM always from the WASM build (in its worker); the WebGPU build only for WebGPU: once its WebGPU start has
+    // failed, that build's WASM backend never creates a session (onnxruntime-web 1.30, seen in headless Chromium).
+    const builds = { wasm: await loadOrt(m.ort, false), webgpu: adapter ? await loadOrt(m.ort, true) : null };
     const sessions = {};
-    const session = async (backend) => (sessions[backend] ??= await createSession(ort, bytes, backend));
-    const runOn = async (backend) => runSession(ort, await session(backend), grab(video, m).input, m.resolution);
+    const session = async (backend) => (sessions[backend] ??= await createSession(builds[backend], bytes, backend));
+    const checkFrame = grab(video, m).input; // one frame for both backends: a live camera moves in between
+    const runOn = async (backend) =>
+      runSession(builds[backend], await session(backend), checkFrame.slice(), m.resolution);
     say("Checking the backend on one frame…");
     const decodeAll = (out) => decode(out, m.decode, video.videoWidth, video.videoHeight, 0);
+    const tolerance = state.precision === "fp16" ? TOLERANCE_FP16 : TOLERANCE;
     const choice = adapter
-      ? await chooseBackend(runOn, decodeAll)
+      ? await chooseBackend(runOn, decodeAll, tolerance)
       : { backend: "wasm", note: "WebGPU is not available in this browser; running on WASM." };
     state.backend = choice.backend;
+    // WASM always runs the fp32 file (the fp16 one is for the GPU); sessions not used from here on are released.
+    const keep = choice.backend === "wasm" && state.precision === "fp16" ? null : choice.backend;
+    for (const name of Object.keys(sessions).filter((n) => n !== keep)) {
+      await sessions[name].release();
+      delete sessions[name];
+    }
+    if (keep === null) {
+      state.precision = "fp32";
+      bytes = await fetchModel(m.model);
+    }
     await session(choice.backend);
     const threads = choice.backend === "wasm" ? `, ${wasmThreads()} thread(s)` : "";
-    $("be-backend").textContent = `Running on ${choice.backend.toUpperCase()}${threads}. ${choice.note}`;
+    const engine = `${choice.backend.toUpperCase()} (${state.precision}${threads})`;
+    $("be-backend").textContent = `Running on ${engine}. ${choice.note}`;
     say("Running in this browser: no frames leave your device.");
     state.running = true;
     state.startedAt = t0;
-    loop(ort, sessions[choice.backend], video, m);
+    loop(builds[choice.backend], sessions[choice.backend], video, m);
   } catch (err) {
     say(`The browser engine stopped: ${reason(err)} Server mode still works.`);
   }
@@ -148,7 +175,7 @@ function saveJson() {
   if (!m || !state.frameSize) return;
   const [width, height] = state.frameSize;
   const data = toResultJson(state.rows, m.schema.names, Number($("be-kp-threshold").value), {
-    width, height, model: { ...m.model.info, engine: `onnxruntime-web (${state.backend})` },
+    width, height, model: { ...m.model.info, engine: `onnxruntime-web (${state.backend}, ${state.precision})` },
     threshold: Number($("be-threshold").value), resolution: m.resolution, inferenceMs: state.stats.model ?? 0,
   });
   const link = document.createElement("a");
