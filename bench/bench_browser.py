@@ -4,7 +4,9 @@ The app's ``--random-weights`` model (rfdetr_demo/random_model.py), exported per
 own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_routes.py``) and the panel's own page
 (``web/src/page.js``), driven in headless Chromium with its fake camera (640×480):
 
-- export time, model size, download time from localhost (a fresh browser profile: nothing cached);
+- export time and size of the fp32 file (rfdetr's export) and of the fp16 file (converted from it; only WebGPU
+  adapters with shader-f16 get it, so only its size is shown), download time of the fp32 file from localhost (a
+  fresh browser profile: nothing cached);
 - time from "Download and start" to the first drawn frame (download + camera + onnxruntime-web + session + check);
 - ms per frame per stage (pre, model, post, draw; medians after the first frame) for WASM with 1 thread (the page
   as the app serves it) and with several threads (the same page served cross-origin isolated: COOP + COEP);
@@ -14,7 +16,8 @@ own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_routes
 
 WebGPU is not measured: Chromium here has no GPU adapter.
 
-    python bench/bench_browser.py --resolutions 288 --frames 4
+    python bench/bench_browser.py            # 288² and 576², 4 timed frames each (the issue's acceptance run)
+    python bench/bench_browser.py --resolutions 288 --frames 2   # a quick check
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def server_mode_ms(service, resolution: int, repeats: int = 3) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[288])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[288, 576])
     parser.add_argument("--frames", type=int, default=4, help="frames timed per configuration after the first")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -145,7 +148,11 @@ def main() -> None:
         for res in args.resolutions:
             t0 = time.perf_counter()
             onnx_file = engine.exports().prepare(res)
-            export_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            fp16_file = engine.exports().prepare(res, "fp16")
+            export_s, fp16_s = t1 - t0, time.perf_counter() - t1
+            print(f"{res}²: fp32 export {export_s:.0f} s, {onnx_file.size / 1e6:.0f} MB; "
+                  f"fp16 conversion {fp16_s:.0f} s, {fp16_file.size / 1e6:.0f} MB")  # fmt: skip
             model_ms, e2e_ms = server_mode_ms(service, res)
             for isolated in (False, True):
                 seen: list = []
@@ -158,18 +165,20 @@ def main() -> None:
                 others = sorted({p for m, p, size in seen if m == "GET" and not size and not expected(p, allowed)})
                 if others:
                     print(f"other GETs without a body (not frames): {others}")
-                rows.append((res, export_s, onnx_file.size, isolated, got, model_ms, e2e_ms, frames_sent))
+                sizes = (onnx_file.size, fp16_file.size)
+                rows.append((res, export_s, sizes, isolated, got, model_ms, e2e_ms, frames_sent))
                 print(f"{res}² isolated={isolated}: {got}, server {model_ms:.0f}/{e2e_ms:.0f} ms, sent {frames_sent}")
     print(f"load average at the end: {os.getloadavg()}")
     print(
-        "\n| res | page | backend | MB | export s | download s | first frame s | pre | model | post | draw | "
-        "browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | frames sent |"
+        "\n| res | page | backend | MB fp32 / fp16 | export s | download s | first frame s | pre | model | post | "
+        "draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | frames sent |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for res, export_s, size, isolated, got, model_ms, e2e_ms, sent in rows:
+    for res, export_s, (size, size16), isolated, got, model_ms, e2e_ms, sent in rows:
         m = got["median"]
         print(f"| {res}² | {'isolated' if isolated else 'as served'} | {got['threads'].split('.')[0]} | "
-              f"{size / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | {got['firstFrameMs'] / 1e3:.1f} | "
+              f"{size / 1e6:.0f} / {size16 / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | "
+              f"{got['firstFrameMs'] / 1e3:.1f} | "
               f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['draw']:.0f} | {got['total']:.0f} | "
               f"{model_ms:.0f} / {e2e_ms:.0f} | {got['total'] / e2e_ms:.2f} | {sent} |")  # fmt: skip
 
