@@ -1,5 +1,8 @@
 """ZeroGPU as Spaces runs it: a served clip's progress and Cancel reach a GPU worker forked before the request.
 
+The scenario is :func:`tests.support.zerogpu_clip.run_two_clips`, run here behind ``ForkingSpaces`` and, in a
+subprocess, behind the real ``spaces`` package.
+
 ``ForkingSpaces`` follows ``spaces`` 0.51.3 (``zero/wrappers.py`` ``regular_function_wrapper``, ``zero/gradio.py``):
 per decorated function, a worker process forked at the first call and reused for later ones; arguments, the
 request's partial Gradio context and results cross pickled through queues; in the worker Gradio's
@@ -10,29 +13,26 @@ real queue.
 from __future__ import annotations
 
 import contextvars
+import importlib.util
+import json
 import multiprocessing
+import os
+import subprocess
 import sys
-import time
 import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import supervision as sv
 from gradio.context import LocalContext
 from gradio.helpers import TrackedIterable
 from gradio.queueing import Queue
 
 from rfdetr_demo import zerogpu
-from rfdetr_demo.config import Settings
-from rfdetr_demo.ui import video_tab
-from rfdetr_demo.ui.app import build_demo
-from tests.conftest import make_replay_service
-from tests.helpers import free_port
-from tests.support.replay import ReplayPredictor
-from tests.video_helpers import make_clip
+from tests.support.zerogpu_clip import CANCEL_AT, CLIP_FRAMES, run_two_clips
+
+REPO = Path(__file__).resolve().parent.parent
 
 QUEUE_RPC_METHODS = ("set_progress", "log_message")
 _fork = multiprocessing.get_context("fork")
@@ -134,64 +134,34 @@ def forking_spaces(monkeypatch: pytest.MonkeyPatch):
     zerogpu.rebuild_leases()
 
 
-def _counting_predictor(counter: Path) -> ReplayPredictor:
-    """0.05 s per frame, each frame seen counted in a file (the worker's own counters stay in the worker)."""
-
-    def slow(img: np.ndarray) -> sv.KeyPoints:
-        time.sleep(0.05)
-        with counter.open("a") as f:
-            f.write(".")
-        return sv.KeyPoints.empty()
-
-    return ReplayPredictor(slow)
-
-
-def _frames_seen(counter: Path) -> int:
-    return len(counter.read_text()) if counter.exists() else 0
+def _check(out: dict[str, Any], leases: list[Any], forks: int) -> None:
+    assert out["first_clip_frames"] == 4
+    frames = [u for u in out["progress"] if u["unit"] == "frames"]
+    assert frames and frames[0]["length"] == CLIP_FRAMES, out  # the bar counts the clip's frames ...
+    indices = [u["index"] for u in frames]
+    assert indices == sorted(set(indices)) and indices[-1] >= CANCEL_AT  # ... upwards
+    assert any("frames/s" in u["desc"] and "s left" in u["desc"] for u in frames)  # with speed and time left
+    assert out["at_cancel"] is not None and out["cancel_reply"] == "⏹️ Cancelling…"
+    assert "Cancelled" in (out["error"] or "")
+    assert out["after"] < CLIP_FRAMES and out["after"] - out["at_cancel"] <= 3  # stopped within a few frames
+    assert len(leases) == 2  # one lease per request
+    assert forks == 1  # the second request ran in the worker forked for the first
 
 
 def test_progress_and_cancel_reach_a_reused_worker(forking_spaces, tmp_path):
-    from types import SimpleNamespace
+    out = run_two_clips(tmp_path)
+    _check(out, forking_spaces.leases, len(forking_spaces.forks))
+    assert [name for name, _ in forking_spaces.leases] == ["_run_planned", "_run_planned"]
 
-    from gradio_client import Client, handle_file
 
-    counter = tmp_path / "frames_seen"
-    service = make_replay_service(_counting_predictor(counter))
-    demo = build_demo(Settings(resolution=288), service)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        short, long = (
-            make_clip(tmp_path / "short.mp4", 4, size=(64, 48)),
-            make_clip(tmp_path / "long.mp4", 60, size=(64, 48)),
-        )
-        args = {"resolution": 288, "keyframes": "1", "api_name": "/predict_video"}  # the model on every frame
-        client.predict(video=handle_file(str(short)), **args)  # forks the worker
-        assert len(forking_spaces.forks) == 1 and _frames_seen(counter) == 4
-        job = client.submit(video=handle_file(str(long)), **args)  # its progress object and token are made now
-        seen: list[Any] = []
-        at_cancel = None
-        deadline = time.monotonic() + 60
-        while not job.done() and time.monotonic() < deadline:
-            units = job.status().progress_data or []
-            if units and (not seen or units[0] != seen[-1]):
-                seen.append(units[0])
-            if at_cancel is None and seen and (seen[-1].index or 0) >= 8:
-                at_cancel = _frames_seen(counter) - 4
-                assert video_tab.cancel_runs(SimpleNamespace(session_hash=client.session_hash)) == "⏹️ Cancelling…"
-            time.sleep(0.02)
-        assert at_cancel is not None, f"no progress reached the page: {seen}"
-        with pytest.raises(Exception, match="Cancelled"):
-            job.result(timeout=30)
-        time.sleep(0.3)
-        after = _frames_seen(counter) - 4
-    finally:
-        demo.close()
-    frames = [u for u in seen if u.unit == "frames"]
-    assert frames and frames[0].length == 60  # the bar counts the clip's frames ...
-    assert [u.index for u in frames] == sorted({u.index for u in frames}) and frames[-1].index >= 8  # ... upwards
-    assert any("frames/s" in (u.desc or "") and "s left" in (u.desc or "") for u in frames)  # speed, time left
-    assert after < 60 and after - at_cancel <= 3  # the lease stopped within a few frames
-    assert [name for name, _ in forking_spaces.leases] == ["_run_planned", "_run_planned"]  # one lease per request
-    assert len(forking_spaces.forks) == 1  # the second request ran in the worker forked for the first
+def test_the_real_spaces_wrapper_too(tmp_path):
+    """The same through ``spaces`` 0.51.3 itself, in a process of its own (it patches torch and gradio's queue)."""
+    if importlib.util.find_spec("spaces") is None:
+        pytest.skip("the spaces package is not installed (requirements-dev.txt)")
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.support.zerogpu_clip"],
+        cwd=REPO, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])  # spaces prints debug lines before it
+    _check(out, out["leases"], out["forks"])
