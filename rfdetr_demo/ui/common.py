@@ -1,10 +1,7 @@
-"""Controls and helpers shared by the Image, Video and Webcam tabs.
+"""What the tabs share: controls with one set of defaults, handler binding, error mapping, sessions and Cancel.
 
-One place defines the threshold sliders, resolution choices and view picker so every tab offers the same options
-with the same defaults, and one function turns our exceptions into ``gr.Error`` messages for the page.
-
-Handlers are module-level functions whose first argument is the page's :class:`UiContext`; a tab builder hands
-``bind(handler, ctx)`` to Gradio, and tests call the handler directly with a context of their own.
+Handlers are module-level functions whose first argument is the page's :class:`UiContext`; ``bind(handler, ctx)``
+hands them to Gradio, tests call them directly.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Evaluate tab: score the loaded model, or prediction files, on the visitor's COCO keypoint annotations.
+"""Evaluate tab and ``/evaluate``: score the model, or prediction files, on the visitor's COCO keypoint annotations.
 
-Also the named API endpoint ``/evaluate``. The work is :func:`rfdetr_demo.evaluate.pipeline.evaluate`; this module
-only turns uploads into a request, progress into ``gr.Progress``, the Cancel button into a per-session event (the
-run stops between two batches) and the result into tables, plots, a gallery and downloads in a private folder.
+The work is :mod:`rfdetr_demo.evaluate` (no Gradio); here uploads become a request, progress a ``gr.Progress`` bar,
+Cancel a per-session token, and the result tables, plots, a gallery and downloads.
 """
 
 from __future__ import annotations

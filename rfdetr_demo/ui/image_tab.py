@@ -1,8 +1,6 @@
-"""Image tab: upload/paste/example → views side by side, tables, downloads; API endpoint ``/predict_image``.
+"""Image tab and ``/predict_image``: upload, paste or example → views side by side, tables, downloads.
 
-The handlers are module-level functions of a :class:`UiContext` (tests call them directly); ``build_image_tab`` is
-the layout and ``_wire`` connects the events. On a phone the CSS of :mod:`rfdetr_demo.ui.styles` moves the views
-right under the input, one per row.
+``build_image_tab`` is the layout, ``_wire`` the events; handlers are functions of a :class:`UiContext`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Video tab: upload a clip → progress → annotated, browser-playable MP4 + per-frame JSONL/CSV; API ``/predict_video``.
+"""Video tab and ``/predict_video``: a clip → annotated, browser-playable MP4 + per-frame JSONL/CSV.
 
-The pipeline itself lives in :mod:`rfdetr_demo.video` (no Gradio). This module only maps controls to
-:class:`VideoOptions`, forwards progress to ``gr.Progress`` and implements Cancel: a per-session
-``threading.Event`` that the Cancel button sets (outside the queue, so it runs while the model slot is busy); the
-pipeline stops within one batch and deletes its partial files. Closing the page cancels the same way.
-Handlers are module-level functions of a :class:`UiContext`; ``build_video_tab`` is the layout.
+The pipeline is :mod:`rfdetr_demo.video` (no Gradio); here controls become :class:`VideoOptions`, progress a
+``gr.Progress`` bar, and Cancel (or a closed page) a per-session token the run polls between frames.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Webcam tab: live skeletons from the browser camera, an optional server-side camera URL, and ``/predict_frame``.
+"""Webcam tab and ``/predict_frame``: live skeletons from the browser camera or an optional server-side stream.
 
-Only the newest frame is ever waiting (Gradio overwrites a pending input, our handler keeps the newest), so a slow
-model shows fewer frames rather than a growing delay. Streams have their own concurrency group and a time limit, so
-image and video requests never wait for a stream's slot. Stream events are private: ``gradio_client`` cannot drive
-``.stream()``, so API clients send one frame per ``/predict_frame`` call. Design notes: docs/webcam.md.
+Only the newest frame waits, so a slow model shows fewer frames, not a growing delay; streams have their own
+concurrency group and time limit. ``gradio_client`` cannot drive ``.stream()``, hence ``/predict_frame``
+(docs/webcam.md).
 """
 
 from __future__ import annotations
