@@ -13,6 +13,7 @@ real queue.
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib.util
 import json
 import multiprocessing
@@ -30,6 +31,7 @@ from gradio.helpers import TrackedIterable
 from gradio.queueing import Queue
 
 from rfdetr_demo import zerogpu
+from rfdetr_demo.ui.common import CancelToken
 from tests.support.zerogpu_clip import CANCEL_AT, CLIP_FRAMES, run_two_clips
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,3 +167,31 @@ def test_the_real_spaces_wrapper_too(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])  # spaces prints debug lines before it
     _check(out, out["leases"], out["forks"])
+
+
+def _log_progress(path: Path, cancel_at: int | None, token: CancelToken | None, done: int, total: int) -> None:
+    with path.open("a") as f:
+        f.write(f"{done}/{total}\n")
+    if token is not None and cancel_at is not None and done >= cancel_at:
+        token.set()
+
+
+def test_an_evaluation_in_a_reused_worker_reports_progress_and_stops(
+    forking_spaces, replay_service, coco_json, tmp_path
+):
+    from rfdetr_demo.evaluate.pipeline import EvaluationRequest, evaluate
+    from rfdetr_demo.evaluate.runner import EvaluationCancelled, RunOptions
+    from tests.conftest import COCO_DIR
+
+    log = tmp_path / "progress"
+    request = EvaluationRequest(coco_json, [COCO_DIR], options=RunOptions(resolution=288, batch_size=1))
+    first = evaluate(request, replay_service, on_progress=functools.partial(_log_progress, log, None, None))
+    n = len(first.images)
+    assert log.read_text().splitlines()[-1] == f"{n}/{n}" and first.first.stats["AP"] > 0.9
+    log.unlink()
+    token = CancelToken(tmp_path / "cancel")  # made after the worker forked
+    report = functools.partial(_log_progress, log, 2, token)
+    with pytest.raises(EvaluationCancelled, match=f"cancelled after 2 of {n} images"):
+        evaluate(request, replay_service, on_progress=report, should_stop=token.is_set)
+    assert log.read_text().splitlines() == [f"0/{n}", f"1/{n}", f"2/{n}"]
+    assert [name for name, _ in forking_spaces.leases] == ["predict_dataset"] * 2 and len(forking_spaces.forks) == 1
