@@ -298,6 +298,7 @@ class CancelToken:
     path: Path
 
     def set(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # a tmp cleaner may have removed an idle folder
         self.path.touch()
 
     def is_set(self) -> bool:
