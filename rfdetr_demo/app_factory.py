@@ -9,8 +9,10 @@ from typing import Any
 
 import gradio as gr
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.browser_engine import BrowserEngine, browser_engine_enabled
 from rfdetr_demo.config import Settings, on_spaces
+from rfdetr_demo.defaults import MODEL_WAIT_S
 from rfdetr_demo.loading import load_rfdetr, planned_resolution
 from rfdetr_demo.registry import ModelRegistry, shared_registry
 from rfdetr_demo.service import ModelService
@@ -20,14 +22,36 @@ log = logging.getLogger(__name__)
 
 
 def model_registry(settings: Settings) -> ModelRegistry:
-    """The process-wide models for these settings (``--checkpoint`` entries, then the preview)."""
+    """The process-wide models for these settings (``--checkpoint`` entries, then the preview).
+
+    On ZeroGPU every model stays loaded (see :func:`start_models`), whatever ``--max-loaded-models`` says.
+    """
     catalog = tuple(settings.model_catalog())
     loaders = [(entry.name, partial(load_rfdetr, entry.spec)) for entry in catalog]
     specs = {entry.name: entry.spec for entry in catalog}
+    max_loaded = max(settings.max_loaded_models, len(catalog)) if zerogpu.on_zero_gpu() else settings.max_loaded_models
     return shared_registry(
-        (catalog, settings.max_loaded_models),
-        lambda: ModelRegistry(loaders, settings.max_loaded_models, lambda name: planned_resolution(specs[name])),
+        (catalog, max_loaded),
+        lambda: ModelRegistry(loaders, max_loaded, lambda name: planned_resolution(specs[name])),
     )
+
+
+def start_models(registry: ModelRegistry, timeout: float = MODEL_WAIT_S) -> ModelService:
+    """Start the default model's load (in the background) and return its service.
+
+    On ZeroGPU, load every model now, one after another, before the page serves: a GPU worker is a fork of this
+    process made at a request and reused, so a model that loads (or unloads) later never reaches a worker that
+    already exists.
+    """
+    if zerogpu.on_zero_gpu():
+        loaded = []
+        for name in registry.names:
+            log.info("ZeroGPU: loading model %s before serving", name)
+            loaded.append(registry.service(name).wait(timeout))
+        for predictor, _schema, info in loaded:  # one lease each, forked only now that every model is here
+            if hasattr(predictor, "warm_up"):
+                predictor.warm_up(info.default_resolution)
+    return registry.service()
 
 
 def model_service(settings: Settings) -> ModelService:

@@ -109,7 +109,7 @@ _HELP: dict[str, str] = {
     "pretrained": "Offer the pretrained preview (or --random-weights) next to the checkpoints; --no-pretrained: only "
     "the checkpoints.",
     "max_loaded_models": "Most models kept in memory at once; the least recently used one is unloaded first "
-    "(it reloads on its next request).",
+    "(it reloads on its next request). On ZeroGPU every model stays loaded.",
     "share_dir": "Folder for shared links (the shared photo and its settings). Default: a temporary folder removed "
     "at exit, so links last until a restart; give a lasting folder (e.g. /data/shares on Spaces) to keep them.",
     "share_max_gb": "Disk for shared links; the least recently shared or opened go first.",

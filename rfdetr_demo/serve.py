@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from rfdetr_demo import memory, zerogpu  # noqa: F401 - imports `spaces` (if present) before torch touches CUDA
-from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs, model_registry
+from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs, model_registry, start_models
 from rfdetr_demo.config import load_settings
 from rfdetr_demo.disk_budget import BUDGET, use_own_temp_dir
 
@@ -21,4 +21,4 @@ def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> None:
     configure_queue(demo, settings)
     BUDGET.start_background()  # temp files are pruned even while no request arrives
     registry = model_registry(settings)
-    demo.launch(**launch_kwargs(settings, registry.service(), registry))
+    demo.launch(**launch_kwargs(settings, start_models(registry), registry))

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 import math
+import os
 import traceback
 import weakref
 from collections.abc import Callable
@@ -42,6 +43,11 @@ def _import_spaces() -> ModuleType | None:
 _import_spaces()
 
 _depth: contextvars.ContextVar[int] = contextvars.ContextVar("rfdetr_demo_gpu_lease", default=0)
+
+
+def on_zero_gpu() -> bool:
+    """True on a ZeroGPU Space (it sets SPACES_ZERO_GPU): GPU work runs in forked, leased workers there."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
 
 
 def inside_gpu_call() -> bool:

@@ -225,3 +225,48 @@ def test_an_error_in_the_lease_reaches_the_request_whole(fake_spaces, monkeypatc
         zerogpu.gpu(5)(bad)(3)
     assert "In the GPU lease" in "".join(getattr(caught.value, "__notes__", []))  # the worker's traceback, for the log
     assert fake_spaces.leases == [("bad", 5)]
+
+
+def test_on_zero_gpu_every_model_loads_before_serving_then_warms_up_in_a_lease(fake_spaces, monkeypatch):
+    """A ZeroGPU worker is forked at the first lease and reused: every model must be in memory by then."""
+    from rfdetr_demo.app_factory import model_registry, start_models
+    from rfdetr_demo.config import load_settings
+    from rfdetr_demo.registry import ModelRegistry
+    from rfdetr_demo.schema import KeypointSchema
+    from tests.conftest import replay_info
+    from tests.support.replay import ReplayPredictor
+
+    events: list[str] = []
+
+    class Warmed(ReplayPredictor):
+        def __init__(self, name: str) -> None:
+            super().__init__(lambda img: None)
+            self.name = name
+
+        def warm_up(self, resolution: int) -> str:
+            events.append(f"warm {self.name} {resolution}")
+            return "fp16"
+
+    def loader(name: str):
+        def load():
+            events.append(f"load {name}")
+            return Warmed(name), KeypointSchema.coco(), replay_info()
+
+        return load
+
+    argv = ["--checkpoint", "a=/w/a.pth", "--checkpoint", "b=/w/b.pth", "--no-pretrained", "--max-loaded-models", "1"]
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert model_registry(load_settings(argv, environ={})).max_loaded == 1
+    registry = ModelRegistry([(n, loader(n)) for n in "ab"], max_loaded=1)
+    start_models(registry)
+    assert events == ["load a"] or events == []  # elsewhere only the default starts, in the background
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert model_registry(load_settings(argv, environ={})).max_loaded == 2  # nothing is unloaded on ZeroGPU
+    events.clear()
+    registry = ModelRegistry([(n, loader(n)) for n in "ab"], max_loaded=2)
+    service = start_models(registry)
+    resolution = replay_info().default_resolution
+    assert events == ["load a", "load b", f"warm a {resolution}", f"warm b {resolution}"]
+    assert [r.state for r in registry.rows()] == ["ready", "ready"]
+    assert service is registry.peek("a")

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.defaults import DEFAULT_RESOLUTION
 from rfdetr_demo.predictor import Predictor, RFDETRPredictor
 
@@ -77,6 +78,8 @@ def build_predictor(
         from rfdetr_demo.backends.cuda_backend import CUDAPredictor
 
         cuda = CUDAPredictor(model, device, precision)
+        if zerogpu.on_zero_gpu():  # warmed by app_factory.start_models once every model is loaded (workers fork)
+            return EngineChoice(cuda, "torch-cuda", precision)
         try:
             chosen = cuda.warm_up(default_resolution)
         except Exception as exc:  # noqa: BLE001 - a failed warm-up is not a failed load

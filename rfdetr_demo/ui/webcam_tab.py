@@ -7,7 +7,6 @@ concurrency group and time limit. ``gradio_client`` cannot drive ``.stream()``, 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from rfdetr_demo import zerogpu
 from rfdetr_demo.browser_engine import browser_engine_enabled
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
@@ -61,11 +61,6 @@ def _options(
         mirror_display=bool(mirror_display),
         smoothing=str(smoothing or OFF),
     )
-
-
-def on_zero_gpu() -> bool:
-    """Hugging Face ZeroGPU Spaces set SPACES_ZERO_GPU; there per-frame GPU calls are expensive."""
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
 
 
 def _readout(handler: FrameHandler) -> str:
@@ -261,7 +256,7 @@ def build_webcam_tab(ctx: UiContext) -> None:
     build_frame_endpoint(ctx, controls)
     # One small FrameHandler per viewer (no frame stays in it after processing), freed 10 minutes after its last frame.
     handler_state = gr.State(None, time_to_live=HANDLER_TTL_S)
-    zero_gpu = on_zero_gpu()
+    zero_gpu = zerogpu.on_zero_gpu()  # per-frame GPU calls are expensive there
     webcam.stream(
         bind(on_frame, ctx),
         [webcam, *controls, mirror_display, smoothing, model, handler_state],
