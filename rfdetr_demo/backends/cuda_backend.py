@@ -185,5 +185,4 @@ def _measure_modes(
     best, medians = choose_fastest({mode: run_in(mode) for mode in MODES}, runs=runs, timer=timer, prefer="inference")
     if predictor.view_failure is not None and best == "inference":
         best = "autocast"
-    predictor._set_mode(best)  # in the lease too: on ZeroGPU the worker that measured keeps serving
     return best, medians, predictor.view_failure
