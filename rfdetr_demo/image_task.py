@@ -123,7 +123,7 @@ def run_image(
 
 
 def summarize(run: ImageRun, keypoint_threshold: float, render_ms: float, prediction: Prediction | None = None) -> str:
-    p = prediction or run.shown()
+    p = prediction if prediction is not None else run.shown()  # an empty prediction is falsy (len 0)
     info = p.model_info
     found = f"{len(p)} instance" if len(p) == 1 else f"{len(p)} instances"
     lines = [

@@ -159,6 +159,11 @@ def test_redraw_decodes_the_held_upload_without_the_model(
     assert again[1].equals(first[1]) and again[2].equals(first[2]) and again[-1] is first[-1]
     fewer = rerender(ctx, first[-1], 0.4, views, path, 0.99, 576)
     assert replay_predictor.calls == calls and len(fewer[1]) < len(first[1])  # a higher threshold: fewer rows
+    # the summary counts what is shown, also when nothing passes (an empty prediction is not "no prediction")
+    shown = len(fewer[1])
+    assert fewer[-2].startswith(f"**{shown} instance") and "detection ≥ 0.99" in fewer[-2]
+    none = rerender(ctx, first[-1], 0.4, views, path, 1.0, 576)
+    assert len(none[1]) == 0 and none[-2].startswith("**0 instances**") and "detection ≥ 1.00" in none[-2]
     # Gradio's second ``change`` for the same upload is a redraw too
     predict_or_clear(ctx, path, 0.6, 0.4, 576, views, model=None, kept=first[-1])
     assert replay_predictor.calls == calls
