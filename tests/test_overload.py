@@ -83,6 +83,7 @@ def test_full_queue_refuses_clearly_over_http_and_keeps_serving(gated_app, coco_
     refused = _join(url, image)
     assert refused.status_code == 503 and "Queue is full" in refused.json()["detail"]
     gate.set()  # the held requests finish; the server answers the next one normally
+    _wait_until_queue_empty(url)  # a moment later (the same race as the page test below; seen once in CI)
     out = Client(url, verbose=False, download_files=False).predict(
         handle_file(str(image)), 0.5, 0.3, 576, ["Combined"], api_name="/predict_image"
     )
