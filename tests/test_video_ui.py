@@ -101,14 +101,21 @@ def test_gradio_does_not_reencode_our_output(replay_service, video_dir, tmp_path
     assert Path(data.path) == result.video_path and calls == []
 
 
-def upload_and_run(page, server: str, clip: Path, upload_shown: str, shown_text: str | None = None) -> None:
-    """Open the Video tab, upload ``clip``, wait for ``upload_shown``, process it, wait until the result can play."""
+def start_run(
+    page, server: str, clip: Path, upload_shown: str = "#input-video video", shown_text: str | None = None
+) -> None:
+    """Open the Video tab, upload ``clip``, wait for ``upload_shown`` and press "Process video"."""
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Video").click()
     page.locator("#input-video input[type=file]").set_input_files(str(clip))
     shown = page.locator(upload_shown)
     (shown.get_by_text(shown_text) if shown_text else shown).wait_for(timeout=20000)
     page.locator("#run-video").click()
+
+
+def upload_and_run(page, server: str, clip: Path, upload_shown: str, shown_text: str | None = None) -> None:
+    """:func:`start_run`, then wait until the result can play."""
+    start_run(page, server, clip, upload_shown, shown_text)
     page.wait_for_function(
         "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 2; }",
         timeout=60000,
@@ -191,11 +198,7 @@ def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
     src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
     page = browser.new_page()
     try:
-        page.goto(url, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Video").click()
-        page.locator("#input-video input[type=file]").set_input_files(str(src))
-        page.locator("#input-video video").wait_for(timeout=20000)
-        page.locator("#run-video").click()
+        start_run(page, url, src)
         page.get_by_text("frames/s").first.wait_for(timeout=40000)  # speed and time left, after 3 frames
         assert predictor.images_seen < 100
         page.locator("#cancel-video").click()
@@ -256,11 +259,7 @@ def test_progress_moves_next_to_the_button_during_a_run(browser, slow_server, tm
     src = make_clip(tmp_path / "thirty.mp4", 30, size=(64, 48), fps=10)
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     try:
-        page.goto(url, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Video").click()
-        page.locator("#input-video input[type=file]").set_input_files(str(src))
-        page.locator("#input-video video").wait_for(timeout=20000)
-        page.locator("#run-video").click()
+        start_run(page, url, src)
         reads: list[int] = []
         texts: list[str] = []
         deadline = time.monotonic() + 60
