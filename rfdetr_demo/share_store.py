@@ -12,7 +12,6 @@ the photos no link names. No Gradio here.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from rfdetr_demo.digests import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class ShareStore:
         if size > self.max_bytes:
             raise ShareError(f"The photo ({size / 2**20:.0f} MB) is larger than this server keeps for shared links.")
         suffix = source.suffix.lower() if _SUFFIX.fullmatch(source.suffix) else ".img"
-        stored = _sha256(source) + suffix
+        stored = file_sha256(source) + suffix
         share_id = secrets.token_urlsafe(16)
         record = asdict(shared) | {"photo": stored, "created": time.time()}
         with self._lock:
@@ -182,14 +183,6 @@ def _remove(path: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

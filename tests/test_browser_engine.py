@@ -130,7 +130,8 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
     """fp32 (rfdetr's export) and fp16 (converted from it) are made once each, keyed by weights + precision."""
     import onnxruntime as ort
 
-    from rfdetr_demo.backends.onnx_export import OnnxExports, file_sha256
+    from rfdetr_demo.backends.onnx_export import OnnxExports
+    from rfdetr_demo.digests import file_sha256
 
     first, half = engine.exports().prepare(RES), engine.exports().prepare(RES, "fp16")
     assert engine.exports().export_count == 2  # the fixture's two files, not repeated

@@ -11,7 +11,6 @@ same way with the precision in its key; a failed fp16 conversion leaves the fp32
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_demo.backends.cache import ExportCache, cache_key, export_model, weights_fingerprint
+from rfdetr_demo.digests import file_sha256
 from rfdetr_demo.predictor import validate_resolution
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ class OnnxFile:
     size: int
     resolution: int
     precision: str = "fp32"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tool_versions() -> dict[str, str]:
