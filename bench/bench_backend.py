@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import describe  # noqa: E402
-from rfdetr_demo.backends.cache import ExportCache  # noqa: E402
-from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor, openvino_available  # noqa: E402
-from rfdetr_demo.images import load_image  # noqa: E402
-from rfdetr_demo.predictor import RFDETRPredictor  # noqa: E402
+from rfdetr_demo.image.decode import load_image  # noqa: E402
+from rfdetr_demo.models.backends.cache import ExportCache  # noqa: E402
+from rfdetr_demo.models.backends.openvino import OpenVINOPredictor, openvino_available  # noqa: E402
+from rfdetr_demo.models.predictor import RFDETRPredictor  # noqa: E402
 
 
 def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 8, device: str = "cpu") -> float:
@@ -68,7 +68,7 @@ def build_engine(name: str, rf, device: str, cache):
     """One engine by name; ``inference_*`` are the CUDA path's ``model.inference`` views (any device)."""
     import torch
 
-    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+    from rfdetr_demo.models.backends.cuda import CUDAPredictor
 
     if name == "plain_predict_fp32":
         return RFDETRPredictor(rf, device=device, precision="fp32")
@@ -156,7 +156,7 @@ def raw_output_differences(rf, engine, image: np.ndarray, resolution: int) -> di
 
     if not hasattr(engine, "prepare"):
         return {}
-    from rfdetr_demo.backends.openvino_forward import as_output_dict
+    from rfdetr_demo.models.backends.openvino import as_output_dict
 
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
     x = F.normalize(F.resize(t, [resolution, resolution], antialias=False), rf.means, rf.stds)[None]

@@ -1,7 +1,7 @@
 """Benchmark: the Webcam tab's in-browser engine (onnxruntime-web) against server mode, in one run.
 
-The app's ``--random-weights`` model (rfdetr_demo/random_model.py), exported per resolution with rfdetr's
-own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_routes.py``) and the panel's own page
+The app's ``--random-weights`` model (rfdetr_demo/models/random_weights.py), exported per resolution with rfdetr's
+own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_panel.py``) and the panel's own page
 (``web/src/page.js``), driven in headless Chromium with its fake camera (640×480):
 
 - export time and size of the fp32 file (rfdetr's export) and of the fp16 file (converted from it; only WebGPU
@@ -44,9 +44,9 @@ ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder
 
 
 def build_service():
-    """The app's ``--random-weights`` model (rfdetr_demo/random_model.py: seeded, draws skeletons), on the CPU."""
-    from rfdetr_demo.loading import ModelSpec, load_rfdetr
-    from rfdetr_demo.service import ModelService
+    """The app's ``--random-weights`` model (models/random_weights.py: seeded, draws skeletons), on the CPU."""
+    from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+    from rfdetr_demo.models.service import ModelService
 
     spec = ModelSpec(random_weights=True, device="cpu", resolution=288)
     service = ModelService(lambda: load_rfdetr(spec))
@@ -61,8 +61,7 @@ def serve(engine, resolution: int, isolated: bool, seen: list):
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse
 
-    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, panel_html
-    from rfdetr_demo.ui.browser_routes import browser_routes
+    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, browser_routes, panel_html
     from tests.helpers import free_port
 
     app = FastAPI(routes=browser_routes(engine))
@@ -119,7 +118,7 @@ def server_mode_ms(service, resolution: int, repeats: int = 3) -> tuple[float, f
     import numpy as np
 
     from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
-    from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
+    from rfdetr_demo.results.render import VIEW_COMBINED, VIEW_HALO
 
     frame = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
     handler = FrameHandler(service)
@@ -136,8 +135,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from rfdetr_demo.backends.cache import ExportCache
-    from rfdetr_demo.browser_engine import BrowserEngine
+    from rfdetr_demo.live.browser_engine import BrowserEngine
+    from rfdetr_demo.models.backends.cache import ExportCache
 
     print(f"machine: {describe()}; load average {os.getloadavg()}")
     service = build_service()

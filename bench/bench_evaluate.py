@@ -29,9 +29,9 @@ from bench.machine import describe
 from rfdetr_demo.evaluate.pipeline import EvaluationRequest, evaluate
 from rfdetr_demo.evaluate.report import write_outputs
 from rfdetr_demo.evaluate.runner import SCORE_FLOOR, RunOptions
-from rfdetr_demo.loading import ModelSpec, load_rfdetr
-from rfdetr_demo.result import drop_background
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.results.prediction import drop_background
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco"

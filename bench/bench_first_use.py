@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import describe  # noqa: E402
-from rfdetr_demo.backends.cache import ExportCache  # noqa: E402
-from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor, openvino_available  # noqa: E402
-from rfdetr_demo.images import load_image  # noqa: E402
+from rfdetr_demo.image.decode import load_image  # noqa: E402
+from rfdetr_demo.models.backends.cache import ExportCache  # noqa: E402
+from rfdetr_demo.models.backends.openvino import OpenVINOPredictor, openvino_available  # noqa: E402
 
 
 def timed(fn) -> tuple[float, object]:

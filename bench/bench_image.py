@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from bench.machine import describe
-from rfdetr_demo.image_task import render_run, run_image
-from rfdetr_demo.loading import ModelSpec, load_rfdetr
-from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.image.task import render_run, run_image
+from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.results.render import DEFAULT_VIEWS
 from tests.support.replay import load_coco_truth, scale_keypoints
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """Several models: the first request to a cold model, a warm switch between two loaded ones, RSS per loaded model.
 
 Three seeded random-weight checkpoints in rfdetr's format (tests/support/checkpoints.py: two K=17, one K=5) behind
-the app's :class:`~rfdetr_demo.registry.ModelRegistry` (torch engine, CPU). Per round, on one COCO photo:
+the app's :class:`~rfdetr_demo.models.registry.ModelRegistry` (torch engine, CPU). Per round, on one COCO photo:
 
 * baseline: a warm request to model A again (same model as the request before);
 * warm switch: a request to B right after one to A, both loaded (ratio to the baseline: what switching costs);
@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 from bench.machine import describe
-from rfdetr_demo.loading import ModelSpec, load_rfdetr
-from rfdetr_demo.memory import release_freed_memory
-from rfdetr_demo.registry import ModelRegistry
+from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+from rfdetr_demo.models.malloc_trim import release_freed_memory
+from rfdetr_demo.models.registry import ModelRegistry
 from tests.support.checkpoints import write_seeded_checkpoint
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco" / "000000196141.jpg"

@@ -31,12 +31,12 @@ import supervision as sv
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rfdetr_demo.schema import COCO_OKS_SIGMAS  # noqa: E402
-from rfdetr_demo.video.kalman import KalmanSmoother  # noqa: E402
-from rfdetr_demo.video.keyframes import AUTO, KeyframeFiller, KeyframeSchedule, motion_surprise  # noqa: E402
-from rfdetr_demo.video.rts import FixedLagSmoother  # noqa: E402
-from rfdetr_demo.video.smoothing import OFFLINE_LAG, KeypointSmoother, make_smoother  # noqa: E402
-from rfdetr_demo.video.tracking import PersonTracker  # noqa: E402
+from rfdetr_demo.results.schema import COCO_OKS_SIGMAS  # noqa: E402
+from rfdetr_demo.temporal.kalman import FixedLagSmoother, KalmanSmoother, motion_surprise  # noqa: E402
+from rfdetr_demo.temporal.keyframes import AUTO, KeyframeFiller, KeyframeSchedule  # noqa: E402
+from rfdetr_demo.temporal.one_euro import KeypointSmoother  # noqa: E402
+from rfdetr_demo.temporal.stages import OFFLINE_LAG, make_smoother  # noqa: E402
+from rfdetr_demo.temporal.tracking import PersonTracker  # noqa: E402
 from tests.support.replay import load_coco_truth  # noqa: E402
 
 COCO_JSON = REPO / ".." / "shared" / "data" / "coco" / "test_coco.json"

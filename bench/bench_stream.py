@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions  # noqa: E402
-from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO  # noqa: E402
-from rfdetr_demo.service import ModelService  # noqa: E402
+from rfdetr_demo.models.service import ModelService  # noqa: E402
+from rfdetr_demo.results.render import VIEW_COMBINED, VIEW_HALO  # noqa: E402
 
 CLIP = REPO / ".." / "shared" / "data" / "video" / "dance_960x540_5f.mp4"
 COCO_JSON = REPO / ".." / "shared" / "data" / "coco" / "test_coco.json"
@@ -47,8 +47,8 @@ def webcam_frames(size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
 
 def sleeping_service(seconds: float, resolution: int) -> ModelService:
     """A model stand-in with a fixed latency that returns a real annotated COCO person scaled to the frame."""
-    from rfdetr_demo.predictor import ModelInfo
-    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.results.prediction import ModelInfo
+    from rfdetr_demo.results.schema import KeypointSchema
     from tests.support.replay import ReplayPredictor, load_coco_truth, scale_keypoints
 
     truth = next(t for t in load_coco_truth(COCO_JSON).values() if len(t.key_points))
@@ -174,7 +174,7 @@ def main() -> None:
     if args.sleep_model_ms > 0:
         service = sleeping_service(args.sleep_model_ms / 1000.0, args.resolution)
     else:
-        from rfdetr_demo.loading import ModelSpec, load_rfdetr
+        from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
 
         spec = ModelSpec(random_weights=True, device=args.device, resolution=args.resolution)
         service = ModelService(lambda: load_rfdetr(spec))

@@ -33,13 +33,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rfdetr_demo.loading import ModelSpec, load_rfdetr  # noqa: E402
-from rfdetr_demo.render import VIEW_COMBINED, render  # noqa: E402
-from rfdetr_demo.result import apply_keypoint_threshold, drop_background  # noqa: E402
-from rfdetr_demo.service import ModelService  # noqa: E402
+from rfdetr_demo.models.loading import ModelSpec, load_rfdetr  # noqa: E402
+from rfdetr_demo.models.service import ModelService  # noqa: E402
+from rfdetr_demo.results.prediction import apply_keypoint_threshold, drop_background  # noqa: E402
+from rfdetr_demo.results.render import VIEW_COMBINED, render  # noqa: E402
+from rfdetr_demo.temporal.tracking import PersonTracker  # noqa: E402
 from rfdetr_demo.video.pipeline import VideoOptions, render_frame, run_video  # noqa: E402
 from rfdetr_demo.video.reader import Segment, iter_frames, probe  # noqa: E402
-from rfdetr_demo.video.tracking import PersonTracker  # noqa: E402
 from rfdetr_demo.video.writer import VideoWriter  # noqa: E402
 
 SOURCE = REPO / ".." / "shared" / "data" / "video" / "dance_960x540_5f.mp4"

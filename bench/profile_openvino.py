@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import describe  # noqa: E402
-from rfdetr_demo.backends.cache import ExportCache  # noqa: E402
-from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor  # noqa: E402
+from rfdetr_demo.models.backends.cache import ExportCache  # noqa: E402
+from rfdetr_demo.models.backends.openvino import OpenVINOPredictor  # noqa: E402
 
 
 def main() -> None:

@@ -9,13 +9,14 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import zerogpu
-from rfdetr_demo.browser_engine import BrowserEngine, browser_engine_enabled
 from rfdetr_demo.config import Settings, on_spaces
 from rfdetr_demo.defaults import MODEL_WAIT_S
-from rfdetr_demo.loading import load_rfdetr, planned_resolution
-from rfdetr_demo.registry import ModelRegistry, shared_registry
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.disk import BUDGET, GB
+from rfdetr_demo.live.browser_engine import BrowserEngine, browser_engine_enabled
+from rfdetr_demo.models import zerogpu
+from rfdetr_demo.models.loading import load_rfdetr, planned_resolution
+from rfdetr_demo.models.registry import ModelRegistry, shared_registry
+from rfdetr_demo.models.service import ModelService
 from rfdetr_demo.ui.styles import APP_CSS
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ def model_service(settings: Settings) -> ModelService:
 
 def apply_capacity(settings: Settings) -> None:
     """Size the process-wide temp-disk budget from the settings."""
-    from rfdetr_demo.disk_budget import BUDGET, GB
 
     BUDGET.configure(max_bytes=int(settings.max_temp_gb * GB), grace_s=settings.download_grace_s)
 
@@ -70,6 +70,7 @@ def create_app(
     settings: Settings, service: ModelService | None = None, registry: ModelRegistry | None = None
 ) -> gr.Blocks:
     """The page; ``service`` alone serves one model (tests), ``registry`` several (default: from the settings)."""
+    # lazy: Gradio's page; the CLI's predict/evaluate need only the model service
     from rfdetr_demo.ui import build_demo
 
     apply_capacity(settings)
@@ -122,8 +123,8 @@ def launch_kwargs(
         "state_session_capacity": settings.max_sessions,
     }
     if service is not None and browser_engine_enabled(settings):
-        from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT
-        from rfdetr_demo.ui.browser_routes import browser_routes
+        # lazy: Gradio's page; the CLI needs only the model service
+        from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, browser_routes
 
         # Routes given to FastAPI's constructor come before Gradio's own (its catch-all page routes included).
         kwargs["app_kwargs"] = {"routes": browser_routes(BrowserEngine(service, registry=registry))}

@@ -3,7 +3,7 @@
 
 For people who want the demo's output for a folder of files (to inspect, to score with pycocotools, to feed another
 tool) without a browser. It deliberately has no model code of its own: it gets the same process-wide
-:class:`~rfdetr_demo.service.ModelService` as the app (``app_factory.model_service``), runs each image through
+:class:`~rfdetr_demo.models.service.ModelService` as the app (``app_factory.model_service``), runs each image through
 ``image_task.run_image`` / ``render_run`` (the Image tab's code path), and writes exactly the UI's downloads (CSV,
 JSON, COCO results) plus an annotated JPEG. The model options are the app's own flags and ``RFDETR_DEMO_*``
 variables, so a command line that works for ``app.py`` works here.
@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from PIL import Image
 
-from rfdetr_demo.batch_inputs import FileResult, StemAllocator, collect_inputs, kind_of
 from rfdetr_demo.config import Settings, add_setting_arguments, settings_from_args
 from rfdetr_demo.defaults import (
     DEFAULT_KEYPOINT_THRESHOLD,
@@ -30,12 +29,17 @@ from rfdetr_demo.defaults import (
     MAX_VIDEO_SECONDS,
     MODEL_WAIT_S,
 )
-from rfdetr_demo.evaluate.cli import add_evaluate_parser, run_evaluate
-from rfdetr_demo.exports import safe_stem
-from rfdetr_demo.render import ALL_VIEWS, VIEW_COMBINED, tile_views
-from rfdetr_demo.service import ModelService
-from rfdetr_demo.video.keyframes import parse_keyframes
-from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, SMOOTHING_CHOICES
+from rfdetr_demo.evaluate.command import add_evaluate_parser, run_evaluate
+from rfdetr_demo.image.decode import ImageLoadError
+from rfdetr_demo.image.task import render_run, run_image
+from rfdetr_demo.models.service import ModelService, ModelUnavailable
+from rfdetr_demo.results.exports import safe_stem
+from rfdetr_demo.results.render import ALL_VIEWS, VIEW_COMBINED, tile_views
+from rfdetr_demo.results.schema import SchemaError
+from rfdetr_demo.temporal.keyframes import parse_keyframes
+from rfdetr_demo.temporal.stages import DEFAULT_SMOOTHER, SMOOTHING_CHOICES
+from rfdetr_demo.video.motion_plots import write_motion_png
+from rfdetr_demo.video.pipeline import VideoOptions, run_video
 
 # The app options that decide the model and its inputs; the server options (host, auth, …) mean nothing here.
 MODEL_OPTIONS: tuple[str, ...] = (
@@ -157,7 +161,6 @@ def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser
 # -- one file ----------------------------------------------------------------------------------------------------
 def process_image(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:
     """The Image tab's path: decode → one model run → views, CSV/JSON/COCO exports, and the annotated JPEG."""
-    from rfdetr_demo.image_task import render_run, run_image
 
     run = run_image(service, path, options.threshold, options.resolution, options.max_image_side, source_name=name)
     output = render_run(run, options.keypoint_threshold, list(options.views), out_dir=options.out_dir)
@@ -179,8 +182,6 @@ def process_image(service: ModelService, path: Path, name: str, options: BatchOp
 
 def process_video(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:
     """The Video tab's pipeline: annotated H.264 MP4, per-frame JSONL/CSV, the angles CSV and its PNG plot."""
-    from rfdetr_demo.video.motion_plots import write_motion_png
-    from rfdetr_demo.video.pipeline import VideoOptions, run_video
 
     video_options = VideoOptions(
         threshold=options.threshold,
@@ -208,8 +209,6 @@ def process_video(service: ModelService, path: Path, name: str, options: BatchOp
 
 def process_file(service: ModelService, path: Path, name: str, options: BatchOptions) -> FileResult:
     """One input; a failure is recorded for that file only, so one bad file never stops the batch."""
-    from rfdetr_demo.images import ImageLoadError
-    from rfdetr_demo.schema import SchemaError
 
     kind = kind_of(path)
     try:
@@ -284,13 +283,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo")
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
+        # lazy: serve imports `spaces` (ZeroGPU) before anything touches CUDA
         from rfdetr_demo.serve import main as serve
 
         serve(argv[1:], prog=f"{prog} serve")
         return EXIT_OK
 
+    # lazy: app_factory pulls in Gradio; this needs only its model service
     from rfdetr_demo.app_factory import model_service
-    from rfdetr_demo.service import ModelUnavailable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser(prog)
@@ -332,3 +332,73 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo")
     if counts["ok"] == 0:
         return EXIT_NOTHING_DONE if counts["error"] or not results else EXIT_OK
     return EXIT_SOME_FAILED if counts["error"] else EXIT_OK
+
+
+# The batch mode's inputs: which files a command line names, and a result record per file.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg"})
+
+
+@dataclass
+class FileResult:
+    """What happened to one input; ``status`` is ok, skipped or error."""
+
+    path: str
+    kind: str
+    status: str
+    message: str = ""
+    outputs: list[str] = field(default_factory=list)
+    instances: int | None = None
+    inference_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def kind_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return "image"  # explicit files with other suffixes are tried as images (the decoder gives a clear error)
+
+
+def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> tuple[list[Path], list[FileResult]]:
+    """Expand folders (known image/video suffixes only, sorted); missing paths become error results."""
+    found: list[Path] = []
+    missing: list[FileResult] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found += sorted(
+                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            missing.append(FileResult(str(raw), "unknown", "error", "no such file or folder"))
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique, missing
+
+
+class StemAllocator:
+    """Output names from input names, unique within one run (two folders may both hold ``img.jpg``)."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def name_for(self, path: Path) -> str:
+        """A safe file name keeping the input's suffix, e.g. ``000000000785.jpg`` or ``img_2.jpg``."""
+        stem = safe_stem(path.name, default="input")
+        candidate, n = stem, 1
+        while candidate.lower() in self._used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        self._used.add(candidate.lower())
+        return candidate + path.suffix.lower()

@@ -27,7 +27,7 @@ class Settings:
     max_file_size: str = "200mb"
     queue_size: int = 32
     concurrency: int = 1
-    checkpoint: str | None = None  # one or more [NAME=]PATH|hf://…, joined by commas (rfdetr_demo.catalog)
+    checkpoint: str | None = None  # one or more [NAME=]PATH|hf://…, joined by commas (rfdetr_demo.models.catalog)
     hub_repo: str | None = None
     hub_filename: str | None = None
     hub_revision: str | None = None
@@ -56,14 +56,16 @@ class Settings:
     share_max_gb: float = 1.0
 
     def model_catalog(self) -> list[Any]:
-        """Every model this process offers, the default first (see :mod:`rfdetr_demo.catalog`)."""
-        from rfdetr_demo.catalog import model_catalog
+        """Every model this process offers, the default first (see :mod:`rfdetr_demo.models.catalog`)."""
+        # lazy: `--help` and settings stay free of torch and rfdetr
+        from rfdetr_demo.models.catalog import model_catalog
 
         return model_catalog(self.base_spec(), self.checkpoint, self.keypoint_schema, self.pretrained)
 
     def base_spec(self) -> Any:
         """The options every model shares."""
-        from rfdetr_demo.loading import ModelSpec
+        # lazy: `--help` and settings stay free of torch and rfdetr
+        from rfdetr_demo.models.loading import ModelSpec
 
         return ModelSpec(
             hub_repo=self.hub_repo,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from rfdetr_demo import memory, zerogpu  # noqa: F401 - imports `spaces` (if present) before torch touches CUDA
 from rfdetr_demo.app_factory import configure_queue, create_app, launch_kwargs, model_registry, start_models
 from rfdetr_demo.config import load_settings
-from rfdetr_demo.disk_budget import BUDGET, use_own_temp_dir
+from rfdetr_demo.disk import BUDGET, use_own_temp_dir
+from rfdetr_demo.models import malloc_trim, zerogpu  # noqa: F401 - imports `spaces` (if present) before torch touches CUDA
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> None:
@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(argv, prog=prog)
     use_own_temp_dir()  # not the /tmp/gradio other apps on this machine share (and prune)
-    memory.configure_allocator()  # large buffers in their own mappings: RSS does not step up under traffic
+    malloc_trim.configure_allocator()  # large buffers in their own mappings: RSS does not step up under traffic
     demo = create_app(settings)
     configure_queue(demo, settings)
     BUDGET.start_background()  # temp files are pruned even while no request arrives

@@ -18,9 +18,9 @@ if not os.environ.get("GRADIO_TEMP_DIR"):
 
 import pytest
 
-from rfdetr_demo.predictor import ModelInfo
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.results.prediction import ModelInfo
+from rfdetr_demo.results.schema import KeypointSchema
 from tests.support.replay import ReplayPredictor, load_coco_truth
 
 pytest_plugins = ["tests.support.ci_rules"]
@@ -53,7 +53,7 @@ def _no_network():
 @pytest.fixture(autouse=True, scope="session")
 def _private_engine_cache(tmp_path_factory):
     """Exports made by tests go to a temporary folder, never into the user's ~/.cache (~135 MB each)."""
-    from rfdetr_demo.backends.cache import CACHE_ENV
+    from rfdetr_demo.models.backends.cache import CACHE_ENV
 
     previous = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("engine-cache"))
@@ -123,7 +123,7 @@ def replay_service(replay_predictor: ReplayPredictor) -> ModelService:
 @pytest.fixture(scope="session")
 def random_model_service() -> ModelService:
     """The real RFDETRKeypointPreview with random weights (no download), default resolution 288 for speed."""
-    from rfdetr_demo.loading import ModelSpec, load_rfdetr
+    from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
 
     spec = ModelSpec(random_weights=True, device="cpu", resolution=288)
     service = ModelService(lambda: load_rfdetr(spec))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from rfdetr_demo.schema import KeypointSchema, SchemaError, load_schema
+from rfdetr_demo.results.schema import KeypointSchema, SchemaError, load_schema
 from rfdetr_demo.video.angles import angle_columns, joint_angles, motion_rows
 from rfdetr_demo.video.exports import FrameExporter
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rfdetr_demo.render import DEFAULT_VIEWS, normalize_views
+from rfdetr_demo.results.render import DEFAULT_VIEWS, normalize_views
 from tests.helpers import serve_replay_app
 
 

@@ -1,9 +1,9 @@
 """The in-browser engine (#19): the ONNX export is cached, the page's JS reproduces rfdetr's predict, the backend
 check falls back to WASM, and ``--browser-engine off`` removes the mode.
 
-Parity runs on a real COCO photo at 192² with the app's ``--random-weights`` model (:mod:`rfdetr_demo.random_model`:
-seeded, the checkpoint's person/background class layout, keypoint heads that draw skeletons; rfdetr's own zero heads
-would give every joint confidence 0 and make the comparison trivial).
+Parity runs on a real COCO photo at 192² with the app's ``--random-weights`` model
+(:mod:`rfdetr_demo.models.random_weights`: seeded, the checkpoint's person/background class layout, keypoint heads
+that draw skeletons; rfdetr's own zero heads would give every joint confidence 0 and make the comparison trivial).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfdetr_demo.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
 from rfdetr_demo.config import Settings, load_settings
-from rfdetr_demo.ui.browser_routes import ORT_DIST, ort_pin
+from rfdetr_demo.live.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
+from rfdetr_demo.ui.browser_panel import ORT_DIST, ort_pin
 from tests.helpers import CHROMIUM_ARGS, free_port
 
 RES = 192
@@ -109,8 +109,8 @@ def kp_model(model_service):
 
 @pytest.fixture(scope="module")
 def engine(model_service, tmp_path_factory):
-    from rfdetr_demo.backends.cache import ExportCache
-    from rfdetr_demo.browser_engine import BrowserEngine
+    from rfdetr_demo.live.browser_engine import BrowserEngine
+    from rfdetr_demo.models.backends.cache import ExportCache
 
     engine = BrowserEngine(model_service, ExportCache(tmp_path_factory.mktemp("onnx-cache")))
     engine.exports().prepare(RES)
@@ -130,8 +130,8 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
     """fp32 (rfdetr's export) and fp16 (converted from it) are made once each, keyed by weights + precision."""
     import onnxruntime as ort
 
-    from rfdetr_demo.backends.onnx_export import OnnxExports
-    from rfdetr_demo.digests import file_sha256
+    from rfdetr_demo.disk import file_sha256
+    from rfdetr_demo.models.backends.onnx import OnnxExports
 
     first, half = engine.exports().prepare(RES), engine.exports().prepare(RES, "fp16")
     assert engine.exports().export_count == 2  # the fixture's two files, not repeated
@@ -154,8 +154,8 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
 
 
 def _torch_rows(kp_model, photo) -> list[dict]:
-    from rfdetr_demo.predictor import RFDETRPredictor
-    from rfdetr_demo.result import normalize
+    from rfdetr_demo.models.predictor import RFDETRPredictor
+    from rfdetr_demo.results.prediction import normalize
 
     kp = normalize(RFDETRPredictor(kp_model, "cpu").predict([photo], THRESHOLD, RES)[0], 17)
     cov = kp.data["covariance"]
@@ -186,8 +186,7 @@ def server(engine, photo):
     from fastapi.responses import HTMLResponse, Response
     from PIL import Image
 
-    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, panel_html
-    from rfdetr_demo.ui.browser_routes import browser_routes
+    from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, browser_routes, panel_html
 
     seen: list[tuple[str, str, int]] = []
     app = FastAPI(routes=browser_routes(engine))
@@ -518,11 +517,11 @@ def test_the_real_page_offers_the_mode_and_says_in_one_sentence_when_it_cannot(c
 
 
 def test_a_failed_export_is_one_sentence_and_not_retried(tmp_path) -> None:
-    from rfdetr_demo.backends.cache import ExportCache
-    from rfdetr_demo.browser_engine import BrowserEngine
-    from rfdetr_demo.predictor import ModelInfo
-    from rfdetr_demo.schema import KeypointSchema
-    from rfdetr_demo.service import ModelService
+    from rfdetr_demo.live.browser_engine import BrowserEngine
+    from rfdetr_demo.models.backends.cache import ExportCache
+    from rfdetr_demo.models.service import ModelService
+    from rfdetr_demo.results.prediction import ModelInfo
+    from rfdetr_demo.results.schema import KeypointSchema
 
     class Broken:
         model = type("Ctx", (), {"model": type("Net", (), {"state_dict": lambda self: {}})()})()

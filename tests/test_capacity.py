@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfdetr_demo.disk_budget import REQUEST_DIR_NAME, DiskBudget, scan_units
+from rfdetr_demo.disk import REQUEST_DIR_NAME, DiskBudget, scan_units
 
 
 class FakeClock:
@@ -81,35 +81,35 @@ def test_pruner_never_deletes_a_unit_in_use_or_just_written(tmp_path: Path) -> N
 
 
 def test_request_dirs_made_inside_a_request_are_held_until_it_ends(tmp_path: Path, monkeypatch) -> None:
-    from rfdetr_demo import disk_budget, workdirs
+    from rfdetr_demo import disk
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    monkeypatch.setattr(disk_budget.BUDGET, "grace_s", 0.0)
-    monkeypatch.setattr(disk_budget.BUDGET, "max_bytes", 0)
-    with disk_budget.BUDGET.in_use():
-        folder = workdirs.new_request_dir("video_")
+    monkeypatch.setattr(disk.BUDGET, "grace_s", 0.0)
+    monkeypatch.setattr(disk.BUDGET, "max_bytes", 0)
+    with disk.BUDGET.in_use():
+        folder = disk.new_request_dir("video_")
         assert folder.parent == tmp_path / REQUEST_DIR_NAME
         (folder / "out.mp4").write_bytes(b"\0" * 100)
-        disk_budget.BUDGET.prune()
+        disk.BUDGET.prune()
         assert (folder / "out.mp4").exists()  # over a zero budget, yet still being written
-    assert not disk_budget.BUDGET.is_held(folder)
-    disk_budget.BUDGET.prune()
+    assert not disk.BUDGET.is_held(folder)
+    disk.BUDGET.prune()
     assert not folder.exists()
 
 
 def test_capacity_options_size_the_budgets() -> None:
-    from rfdetr_demo import disk_budget
+    from rfdetr_demo import disk
     from rfdetr_demo.app_factory import apply_capacity
     from rfdetr_demo.config import Settings, load_settings
 
     defaults = Settings()
-    assert defaults.max_temp_gb == disk_budget.DEFAULT_MAX_TEMP_GB
-    assert defaults.download_grace_s == disk_budget.DEFAULT_GRACE_S
+    assert defaults.max_temp_gb == disk.DEFAULT_MAX_TEMP_GB
+    assert defaults.download_grace_s == disk.DEFAULT_GRACE_S
     with pytest.raises(ValueError, match="--max-temp-gb"):
         load_settings(["--max-temp-gb", "-1"], {})
     try:
         apply_capacity(load_settings(["--max-temp-gb", "0.5"], {"RFDETR_DEMO_DOWNLOAD_GRACE_S": "7"}))
-        assert disk_budget.BUDGET.max_bytes == disk_budget.GB // 2 and disk_budget.BUDGET.grace_s == 7.0
+        assert disk.BUDGET.max_bytes == disk.GB // 2 and disk.BUDGET.grace_s == 7.0
     finally:
         apply_capacity(defaults)
 
@@ -118,15 +118,15 @@ def test_capacity_options_size_the_budgets() -> None:
 def test_api_calls_keep_nothing_and_a_page_session_keeps_its_prediction_only(
     replay_service, coco_image_paths, coco_truth
 ) -> None:
-    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.handlers import UiContext
     from rfdetr_demo.ui.image_tab import detect, predict_image
 
     ctx = UiContext(replay_service)
     image_id = max(coco_truth, key=lambda i: len(coco_truth[i].key_points))  # the most people: the largest prediction
     path = str(coco_image_paths[image_id])
     out = predict_image(ctx, path, 0.5, 0.3, 576, ["Combined"])
-    assert len(out) == 6 and "instance" in out[-1]  # no state output: an API client keeps nothing
-    kept = detect(ctx, path, 0.5, 0.3, 576, ["Combined"])[-1]
+    assert "state" not in out and "instance" in out["summary"]  # no state output: an API client keeps nothing
+    kept = detect(ctx, path, 0.5, 0.3, 576, ["Combined"])["state"]
     assert kept.source_path == path and len(kept.prediction) == len(coco_truth[image_id].key_points)
     assert kept.covers(0.2) and not kept.covers(0.05)  # the model ran at the 0.1 floor
     assert kept.same_request(path, 0.5, 576) and not kept.same_request(path, 0.5, 288)
@@ -142,7 +142,7 @@ def test_redraw_decodes_the_held_upload_without_the_model(
 
     import gradio as gr
 
-    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.handlers import UiContext
     from rfdetr_demo.ui.image_tab import detect, predict_or_clear, rerender
 
     ctx = UiContext(replay_service)
@@ -151,29 +151,33 @@ def test_redraw_decodes_the_held_upload_without_the_model(
     views = ["Combined", "Skeleton"]
     first = detect(ctx, path, 0.6, 0.4, 576, views)
     calls = replay_predictor.calls
-    again = rerender(ctx, first[-1], 0.4, views, path, 0.6, 288)  # the resolution control moved meanwhile
+    again = rerender(ctx, first["state"], 0.4, views, path, 0.6, 288)  # the resolution control moved meanwhile
     assert replay_predictor.calls == calls  # a redraw never runs the model
-    assert [c for _i, c in again[0]] == [c for _i, c in first[0]] == views
-    for (a, _ca), (b, _cb) in zip(again[0], first[0], strict=True):
+    assert [c for _i, c in again["gallery"]] == [c for _i, c in first["gallery"]] == views
+    for (a, _ca), (b, _cb) in zip(again["gallery"], first["gallery"], strict=True):
         assert a.shape == b.shape and np.array_equal(a, b)  # the same decode, the same drawing
-    assert again[1].equals(first[1]) and again[2].equals(first[2]) and again[-1] is first[-1]
-    fewer = rerender(ctx, first[-1], 0.4, views, path, 0.99, 576)
-    assert replay_predictor.calls == calls and len(fewer[1]) < len(first[1])  # a higher threshold: fewer rows
+    assert again["persons"].equals(first["persons"]) and again["keypoints"].equals(first["keypoints"])
+    assert again["state"] is first["state"]
+    fewer = rerender(ctx, first["state"], 0.4, views, path, 0.99, 576)
+    assert replay_predictor.calls == calls and len(fewer["persons"]) < len(
+        first["persons"]
+    )  # a higher threshold: fewer rows
     # the summary counts what is shown, also when nothing passes (an empty prediction is not "no prediction")
-    shown = len(fewer[1])
-    assert fewer[-2].startswith(f"**{shown} instance") and "detection ≥ 0.99" in fewer[-2]
-    none = rerender(ctx, first[-1], 0.4, views, path, 1.0, 576)
-    assert len(none[1]) == 0 and none[-2].startswith("**0 instances**") and "detection ≥ 1.00" in none[-2]
+    shown = len(fewer["persons"])
+    assert fewer["summary"].startswith(f"**{shown} instance") and "detection ≥ 0.99" in fewer["summary"]
+    none = rerender(ctx, first["state"], 0.4, views, path, 1.0, 576)
+    assert len(none["persons"]) == 0 and none["summary"].startswith("**0 instances**")
+    assert "detection ≥ 1.00" in none["summary"]
     # Gradio's second ``change`` for the same upload is a redraw too
-    predict_or_clear(ctx, path, 0.6, 0.4, 576, views, model=None, kept=first[-1])
+    predict_or_clear(ctx, path, 0.6, 0.4, 576, views, model=None, kept=first["state"])
     assert replay_predictor.calls == calls
     # below the floor the model runs again
-    rerender(ctx, first[-1], 0.4, views, path, 0.05, 576)
+    rerender(ctx, first["state"], 0.4, views, path, 0.05, 576)
     assert replay_predictor.calls == calls + 1
     # an upload the temp-file limits removed: a clear message, not a crash
     Path(path).unlink()
     with pytest.raises(gr.Error, match="upload it again"):
-        rerender(ctx, first[-1], 0.4, views, path, 0.6, 576)
+        rerender(ctx, first["state"], 0.4, views, path, 0.6, 576)
 
 
 @pytest.mark.parametrize("mode", ["separate", "shared"])
@@ -219,9 +223,9 @@ def test_an_image_waits_behind_a_whole_video_only_when_the_queue_is_shared(mode,
 
 
 def test_gradio_keeps_at_most_max_sessions(monkeypatch) -> None:
-    from rfdetr_demo import memory
     from rfdetr_demo.app_factory import launch_kwargs
     from rfdetr_demo.config import load_settings
+    from rfdetr_demo.models import malloc_trim
 
     assert launch_kwargs(load_settings(["--max-sessions", "300"], {}))["state_session_capacity"] == 300
     with pytest.raises(ValueError, match="--max-sessions"):
@@ -229,15 +233,15 @@ def test_gradio_keeps_at_most_max_sessions(monkeypatch) -> None:
     import platform
 
     if platform.libc_ver()[0] == "glibc":
-        assert memory.release_freed_memory()  # malloc_trim found and called
-        assert memory.configure_allocator()  # mallopt accepted the mmap threshold
+        assert malloc_trim.release_freed_memory()  # malloc_trim found and called
+        assert malloc_trim.configure_allocator()  # mallopt accepted the mmap threshold
     trims = []
-    monkeypatch.setattr(memory, "release_freed_memory", lambda: trims.append(1) or True)
-    monkeypatch.setattr(memory, "_last_trim", [float("-inf")])
+    monkeypatch.setattr(malloc_trim, "release_freed_memory", lambda: trims.append(1) or True)
+    monkeypatch.setattr(malloc_trim, "_last_trim", [float("-inf")])
     for _ in range(5):
-        memory.after_request(640 * 480)  # small requests in a burst: one trim per interval
+        malloc_trim.after_request(640 * 480)  # small requests in a burst: one trim per interval
     assert trims == [1]
-    memory.after_request(4000 * 3000)  # after a large image, always
+    malloc_trim.after_request(4000 * 3000)  # after a large image, always
     assert trims == [1, 1]
 
 

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from rfdetr_demo.errors import UserError
-from rfdetr_demo.images import ImageLoadError
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService, ModelUnavailable
-from rfdetr_demo.ui.common import Refused, UiContext, in_place, page_error, parse_resolution, user_errors
+from rfdetr_demo.image.decode import ImageLoadError
+from rfdetr_demo.models.service import ModelService, ModelUnavailable
+from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.ui.controls import parse_resolution
+from rfdetr_demo.ui.handlers import Refused, UiContext, in_place, page_error, user_errors
 from rfdetr_demo.ui.image_tab import empty_outputs, predict_image, predict_or_clear
 from rfdetr_demo.ui.webcam_tab import on_frame
 from tests.conftest import replay_info
@@ -135,7 +136,7 @@ def test_page_events_show_the_message_in_place_once(broken_ctx, tmp_path, caplog
     fake.write_text("this is not an image")
     page_change = in_place(predict_or_clear, empty_outputs, "image")
     out = page_change(broken_ctx, str(fake), 0.5, 0.3, 96, ["Combined"], model=None, kept=None)
-    views, persons, _kps, _json, files, summary, state = out
+    views, persons, files, summary, state = (out[k] for k in ("gallery", "persons", "files", "summary", "state"))
     assert views == [] and persons is None and files is None
     assert summary.startswith("⚠️ **Cannot process this input.**") and summary.count("notes.png") == 1
     assert isinstance(state, Refused) and state.input == str(fake)
@@ -158,7 +159,7 @@ def test_no_model_is_said_in_place_without_a_traceback(tmp_path, photo, caplog):
     out = in_place(predict_or_clear, empty_outputs, "image")(
         UiContext(service), photo, 0.5, 0.3, 96, ["Combined"], model=None, kept=None
     )
-    assert out[5].startswith("⚠️ **Model not ready.** The model could not be loaded.")
+    assert out["summary"].startswith("⚠️ **Model not ready.** The model could not be loaded.")
     ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
     assert len(ours) == 1 and ours[0].levelno == logging.INFO and ours[0].exc_info is None
-    assert out[6] is None, "no Refused state: once the model is ready, the same image runs"
+    assert out["state"] is None, "no Refused state: once the model is ready, the same image runs"

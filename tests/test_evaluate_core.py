@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from rfdetr_demo.evaluate import EvaluationError, load_annotations, load_prediction_file, score_set
-from rfdetr_demo.evaluate.dataset import DEFAULT_SIGMA
 from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY
-from rfdetr_demo.schema import COCO_OKS_SIGMAS, KeypointSchema, load_schema
+from rfdetr_demo.results.schema import COCO_OKS_SIGMAS, DEFAULT_SIGMA, KeypointSchema, load_schema
 
 
 def gt_as_results(coco: dict) -> list[dict]:
@@ -259,7 +258,7 @@ def test_annotation_gaps_are_filled_with_a_note(coco_json, tmp_path):
 
 
 def test_schema_sigmas_are_checked(tmp_path):
-    from rfdetr_demo.schema import SchemaError
+    from rfdetr_demo.results.schema import SchemaError
 
     bad_count = write(tmp_path / "s1.json", {"keypoints": ["a", "b"], "sigmas": [0.1]})
     with pytest.raises(SchemaError, match="names 2 keypoints but gives 1 sigmas"):

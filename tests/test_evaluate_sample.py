@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import CHECKOUT_EXAMPLES_DIR
-from rfdetr_demo.evaluate.sample import SAMPLE_ANNOTATIONS, find_sample
-from rfdetr_demo.ui.common import UiContext
+from rfdetr_demo.evaluate.sources import SAMPLE_ANNOTATIONS, find_sample
 from rfdetr_demo.ui.evaluate_tab import evaluate_predictions, load_sample
+from rfdetr_demo.ui.handlers import UiContext
 
 
 def test_the_checkout_ships_the_coco_sample(coco_json):

@@ -12,8 +12,8 @@ from PIL import Image
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.ui.app import build_demo
-from rfdetr_demo.ui.common import UiContext
 from rfdetr_demo.ui.evaluate_tab import evaluate_predictions
+from rfdetr_demo.ui.handlers import UiContext
 from tests.helpers import serve_replay_app
 
 

@@ -143,7 +143,7 @@ def test_launch_kwargs_reflect_settings(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_example_caching_is_lazy_on_spaces_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rfdetr_demo.ui.common import examples_cached
+    from rfdetr_demo.ui.handlers import examples_cached
 
     monkeypatch.delenv("SYSTEM", raising=False)
     assert not examples_cached(load_settings([], {}))
@@ -424,13 +424,13 @@ def test_requirements_bring_openvino_on_x86_64_only() -> None:
 
 def test_display_change_after_a_cached_example_runs_once(replay_service, coco_image_paths, coco_truth) -> None:
     """A cached example restores the outputs but not the kept run: a display change then runs the model once."""
-    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.ui.handlers import UiContext
     from rfdetr_demo.ui.image_tab import rerender
 
     ctx = UiContext(replay_service, load_settings(["--cache-examples", "lazy"], {}))
     image_id, truth = next(iter(coco_truth.items()))
     out = rerender(ctx, None, 0.3, ["Combined"], str(coco_image_paths[image_id]), 0.5, 576)
-    kept = out[-1]
+    kept = out["state"]
     assert kept is not None and len(kept.prediction) == len(truth.key_points)
-    assert [caption for _img, caption in out[0]] == ["Combined"]
-    assert rerender(ctx, None, 0.3, ["Combined"], None, 0.5, 576)[-1] is None  # no image: cleared, no model run
+    assert [caption for _img, caption in out["gallery"]] == ["Combined"]
+    assert rerender(ctx, None, 0.3, ["Combined"], None, 0.5, 576)["state"] is None  # no image: cleared, no model run

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rfdetr_demo.images import ImageLoadError, load_image
+from rfdetr_demo.image.decode import ImageLoadError, load_image
 
 
 def _save(img: Image.Image, path, **kw):
@@ -121,12 +121,12 @@ def test_reduced_images_keep_their_exif_orientation(tmp_path):
 
 
 def test_formats_decoded_in_full_get_a_lower_pixel_cap(tmp_path, monkeypatch):
-    from rfdetr_demo import images
+    from rfdetr_demo.image import decode
 
-    monkeypatch.setattr(images, "DECODE_BUDGET_BYTES", 4 * 100 * 100)  # 10 000 RGB pixels
+    monkeypatch.setattr(decode, "DECODE_BUDGET_BYTES", 4 * 100 * 100)  # 10 000 RGB pixels
     rgb = Image.new("RGB", (200, 100), (10, 20, 30))
     with pytest.raises(ImageLoadError, match=r"200x100 \(0 MP\); the limit is 0 MP for PNG files\. Please downscale"):
         load_image(_save(rgb, tmp_path / "big.png"))
     assert load_image(_save(rgb, tmp_path / "big.jpg")).size == (200, 100)  # JPEG decodes at a reduced size
-    assert images.pixel_cap("PNG", "I;16") == 20_000 and images.pixel_cap("PNG", "P") == 4 * 100 * 100 // 5
-    assert images.pixel_cap("JPEG", "RGB") == images.MAX_DECODE_PIXELS
+    assert decode.pixel_cap("PNG", "I;16") == 20_000 and decode.pixel_cap("PNG", "P") == 4 * 100 * 100 // 5
+    assert decode.pixel_cap("JPEG", "RGB") == decode.MAX_DECODE_PIXELS

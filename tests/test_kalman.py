@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from rfdetr_demo.video.kalman import KalmanSmoother, process_noise, transition
-from rfdetr_demo.video.rts import FixedLagSmoother, rts_backward
+from rfdetr_demo.temporal.kalman import FixedLagSmoother, KalmanSmoother, process_noise, rts_backward, transition
 
 K = 17
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import supervision as sv
 
-from rfdetr_demo.result import apply_keypoint_threshold
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.video.exports import frame_record
-from rfdetr_demo.video.keyframes import (
+from rfdetr_demo.results.prediction import apply_keypoint_threshold
+from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.temporal.kalman import FixedLagSmoother
+from rfdetr_demo.temporal.keyframes import (
     AUTO,
     FILLED,
     MODEL,
@@ -25,11 +25,11 @@ from rfdetr_demo.video.keyframes import (
     plan_keyframes,
     run_on_keyframes,
 )
+from rfdetr_demo.temporal.stages import KALMAN, OFFLINE_LAG
+from rfdetr_demo.temporal.tracking import PersonTracker
+from rfdetr_demo.video.exports import frame_record
 from rfdetr_demo.video.motion_plots import confidence_series
 from rfdetr_demo.video.pipeline import VideoOptions, run_video
-from rfdetr_demo.video.rts import FixedLagSmoother
-from rfdetr_demo.video.smoothing import KALMAN, OFFLINE_LAG
-from rfdetr_demo.video.tracking import PersonTracker
 from tests.conftest import make_replay_service
 from tests.support.replay import ReplayPredictor
 from tests.test_kalman import _kp as kalman_kp

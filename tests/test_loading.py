@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rfdetr_demo.loading import ModelLoadError, ModelSpec, load_rfdetr, parse_hub_reference, resolve_precision
+from rfdetr_demo.models.loading import ModelLoadError, ModelSpec, load_rfdetr, parse_hub_reference, resolve_precision
 
 pytestmark = pytest.mark.model
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from rfdetr_demo.catalog import model_catalog
-from rfdetr_demo.compare import MATCH_OKS, diff, match, sigmas_for
 from rfdetr_demo.config import load_settings
-from rfdetr_demo.loading import PRETRAINED_NAME, ModelSpec
-from rfdetr_demo.registry import ModelRegistry
-from rfdetr_demo.result import normalize
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelUnavailable
+from rfdetr_demo.image.compare import diff, match, sigmas_for
+from rfdetr_demo.models.catalog import model_catalog
+from rfdetr_demo.models.loading import PRETRAINED_NAME, ModelSpec
+from rfdetr_demo.models.registry import ModelRegistry
+from rfdetr_demo.models.service import ModelUnavailable
+from rfdetr_demo.results.prediction import normalize
+from rfdetr_demo.results.schema import MATCH_OKS, KeypointSchema
 from tests.conftest import replay_info
 from tests.support.replay import ReplayPredictor
 

@@ -306,9 +306,9 @@ def test_browser_engine_serves_the_picked_model(served, tmp_path):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from rfdetr_demo.backends.cache import ExportCache
-    from rfdetr_demo.browser_engine import BrowserEngine
-    from rfdetr_demo.ui.browser_routes import browser_routes
+    from rfdetr_demo.live.browser_engine import BrowserEngine
+    from rfdetr_demo.models.backends.cache import ExportCache
+    from rfdetr_demo.ui.browser_panel import browser_routes
 
     _url, registry = served
     engine = BrowserEngine(registry.peek(), ExportCache(tmp_path), registry=registry)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from rfdetr_demo.render import VIEW_VERTICES
+from rfdetr_demo.results.render import VIEW_VERTICES
 from rfdetr_demo.ui.motion_panel import motion_choices, motion_data
 from rfdetr_demo.video import motion_plots as mp
 from rfdetr_demo.video.pipeline import VideoOptions, run_video

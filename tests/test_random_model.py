@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
-from rfdetr_demo.render import render
+from rfdetr_demo.results.render import render
 
 pytestmark = pytest.mark.model
 
@@ -15,7 +15,7 @@ def test_random_model_has_the_checkpoint_class_layout(random_model_service):
 
 
 def test_random_model_draws_people_at_default_thresholds(random_model_service, coco_image_paths):
-    from rfdetr_demo.images import load_image
+    from rfdetr_demo.image.decode import load_image
 
     rgb = load_image(coco_image_paths[196141]).rgb
     pred = random_model_service.predict(rgb, threshold=DEFAULT_THRESHOLD)
@@ -35,9 +35,9 @@ def test_random_model_draws_people_at_default_thresholds(random_model_service, c
 
 def test_random_model_is_the_same_every_start(random_model_service, coco_image_paths):
     """Seeded network and heads: a second build gives the same people (so tests and screenshots are stable)."""
-    from rfdetr_demo.images import load_image
-    from rfdetr_demo.loading import ModelSpec, load_rfdetr
-    from rfdetr_demo.result import drop_background
+    from rfdetr_demo.image.decode import load_image
+    from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+    from rfdetr_demo.results.prediction import drop_background
 
     rgb = load_image(coco_image_paths[785]).rgb[:192, :256].copy()
     predictor, _, _ = load_rfdetr(ModelSpec(random_weights=True, device="cpu", resolution=192))

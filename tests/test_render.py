@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from rfdetr_demo.images import load_image
-from rfdetr_demo.render import (
+from rfdetr_demo.image.decode import load_image
+from rfdetr_demo.results.prediction import apply_keypoint_threshold
+from rfdetr_demo.results.render import (
     ALL_VIEWS,
     LEFT_COLOR,
     RIGHT_COLOR,
@@ -16,8 +17,7 @@ from rfdetr_demo.render import (
     render,
     tile_views,
 )
-from rfdetr_demo.result import apply_keypoint_threshold
-from rfdetr_demo.schema import COCO_KEYPOINT_NAMES, KeypointSchema
+from rfdetr_demo.results.schema import COCO_KEYPOINT_NAMES, KeypointSchema
 
 SCHEMA = KeypointSchema.coco()
 

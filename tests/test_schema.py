@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rfdetr_demo.schema import COCO_KEYPOINT_NAMES, KeypointSchema, SchemaError, default_schema, load_schema
+from rfdetr_demo.results.schema import COCO_KEYPOINT_NAMES, KeypointSchema, SchemaError, default_schema, load_schema
 
 
 def test_coco_schema_matches_the_coco_file_and_has_ear_shoulder_edges(coco_json):

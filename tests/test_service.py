@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from rfdetr_demo.image_task import render_run, run_image
-from rfdetr_demo.predictor import ModelInfo
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService, ModelUnavailable
-from rfdetr_demo.ui.status import status_markdown
+from rfdetr_demo.image.task import render_run, run_image
+from rfdetr_demo.models.service import ModelService, ModelUnavailable
+from rfdetr_demo.results.prediction import ModelInfo
+from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.ui.models_panel import status_markdown
 from tests.conftest import replay_info
 from tests.helpers import run_concurrently
 from tests.support.replay import ReplayPredictor
@@ -93,7 +93,7 @@ def test_status_markdown_warns_about_random_weights():
 
 @pytest.mark.model
 def test_real_model_random_weights_fields_and_shapes(random_model_service, coco_image_paths):
-    from rfdetr_demo.images import load_image
+    from rfdetr_demo.image.decode import load_image
 
     rgb = load_image(coco_image_paths[785]).rgb
     preds = random_model_service.predict_batch([rgb, rgb[:200, :300].copy()], threshold=0.0, resolution=288)
@@ -146,7 +146,7 @@ def test_real_model_concurrent_requests_are_isolated(random_model_service):
 
 
 def test_latency_is_recorded_per_resolution_for_the_preset_labels(replay_service):
-    from rfdetr_demo.ui.common import resolution_choices
+    from rfdetr_demo.ui.controls import resolution_choices
 
     replay_service.predict(np.zeros((48, 64, 3), np.uint8), 0.5, resolution=288)
     labels = dict((value, label) for label, value in resolution_choices(576, replay_service.latency))

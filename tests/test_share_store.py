@@ -1,4 +1,4 @@
-"""The share store (rfdetr_demo.share_store): ids, dedup, what a link reopens, the byte budget (oldest use first)."""
+"""The share store (rfdetr_demo.image.share): ids, dedup, what a link reopens, the byte budget (oldest use first)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rfdetr_demo.config import load_settings
-from rfdetr_demo.share_store import ID_PATTERN, PHOTOS, RECORDS, SharedInput, ShareError, ShareStore, safe_name
+from rfdetr_demo.image.share import ID_PATTERN, PHOTOS, RECORDS, SharedInput, ShareError, ShareStore, safe_name
 
 
 def _shared(model: str = "body_b", **changes) -> SharedInput:

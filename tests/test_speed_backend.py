@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rfdetr_demo.backends import dispatch
-from rfdetr_demo.backends.cache import ExportCache, cache_key, weights_fingerprint
-from rfdetr_demo.backends.cuda_backend import batches, choose_fastest
-from rfdetr_demo.images import load_image
-from rfdetr_demo.predictor import RFDETRPredictor
+from rfdetr_demo.image.decode import load_image
+from rfdetr_demo.models.backends import dispatch
+from rfdetr_demo.models.backends.cache import ExportCache, cache_key, weights_fingerprint
+from rfdetr_demo.models.backends.cuda import batches, choose_fastest
+from rfdetr_demo.models.predictor import RFDETRPredictor
 
 RES = 288
 
@@ -148,7 +148,7 @@ def ov_cache(tmp_path_factory):
 @pytest.mark.model
 def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> None:
     pytest.importorskip("openvino")
-    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+    from rfdetr_demo.models.backends.openvino import OpenVINOPredictor
 
     ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
     torch_pred = RFDETRPredictor(rf_model, device="cpu", precision="fp32")
@@ -185,9 +185,9 @@ def test_openvino_matches_torch_and_reuses_cache(rf_model, images, ov_cache) -> 
 
 @pytest.mark.model
 def test_fallback_to_torch_when_engine_missing_or_export_fails(rf_model, images, ov_cache, monkeypatch) -> None:
-    from rfdetr_demo.backends import openvino_backend
+    from rfdetr_demo.models.backends import openvino
 
-    monkeypatch.setattr(openvino_backend, "openvino_available", lambda: False)
+    monkeypatch.setattr(openvino, "openvino_available", lambda: False)
     choice = dispatch.build_predictor(rf_model, "cpu", "fp32", engine="auto", default_resolution=RES, cache=ov_cache)
     assert isinstance(choice.predictor, RFDETRPredictor) and choice.engine == "torch (openvino not installed)"
     assert len(choice.predictor.predict(images[:1], 0.0, RES)[0]) > 0
@@ -198,12 +198,12 @@ def test_fallback_to_torch_when_engine_missing_or_export_fails(rf_model, images,
     def broken_export(self, resolution, out_dir):
         raise RuntimeError("simulated export failure")
 
-    monkeypatch.setattr(openvino_backend.OpenVINOPredictor, "_export", broken_export)
+    monkeypatch.setattr(openvino.OpenVINOPredictor, "_export", broken_export)
     # a resolution not in the cache: the load-time export fails → the whole engine falls back, labelled for the page
     choice = dispatch.build_predictor(rf_model, "cpu", "fp32", default_resolution=240, cache=ov_cache)
     assert choice.engine == "torch (openvino failed, see log)" and isinstance(choice.predictor, RFDETRPredictor)
     # a working engine whose export fails only for one resolution serves that resolution with torch
-    ov = openvino_backend.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
+    ov = openvino.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
     out = ov.predict(images[:1], 0.0, 240)
     ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, 240)
     assert 240 in ov.failed and "simulated" in ov.failed[240]
@@ -212,7 +212,7 @@ def test_fallback_to_torch_when_engine_missing_or_export_fails(rf_model, images,
 
 
 def test_latency_book_labels_from_the_services_requests(replay_service, coco_image_paths) -> None:
-    from rfdetr_demo.latency import LatencyBook
+    from rfdetr_demo.models.service import LatencyBook
 
     assert LatencyBook().choices()[0] == ("288² · fastest", 288)  # nothing measured yet: no invented figure
     image = load_image(str(sorted(coco_image_paths.values())[0]), max_side=640).rgb
@@ -234,7 +234,7 @@ def test_latency_book_labels_from_the_services_requests(replay_service, coco_ima
 @pytest.mark.model
 def test_runtime_engine_error_falls_back_to_torch(rf_model, images, ov_cache, monkeypatch) -> None:
     pytest.importorskip("openvino")
-    from rfdetr_demo.backends.openvino_backend import OpenVINOPredictor
+    from rfdetr_demo.models.backends.openvino import OpenVINOPredictor
 
     ov = OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache)
     monkeypatch.setattr(ov, "prepare", lambda resolution: object())
@@ -266,8 +266,8 @@ def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
     """The GPU path's choice logic, exercised on CPU with a fake model and a fake clock (no CUDA here)."""
     import warnings
 
-    from rfdetr_demo.backends import cuda_backend
-    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+    from rfdetr_demo.models.backends import cuda
+    from rfdetr_demo.models.backends.cuda import CUDAPredictor
 
     fake = _FakeRF()
     cost = {"inference": 1.0, "autocast": 1.8, "plain": 2.5}
@@ -283,14 +283,14 @@ def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
         views_made.append(resolution)
         return FakeView()
 
-    real_predict = cuda_backend.RFDETRPredictor.predict
+    real_predict = cuda.RFDETRPredictor.predict
 
     def timed_predict(self, images, threshold, resolution):
         clock["t"] += cost["autocast" if self.precision == "fp16" else "plain"]
         return real_predict(self, images, threshold, resolution)
 
-    monkeypatch.setattr(cuda_backend, "inference_view", fake_view)
-    monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", timed_predict)
+    monkeypatch.setattr(cuda, "inference_view", fake_view)
+    monkeypatch.setattr(cuda.RFDETRPredictor, "predict", timed_predict)
     pred = CUDAPredictor(fake, device="cuda", precision="fp16", max_batch=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns that CUDA autocast is unavailable on this CPU-only machine
@@ -311,7 +311,7 @@ def test_cuda_predictor_warm_up_and_batching_with_fakes(monkeypatch) -> None:
     def broken_view(model, resolution, dtype):
         raise RuntimeError("simulated: no fp16 kernels")
 
-    monkeypatch.setattr(cuda_backend, "inference_view", broken_view)
+    monkeypatch.setattr(cuda, "inference_view", broken_view)
     cost.update(inference=1.0, autocast=1.8, plain=2.5)
     pred = CUDAPredictor(fake, device="cuda", precision="fp16")
     with warnings.catch_warnings():
@@ -325,7 +325,7 @@ def test_inference_views_per_resolution_match_plain_predict(rf_model, images) ->
     """rfdetr's own ``model.inference`` per resolution, on CPU: an fp32 view equals plain predict, bf16 runs."""
     import torch
 
-    from rfdetr_demo.backends.cuda_backend import CUDAPredictor
+    from rfdetr_demo.models.backends.cuda import CUDAPredictor
 
     plain = RFDETRPredictor(rf_model, device="cpu")
     live_resolution = rf_model.model.resolution
@@ -354,10 +354,10 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
     pytest.importorskip("openvino")
     import threading
 
-    from rfdetr_demo.backends import openvino_backend
+    from rfdetr_demo.models.backends import openvino
 
     res = 240
-    ov = openvino_backend.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache, background=True)
+    ov = openvino.OpenVINOPredictor(rf_model, precision="fp32", cache=ov_cache, background=True)
     started, release = threading.Event(), threading.Event()
     real_build = ov._build
 
@@ -368,7 +368,7 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
 
     monkeypatch.setattr(ov, "_build", held_build)
     live_network_seen = []
-    real_forward_module = openvino_backend.compiled_forward_module
+    real_forward_module = openvino.compiled_forward_module
 
     def recording_forward_module(compiled):
         module = real_forward_module(compiled)
@@ -381,7 +381,7 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
         module.forward = forward
         return module
 
-    monkeypatch.setattr(openvino_backend, "compiled_forward_module", recording_forward_module)
+    monkeypatch.setattr(openvino, "compiled_forward_module", recording_forward_module)
 
     ref = RFDETRPredictor(rf_model, device="cpu").predict(images[:1], 0.0, res)
     first = ov.predict(images[:1], 0.0, res)  # returns while the export is held
@@ -399,8 +399,8 @@ def test_background_export_serves_torch_meanwhile_then_openvino(rf_model, images
 
 
 def test_service_reports_the_engine_that_served_each_resolution(coco_image_paths) -> None:
-    from rfdetr_demo.schema import KeypointSchema
-    from rfdetr_demo.service import ModelService
+    from rfdetr_demo.models.service import ModelService
+    from rfdetr_demo.results.schema import KeypointSchema
     from tests.conftest import replay_info
 
     class TwoEngines:
@@ -420,7 +420,7 @@ def test_service_reports_the_engine_that_served_each_resolution(coco_image_paths
     assert service.predict(image, resolution=576).model_info.engine == "openvino"
     slow = service.predict(image, resolution=384)
     assert slow.model_info.engine == "torch (openvino preparing 384²)"
-    from rfdetr_demo.image_task import ImageRun, summarize
+    from rfdetr_demo.image.task import ImageRun, summarize
 
     text = summarize(ImageRun(image, slow, "x.jpg", []), 0.3, 1.0)
     assert "cpu / torch (openvino preparing 384²) / fp32" in text and "preparing 384² in the background" in text

@@ -204,8 +204,8 @@ def test_network_failures_are_logged_not_shown(caplog):
 
 def test_the_page_shows_a_refused_source_in_the_readout_and_logs_one_line(caplog):
     from rfdetr_demo.config import Settings
-    from rfdetr_demo.service import ModelService
-    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.models.service import ModelService
+    from rfdetr_demo.ui.handlers import UiContext
     from rfdetr_demo.ui.webcam_tab import run_source
 
     caplog.set_level(logging.INFO)

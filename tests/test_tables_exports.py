@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfdetr_demo.exports import (
+from rfdetr_demo.image.task import ImageRun, render_run
+from rfdetr_demo.results.exports import (
     coco_results,
     image_id_from_name,
     prediction_coco_results,
@@ -17,10 +18,9 @@ from rfdetr_demo.exports import (
     safe_stem,
     write_exports,
 )
-from rfdetr_demo.image_task import ImageRun, render_run
-from rfdetr_demo.result import Prediction, apply_keypoint_threshold, normalize
-from rfdetr_demo.schema import COCO_KEYPOINT_NAMES, KeypointSchema
-from rfdetr_demo.tables import keypoints_table, persons_table
+from rfdetr_demo.results.prediction import Prediction, apply_keypoint_threshold, normalize
+from rfdetr_demo.results.schema import COCO_KEYPOINT_NAMES, KeypointSchema
+from rfdetr_demo.results.tables import keypoints_table, persons_table
 from tests.conftest import replay_info
 
 
@@ -131,7 +131,7 @@ def test_names_and_ids():
 
 def test_detection_threshold_is_applied_when_drawing_exactly_as_a_model_run(replay_service, coco_image_paths):
     """The image run keeps people down to the floor threshold; any higher threshold is a filter, not a re-run."""
-    from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, render_run, run_image
+    from rfdetr_demo.image.task import MODEL_THRESHOLD_FLOOR, render_run, run_image
 
     path = coco_image_paths[196141]
     run = run_image(replay_service, str(path), threshold=0.5)

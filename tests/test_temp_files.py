@@ -11,8 +11,8 @@ import httpx
 import pytest
 from gradio.route_utils import delete_files_created_by_app
 
-from rfdetr_demo import disk_budget
-from rfdetr_demo.disk_budget import REQUEST_DIR_NAME, DiskBudget, use_own_temp_dir
+from rfdetr_demo import disk
+from rfdetr_demo.disk import REQUEST_DIR_NAME, DiskBudget, use_own_temp_dir
 from tests.helpers import free_port
 
 
@@ -78,7 +78,7 @@ def served(coco_json, tmp_path, monkeypatch):
         yield demo, f"http://127.0.0.1:{settings.port}/"
     finally:
         demo.close()
-        disk_budget.BUDGET.configure(max_bytes=int(disk_budget.DEFAULT_MAX_TEMP_GB * disk_budget.GB), grace_s=300.0)
+        disk.BUDGET.configure(max_bytes=int(disk.DEFAULT_MAX_TEMP_GB * disk.GB), grace_s=300.0)
 
 
 def _example_urls(url: str) -> list[str]:
@@ -101,11 +101,11 @@ def test_examples_are_still_served_after_an_over_budget_prune_and_the_age_limit(
     upload = _unit(root, "d" * 64, 50_000, 10)
     demo.upload_file_set.add(str(upload / "data.bin"))
     request = _unit(root / REQUEST_DIR_NAME, "image_x", 50_000, 10)
-    report = disk_budget.BUDGET.prune()
+    report = disk.BUDGET.prune()
     assert not upload.exists() and not request.exists() and report.removed >= 2
     assert str(upload / "data.bin") not in demo.upload_file_set  # Gradio's record of it went with it
     assert _statuses(examples) == [200] * len(examples)
     # The age limit: Gradio's own pruner with every file past its age, then ours.
     delete_files_created_by_app(demo, age=0)
-    disk_budget.BUDGET.prune()
+    disk.BUDGET.prune()
     assert _statuses(examples) == [200] * len(examples)

@@ -12,12 +12,12 @@ import requests
 
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import CHECKOUT_EXAMPLES_DIR
-from rfdetr_demo.loading import ModelSpec, build_error
-from rfdetr_demo.service import ModelService, ModelUnavailable
+from rfdetr_demo.models.loading import ModelSpec, build_error
+from rfdetr_demo.models.service import ModelService, ModelUnavailable
 from rfdetr_demo.ui.app import build_demo
-from rfdetr_demo.ui.common import UiContext, bind
+from rfdetr_demo.ui.handlers import UiContext, bind
 from rfdetr_demo.ui.image_tab import detect, example_images, predict_image
-from rfdetr_demo.ui.status import status_markdown
+from rfdetr_demo.ui.models_panel import status_markdown
 from rfdetr_demo.ui.video_tab import example_videos, predict_video
 from rfdetr_demo.ui.webcam_tab import run_source
 
@@ -35,11 +35,12 @@ def test_bound_handlers_keep_name_docs_signature_and_request_hints(replay_servic
 
 def test_handlers_run_without_the_page(replay_service, coco_image_paths, coco_truth):
     ctx = UiContext(replay_service, Settings(resolution=288))
-    views, persons, *_rest, ref = detect(ctx, str(coco_image_paths[785]), views=["Combined"])
+    out = detect(ctx, str(coco_image_paths[785]), views=["Combined"])
+    views, persons, ref = out["gallery"], out["persons"], out["state"]
     assert [caption for _img, caption in views] == ["Combined"]
     assert len(persons) == len(coco_truth[785].key_points)
     assert ref.prediction.resolution == 288  # the server's default resolution when the call leaves it out
-    assert len(predict_image(ctx, str(coco_image_paths[785]))) == 6  # the API's outputs: no kept run
+    assert "state" not in predict_image(ctx, str(coco_image_paths[785]))  # the API's outputs: no kept run
 
 
 def test_api_advertises_the_servers_default_resolution(replay_service):

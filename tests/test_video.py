@@ -14,13 +14,13 @@ import pytest
 import supervision as sv
 from PIL import Image
 
-from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
-from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.results.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES, side_of
+from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.temporal.one_euro import KeypointSmoother
+from rfdetr_demo.temporal.tracking import UNCONFIRMED, PersonTracker
 from rfdetr_demo.video import pipeline
 from rfdetr_demo.video.pipeline import VideoCancelled, VideoOptions, run_video
 from rfdetr_demo.video.reader import VideoLoadError, VideoTooLongError
-from rfdetr_demo.video.smoothing import KeypointSmoother
-from rfdetr_demo.video.tracking import UNCONFIRMED, PersonTracker
 from rfdetr_demo.video.writer import VideoWriter
 from tests.conftest import COCO_DIR, make_replay_service
 from tests.support.replay import ReplayPredictor
@@ -302,8 +302,8 @@ def test_video_csv_spells_visible_like_the_image_csv(replay_service, coco_truth,
     """Both CSV downloads write ``visible`` as True/False, so one reader (csv or pandas) handles either file."""
     import pandas as pd
 
-    from rfdetr_demo.result import apply_keypoint_threshold
-    from rfdetr_demo.tables import keypoints_table
+    from rfdetr_demo.results.prediction import apply_keypoint_threshold
+    from rfdetr_demo.results.tables import keypoints_table
 
     truth, _, path = _coco_clip(tmp_path, coco_truth, "000000197388.jpg", "libx264", n=1)
     result = run_video(replay_service, path, _opts(keypoint_threshold=0.7), out_dir=tmp_path)
@@ -475,9 +475,8 @@ def test_overlap_only_where_it_pays_off(monkeypatch):
 
 
 def test_smoother_is_chosen_by_name():
-    from rfdetr_demo.video.kalman import KalmanSmoother
-    from rfdetr_demo.video.rts import FixedLagSmoother
-    from rfdetr_demo.video.smoothing import Causal, make_smoother, make_stage
+    from rfdetr_demo.temporal.kalman import FixedLagSmoother, KalmanSmoother
+    from rfdetr_demo.temporal.stages import Causal, make_smoother, make_stage
 
     assert isinstance(make_smoother(True), KalmanSmoother) and isinstance(make_smoother("one-euro"), KeypointSmoother)
     assert make_smoother(True) is not make_smoother(True)  # per-request state is never shared
@@ -490,7 +489,7 @@ def test_smoother_is_chosen_by_name():
 
 
 def test_background_stage_reraises_and_stops_its_thread():
-    from rfdetr_demo.video.stages import in_background
+    from rfdetr_demo.video.threads import in_background
 
     def failing():
         yield 1
@@ -517,7 +516,7 @@ def test_background_stage_reraises_and_stops_its_thread():
 
 
 def test_a_model_still_loading_fails_the_request_after_its_wait(tmp_path):
-    from rfdetr_demo.service import ModelService, ModelUnavailable
+    from rfdetr_demo.models.service import ModelService, ModelUnavailable
 
     release = threading.Event()
 
@@ -561,7 +560,7 @@ def test_progress_counts_frames_through_the_model_while_the_smoother_holds_them(
 
 
 def test_progress_text_estimates_time_only_after_a_few_frames():
-    from rfdetr_demo.video.summary import ETA_AFTER_FRAMES, ProgressInfo
+    from rfdetr_demo.video.progress import ETA_AFTER_FRAMES, ProgressInfo
 
     early = ProgressInfo(ETA_AFTER_FRAMES - 1, 30, elapsed_s=12.0, first_s=10.0)
     assert early.eta_s is None and "estimating time left" in early.text() and "2/30 frames" in early.text()

@@ -42,7 +42,7 @@ def _component(server: str, elem_id: str) -> dict:
 
 
 def test_video_tab_defaults_to_the_combined_view_only(server):
-    from rfdetr_demo.render import ALL_VIEWS
+    from rfdetr_demo.results.render import ALL_VIEWS
 
     views = _component(server, "video-views")
     assert views["value"] == ["Combined"]
@@ -90,8 +90,8 @@ def test_gradio_does_not_reencode_our_output(replay_service, video_dir, tmp_path
     """Our MP4 is already H.264/yuv420p: Gradio's postprocess must serve it as is (no ffmpeg conversion)."""
     from gradio import processing_utils
 
+    from rfdetr_demo.disk import new_request_dir
     from rfdetr_demo.video.pipeline import VideoOptions, run_video
-    from rfdetr_demo.workdirs import new_request_dir
 
     calls: list[str] = []
     monkeypatch.setattr(processing_utils, "convert_video_to_playable_mp4", lambda p, **k: calls.append(p) or p)
@@ -145,7 +145,7 @@ def test_output_video_plays_in_chromium(browser, server, video_dir):
 
 
 def test_preview_note_names_codecs_the_browser_cannot_show(video_dir, tmp_path):
-    from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
+    from rfdetr_demo.video.reader import PREVIEW_HELP, preview_note
 
     note = preview_note(str(video_dir / "posetrack_1280x720_5f.mp4"))  # MPEG-4 Part 2 (Chromium: error code 4)
     assert "MPEG-4 Part 2" in note and "Processing still works" in note

@@ -28,9 +28,9 @@ from rfdetr_demo.live.stream_source import (
     parse_allow_hosts,
     validate_stream_url,
 )
-from rfdetr_demo.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.results.render import LEFT_COLOR, RIGHT_COLOR, VIEW_VERTICES
+from rfdetr_demo.results.schema import KeypointSchema
 from tests.conftest import make_replay_service, replay_info
 from tests.support.replay import ReplayPredictor
 from tools.mjpeg_server import MjpegServer, encode_jpegs
@@ -311,8 +311,8 @@ def test_mjpeg_source_frames_are_annotated(coco_json, coco_jpeg):
 
 def test_the_stream_source_runs_the_model_picked_in_the_tab(coco_json, coco_jpeg):
     from rfdetr_demo.config import Settings
-    from rfdetr_demo.registry import ModelRegistry
-    from rfdetr_demo.ui.common import UiContext
+    from rfdetr_demo.models.registry import ModelRegistry
+    from rfdetr_demo.ui.handlers import UiContext
     from rfdetr_demo.ui.webcam_tab import run_source
 
     jpeg, _truth = coco_jpeg

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from rfdetr_demo import zerogpu
 from rfdetr_demo.evaluate.pipeline import EvaluationRequest, evaluate
 from rfdetr_demo.evaluate.runner import RunOptions
-from rfdetr_demo.image_task import run_image
-from rfdetr_demo.ui.common import CancelToken
+from rfdetr_demo.image.task import run_image
+from rfdetr_demo.models import zerogpu
+from rfdetr_demo.ui.cancel import CancelToken
 from rfdetr_demo.video.pipeline import VideoOptions, run_video
 from tests.conftest import COCO_DIR
 from tests.video_helpers import make_clip
@@ -130,20 +130,20 @@ def test_an_evaluation_is_one_lease_sized_by_its_images(fake_spaces, replay_serv
 
 
 def test_warm_up_runs_in_a_lease_and_its_choice_comes_back(fake_spaces, monkeypatch):
-    from rfdetr_demo.backends import cuda_backend
+    from rfdetr_demo.models.backends import cuda
 
     class Model:
         def predict(self, batch, threshold, shape, include_source_image):
             return [sv.KeyPoints.empty() for _ in batch]
 
-    monkeypatch.setattr(cuda_backend, "inference_view", lambda model, resolution, dtype: Model())
-    monkeypatch.setattr(cuda_backend.RFDETRPredictor, "predict", lambda self, *a: [sv.KeyPoints.empty()])
+    monkeypatch.setattr(cuda, "inference_view", lambda model, resolution, dtype: Model())
+    monkeypatch.setattr(cuda.RFDETRPredictor, "predict", lambda self, *a: [sv.KeyPoints.empty()])
     CLOCK["t"] = 0.0
-    pred = cuda_backend.CUDAPredictor(Model(), device="cuda", precision="fp16")
+    pred = cuda.CUDAPredictor(Model(), device="cuda", precision="fp16")
     pred._predict_chunk = _ticking(pred._predict_chunk, CLOCK, pred)  # type: ignore[method-assign]
     assert pred.warm_up(288, runs=3, timer=_clock) == "fp16 (model.inference)"
-    assert fake_spaces.leases == [("_measure_modes", _expected(len(cuda_backend.MODES) * 4, 288))]
-    assert set(pred.warmup_ms) == set(cuda_backend.MODES)
+    assert fake_spaces.leases == [("_measure_modes", _expected(len(cuda.MODES) * 4, 288))]
+    assert set(pred.warmup_ms) == set(cuda.MODES)
 
 
 CLOCK = {"t": 0.0}
@@ -231,8 +231,8 @@ def test_on_zero_gpu_every_model_loads_before_serving_then_warms_up_in_a_lease(f
     """A ZeroGPU worker is forked at the first lease and reused: every model must be in memory by then."""
     from rfdetr_demo.app_factory import model_registry, start_models
     from rfdetr_demo.config import load_settings
-    from rfdetr_demo.registry import ModelRegistry
-    from rfdetr_demo.schema import KeypointSchema
+    from rfdetr_demo.models.registry import ModelRegistry
+    from rfdetr_demo.results.schema import KeypointSchema
     from tests.conftest import replay_info
     from tests.support.replay import ReplayPredictor
 

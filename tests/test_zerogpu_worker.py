@@ -30,8 +30,8 @@ from gradio.context import LocalContext
 from gradio.helpers import TrackedIterable
 from gradio.queueing import Queue
 
-from rfdetr_demo import zerogpu
-from rfdetr_demo.ui.common import CancelToken
+from rfdetr_demo.models import zerogpu
+from rfdetr_demo.ui.cancel import CancelToken
 from tests.support.zerogpu_clip import CANCEL_AT, CLIP_FRAMES, run_two_clips
 
 REPO = Path(__file__).resolve().parent.parent

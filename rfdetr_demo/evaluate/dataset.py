@@ -19,11 +19,7 @@ from typing import Any
 import numpy as np
 
 from rfdetr_demo.errors import UserError
-from rfdetr_demo.schema import COCO_OKS_SIGMAS, KeypointSchema, SchemaError, schema_from_mapping
-
-# OKS sigma for keypoints of a K other than COCO's 17 when no schema gives one: the mean of COCO's 17 sigmas, i.e.
-# the tolerance of an average COCO joint.
-DEFAULT_SIGMA = round(float(np.mean(COCO_OKS_SIGMAS)), 4)
+from rfdetr_demo.results.schema import KeypointSchema, SchemaError, oks_sigmas, schema_from_mapping
 
 
 class EvaluationError(UserError):
@@ -181,13 +177,7 @@ def _annotations(
 
 def pick_sigmas(k: int, model_schema: KeypointSchema | None, file_schema: KeypointSchema) -> tuple[np.ndarray, str]:
     """Sigmas from the model's schema file, then the annotation file's category, then COCO's (K=17), else a default."""
-    if model_schema is not None and model_schema.sigmas is not None and model_schema.num_keypoints == k:
-        return np.asarray(model_schema.sigmas, float), "keypoint schema file"
-    if file_schema.sigmas is not None:
-        return np.asarray(file_schema.sigmas, float), "annotation file"
-    if k == len(COCO_OKS_SIGMAS):
-        return np.asarray(COCO_OKS_SIGMAS, float), "COCO"
-    return np.full(k, DEFAULT_SIGMA), f"default {DEFAULT_SIGMA} for every keypoint (mean of COCO's 17)"
+    return oks_sigmas(k, (model_schema, "keypoint schema file"), (file_schema, "annotation file"))
 
 
 def load_annotations(source: str | Path | bytes, model_schema: KeypointSchema | None = None) -> EvalDataset:

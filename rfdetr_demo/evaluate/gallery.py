@@ -16,10 +16,10 @@ from rfdetr_demo.evaluate.pipeline import Evaluation
 from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY
 from rfdetr_demo.evaluate.scoring import SetScore, worst_images
 from rfdetr_demo.evaluate.sources import ImageSource
-from rfdetr_demo.images import load_image
-from rfdetr_demo.render import VIEW_SKELETON, Style, render
-from rfdetr_demo.result import normalize
-from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.image.decode import load_image
+from rfdetr_demo.results.prediction import normalize
+from rfdetr_demo.results.render import VIEW_SKELETON, Style, render
+from rfdetr_demo.results.schema import KeypointSchema
 
 GT_COLOR = (220, 220, 220)  # RGB, neutral light grey
 GALLERY_SIDE = 960  # long side of a gallery image: enough to judge joints, small to send

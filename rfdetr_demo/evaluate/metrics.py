@@ -17,11 +17,11 @@ import numpy as np
 
 from rfdetr_demo.evaluate.dataset import EvalDataset, build_coco
 from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY
+from rfdetr_demo.results.schema import MATCH_OKS
 
 # COCOeval.summarize() order for iouType="keypoints".
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 PCK_ALPHAS: tuple[float, ...] = (0.05, 0.1)
-MATCH_OKS = 0.5  # the matching threshold the per-keypoint and per-image figures use (COCOeval's first)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from rfdetr_demo.evaluate.predictions import PredictionSet, load_prediction_file
 from rfdetr_demo.evaluate.runner import Progress, RunOptions, predict_dataset
 from rfdetr_demo.evaluate.scoring import SetScore, score_set
 from rfdetr_demo.evaluate.sources import DEFAULT_MAX_EVAL_IMAGES, ImageSource, collect_sources, match_images
-from rfdetr_demo.schema import KeypointSchema
+from rfdetr_demo.results.schema import KeypointSchema
 
 
 @dataclass

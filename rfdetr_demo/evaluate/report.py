@@ -9,6 +9,7 @@ from typing import Any
 
 from rfdetr_demo.evaluate.pipeline import Evaluation
 from rfdetr_demo.evaluate.scoring import SetScore
+from rfdetr_demo.results.exports import safe_stem
 
 METRICS_NAME = "metrics.json"
 PER_IMAGE_NAME = "per_image.csv"
@@ -113,7 +114,6 @@ def write_per_image_csv(evaluation: Evaluation, path: Path) -> Path:
 
 def write_model_results(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     """The COCO results of each model run (with covariance), scorable again with ``--results``."""
-    from rfdetr_demo.exports import safe_stem
 
     paths = []
     for s in evaluation.scores:
@@ -126,6 +126,7 @@ def write_model_results(evaluation: Evaluation, out_dir: Path) -> list[Path]:
 
 def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> list[Path]:
     """Every download into ``out_dir``: metrics.json, per_image.csv, model COCO results, PNG plots."""
+    # lazy: matplotlib (~0.5 s), only when plots are written
     from rfdetr_demo.evaluate.plots import calibration_plot, per_keypoint_plot
 
     out = Path(out_dir)

@@ -17,10 +17,10 @@ from rfdetr_demo.defaults import DEFAULT_THRESHOLD
 from rfdetr_demo.evaluate.dataset import EvalDataset, EvaluationError, ImageEntry
 from rfdetr_demo.evaluate.predictions import COVARIANCE_KEY, MAX_DETECTIONS, PredictionSet
 from rfdetr_demo.evaluate.sources import ImageSource
-from rfdetr_demo.exports import coco_results
-from rfdetr_demo.images import DEFAULT_MAX_SIDE, ImageLoadError, load_image
-from rfdetr_demo.result import CLASS_NAME, Prediction, scale_keypoints
-from rfdetr_demo.zerogpu import estimate_seconds, gpu
+from rfdetr_demo.image.decode import DEFAULT_MAX_SIDE, ImageLoadError, load_image
+from rfdetr_demo.models.zerogpu import estimate_seconds, gpu
+from rfdetr_demo.results.exports import coco_results
+from rfdetr_demo.results.prediction import CLASS_NAME, Prediction, scale_keypoints
 
 SCORE_FLOOR = 0.01
 DEFAULT_BATCH_SIZE = 4

@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import supervision as sv
@@ -21,9 +20,10 @@ from PIL import Image
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
 from rfdetr_demo.errors import UserError
-from rfdetr_demo.render import LAYOUT_GRID, normalize_views, render
-from rfdetr_demo.result import Prediction, apply_keypoint_threshold, with_arrays
-from rfdetr_demo.service import ModelService, ModelUnavailable
+from rfdetr_demo.models.service import ModelService, ModelUnavailable
+from rfdetr_demo.results.prediction import Prediction, with_arrays
+from rfdetr_demo.results.render import LAYOUT_GRID, normalize_views, render
+from rfdetr_demo.temporal.stages import LiveChain
 
 Clock = Callable[[], float]
 
@@ -247,7 +247,7 @@ class FrameHandler:
         self.slot = LatestFrame(clock)
         self.stats = LiveStats(stats_window_s, clock=clock)
         self._dropped_reported = 0
-        self._smoothing: tuple[str, Any, Any] | None = None  # (name, tracker, smoother) of this viewer
+        self._smoothing: tuple[str, LiveChain] | None = None  # (smoother name, chain) of this viewer
 
     # Producer side.
     def submit(self, frame: np.ndarray, offered_at: float | None = None) -> None:
@@ -296,20 +296,10 @@ class FrameHandler:
 
     def smoothed(self, prediction: Prediction, options: FrameOptions, timestamp: float) -> sv.KeyPoints | None:
         """This viewer's tracked, thresholded, smoothed key points; None with smoothing off."""
-        from rfdetr_demo.video.smoothing import make_smoother
-        from rfdetr_demo.video.tracking import PersonTracker
-
         name = str(options.smoothing or "off")
         if self._smoothing is None or self._smoothing[0] != name:
-            smoother = make_smoother(name)  # an unknown name is a ValueError, as for any bad option
-            tracker = PersonTracker(1.0 / 0.1, options.threshold) if smoother is not None else None
-            self._smoothing = (name, tracker, smoother)
-        _, tracker, smoother = self._smoothing
-        if smoother is None:
-            return None
-        kp = tracker.update(prediction.key_points, timestamp)
-        kp = apply_keypoint_threshold(kp, float(options.keypoint_threshold))
-        return smoother.update(kp, timestamp)
+            self._smoothing = (name, LiveChain(name, options.threshold))
+        return self._smoothing[1].update(prediction.key_points, timestamp, options.keypoint_threshold)
 
     def render(
         self,

@@ -15,7 +15,7 @@ from typing import Any
 
 from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions, FrameResult
 from rfdetr_demo.live.stream_source import ReaderStatus, StreamReader, StreamSourceError, StreamTarget
-from rfdetr_demo.service import ModelService
+from rfdetr_demo.models.service import ModelService
 
 # A stream-source viewer holds a queue slot while it runs; after this long it ends and must be restarted.
 DEFAULT_MAX_SECONDS = 600.0

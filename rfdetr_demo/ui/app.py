@@ -11,14 +11,14 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.disk_budget import BUDGET, DEFAULT_MAX_AGE_S
-from rfdetr_demo.registry import ModelRegistry
-from rfdetr_demo.service import ModelService
-from rfdetr_demo.ui.common import UiContext, bind, refreshed_resolution_choices
+from rfdetr_demo.disk import BUDGET, DEFAULT_MAX_AGE_S
+from rfdetr_demo.models.registry import ModelRegistry
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.ui.controls import refreshed_resolution_choices
 from rfdetr_demo.ui.evaluate_tab import build_evaluate_tab
+from rfdetr_demo.ui.handlers import UiContext, bind
 from rfdetr_demo.ui.image_tab import build_image_tab
-from rfdetr_demo.ui.models_panel import build_models_panel
-from rfdetr_demo.ui.status import status_markdown
+from rfdetr_demo.ui.models_panel import build_models_panel, status_markdown
 from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
 

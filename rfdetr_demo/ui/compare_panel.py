@@ -13,15 +13,16 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import memory
-from rfdetr_demo.compare import diff
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
-from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.image_task import ImageOutput, ImageRun, render_run, run_image
-from rfdetr_demo.images import load_image
-from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.tables import PERSON_COLUMNS
-from rfdetr_demo.ui.common import Controls, UiContext, bind, parse_resolution, user_errors
+from rfdetr_demo.disk import BUDGET
+from rfdetr_demo.image.compare import diff
+from rfdetr_demo.image.decode import load_image
+from rfdetr_demo.image.task import ImageOutput, ImageRun, render_run, run_image
+from rfdetr_demo.models import malloc_trim
+from rfdetr_demo.results.render import DEFAULT_VIEWS
+from rfdetr_demo.results.tables import PERSON_COLUMNS
+from rfdetr_demo.ui.controls import Controls, parse_resolution
+from rfdetr_demo.ui.handlers import UiContext, bind, user_errors
 from rfdetr_demo.ui.models_panel import download_stem
 
 
@@ -71,7 +72,7 @@ def compare_image(
         ]
     with BUDGET.in_use():
         out_a, out_b = (_render(ctx, r, keypoint_threshold, chosen) for r in runs)
-    memory.after_request(loaded.rgb.shape[0] * loaded.rgb.shape[1])
+    malloc_trim.after_request(loaded.rgb.shape[0] * loaded.rgb.shape[1])
     shown = [r.shown().displayed(float(keypoint_threshold)) for r in runs]
     d = diff(name_a, shown[0], runs[0].prediction.schema, name_b, shown[1], runs[1].prediction.schema)
     gallery = []

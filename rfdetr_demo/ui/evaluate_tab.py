@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from rfdetr_demo.defaults import DEFAULT_THRESHOLD, MODEL_WAIT_S
-from rfdetr_demo.disk_budget import BUDGET
+from rfdetr_demo.disk import BUDGET, new_request_dir
 from rfdetr_demo.evaluate.dataset import EvaluationError
 from rfdetr_demo.evaluate.gallery import worst_gallery
 from rfdetr_demo.evaluate.pipeline import Evaluation, EvaluationRequest, evaluate
@@ -26,18 +26,11 @@ from rfdetr_demo.evaluate.report import (
     write_outputs,
 )
 from rfdetr_demo.evaluate.runner import DEFAULT_BATCH_SIZE, EvaluationCancelled, RunOptions
-from rfdetr_demo.evaluate.sample import find_sample
-from rfdetr_demo.ui.common import (
-    CancelRegistry,
-    UiContext,
-    bind,
-    in_place,
-    parse_resolution,
-    resolution_dropdown,
-    user_errors,
-)
+from rfdetr_demo.evaluate.sources import find_sample
+from rfdetr_demo.ui.cancel import CancelRegistry
+from rfdetr_demo.ui.controls import parse_resolution, resolution_dropdown
+from rfdetr_demo.ui.handlers import UiContext, bind, in_place, user_errors
 from rfdetr_demo.ui.models_panel import model_dropdown
-from rfdetr_demo.workdirs import new_request_dir
 
 GALLERY_COUNT = 8
 _cancels = CancelRegistry()

@@ -5,29 +5,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import memory
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
-from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.image_task import MODEL_THRESHOLD_FLOOR, ImageRun, KeptRun, render_run, run_image
-from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.ui.common import (
-    Controls,
-    UiContext,
-    bind,
-    in_place,
-    keep_fresh,
-    make_controls,
-    parse_resolution,
-    refreshed_resolution_choices,
-    user_errors,
-)
+from rfdetr_demo.disk import BUDGET
+from rfdetr_demo.image.task import MODEL_THRESHOLD_FLOOR, ImageRun, KeptRun, render_run, run_image
+from rfdetr_demo.models import malloc_trim
+from rfdetr_demo.results.render import DEFAULT_VIEWS
+from rfdetr_demo.results.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.compare_panel import build_compare_panel
 from rfdetr_demo.ui.components import GuardedImage
-from rfdetr_demo.ui.image_outputs import ImageOutputs
+from rfdetr_demo.ui.controls import Controls, make_controls, parse_resolution, refreshed_resolution_choices
+from rfdetr_demo.ui.handlers import UiContext, bind, in_place, keep_fresh, keyed, user_errors
 from rfdetr_demo.ui.models_panel import download_stem, model_dropdown
 from rfdetr_demo.ui.share_panel import build_share_panel, wire_share_links
 
@@ -53,19 +45,23 @@ def _rendered(
     views: list[str] | None,
     threshold: float | None = None,
     stem: str | None = None,
-) -> tuple[Any, ...]:
-    """Outputs for a run (and what the page keeps of it); with no view ticked, the default views are drawn."""
+) -> dict[str, Any]:
+    """Outputs by name for a run (and what the page keeps of it); with no view ticked, the default views are drawn."""
     with BUDGET.in_use():  # the request folder with the downloads is held while it is written
         out = render_run(run, float(keypoint_threshold), views or list(DEFAULT_VIEWS), threshold=threshold, stem=stem)
-    memory.after_request(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
+    malloc_trim.after_request(run.rgb.shape[0] * run.rgb.shape[1])  # the decode and drawing buffers go back to the OS
     if not views:
         out.summary += "\n\nℹ️ No view selected: showing the default views."
-    return (out.views, out.persons, out.keypoints, out.result, [str(p) for p in out.files], out.summary, kept)
+    shown = {
+        "gallery": out.views, "persons": out.persons, "keypoints": out.keypoints, "result_json": out.result,
+        "files": [str(p) for p in out.files], "summary": out.summary,
+    }  # fmt: skip
+    return shown if kept is None else {**shown, "state": kept}
 
 
 def _redraw(
     ctx: UiContext, kept: KeptRun, keypoint_threshold: float, views: list[str] | None, threshold: float
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """Outputs for a kept run without the model: the held upload is decoded again (and marked as just used)."""
     with BUDGET.in_use(kept.source_path):
         BUDGET.refresh(kept.source_path)
@@ -73,9 +69,10 @@ def _redraw(
     return _rendered(run, kept, keypoint_threshold, views, threshold, download_stem(ctx, run))
 
 
-def empty_outputs() -> tuple[Any, ...]:
+def empty_outputs() -> dict[str, Any]:
     """Cleared outputs (no image, or a failed request: old results never stay next to another input)."""
-    return ([], None, None, None, None, "", None)
+    return {"gallery": [], "persons": None, "keypoints": None, "result_json": None, "files": None, "summary": "",
+            "state": None}  # fmt: skip
 
 
 def example_images(ctx: UiContext) -> list[str]:
@@ -91,7 +88,7 @@ def predict_image(
     resolution: int | None = None,
     views: list[str] | None = None,
     model: str | None = None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """Detect people and keypoints in one image.
 
     Args:
@@ -106,7 +103,7 @@ def predict_image(
         a summary. An API call cannot redraw, so nothing of it is kept in memory afterwards.
     """
     run = _run(ctx, image, threshold, resolution, model)
-    return _rendered(run, None, keypoint_threshold, views, stem=download_stem(ctx, run))[:-1]
+    return _rendered(run, None, keypoint_threshold, views, stem=download_stem(ctx, run))
 
 
 @user_errors
@@ -118,7 +115,7 @@ def detect(
     resolution: int | None = None,
     views: list[str] | None = None,
     model: str | None = None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """The page's run: :func:`predict_image`, and the session keeps the prediction for redraws."""
     run = _run(ctx, image, threshold, resolution, model)
     return _rendered(run, KeptRun.of(run), keypoint_threshold, views, stem=download_stem(ctx, run))
@@ -134,7 +131,7 @@ def predict_or_clear(
     views: list[str],
     model: str | None,
     kept: KeptRun | None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """A new image (upload, paste, example) runs at once; clearing clears the results.
 
     Gradio fires ``change`` twice when an uploaded image replaces another: the second, same request is redrawn
@@ -152,7 +149,7 @@ def predict_or_clear(
 def switch_model(
     ctx: UiContext, image: str | None, threshold: float, keypoint_threshold: float, resolution: int, views: list[str],
     model: str | None,
-) -> tuple[Any, ...]:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     """Another model picked: run the shown image through it (nothing shown: nothing to do)."""
     return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model) if image else empty_outputs()
 
@@ -167,7 +164,7 @@ def rerender(
     threshold: float = DEFAULT_THRESHOLD,
     resolution: int | None = None,
     model: str | None = None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """Display-only change (thresholds, views): redraw the kept run without the model.
 
     The model runs only when nothing is kept but an image is shown (a cached example restores outputs, not the
@@ -180,7 +177,7 @@ def rerender(
     return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model)
 
 
-def predict_example(ctx: UiContext, image: str) -> tuple[Any, ...]:
+def predict_example(ctx: UiContext, image: str) -> dict[str, Any]:
     """A cached example's outputs: the visible ones only (a kept run cannot be cached)."""
     return predict_image(ctx, image)
 
@@ -226,8 +223,8 @@ def build_image_tab(ctx: UiContext) -> None:
                 shown = gr.Examples(
                     examples=examples, inputs=[image], label="Examples (COCO val2017)", elem_id="image-examples",
                     cache_examples=cache_examples, cache_mode="lazy",
-                    fn=bind(predict_example, ctx) if cache_examples else None,
-                    outputs=out.all()[:-1] if cache_examples else None,
+                    fn=keyed(bind(predict_example, ctx), out.api()) if cache_examples else None,
+                    outputs=list(out.api().values()) if cache_examples else None,
                 )  # fmt: skip
                 if cache_examples and shown.cache_event is not None:
                     shown.cache_event.then(no_kept_run, None, out.state, api_visibility="private", queue=False)
@@ -245,7 +242,9 @@ def build_image_tab(ctx: UiContext) -> None:
             build_share_panel(ctx, image, controls, model)
             build_compare_panel(ctx, image, controls, model)
     _wire(ctx, image, controls, model, run_btn, out, cache_examples)
-    ctx.on_load.append(lambda demo: wire_share_links(ctx, demo, image, controls, model, out))
+    ctx.on_load.append(
+        lambda demo: wire_share_links(ctx, demo, image, controls, model, out.named(), run=detect, cleared=empty_outputs)
+    )
 
 
 def _wire(
@@ -254,17 +253,19 @@ def _wire(
 ) -> None:  # fmt: skip
     """The tab's events: run on click/upload/example or another model, redraw on display changes, clear on failure."""
     inputs = [image, *controls, model]
-    outputs = out.all()
+    named = out.named()
+    outputs = list(named.values())
 
     def run_then_relabel(
-        event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), shown: list[Any] = outputs, **kwargs: Any
+        event: Any, fn: Any, extra_inputs: tuple[Any, ...] = (), shown: dict[str, Any] = named, **kwargs: Any
     ) -> None:
         """Run the model on ``event``, then refresh the resolution labels with the latency just measured.
 
         On failure (a file that is not an image, a model error) the previous image's results are cleared, so they
         are never shown next to an input they do not belong to.
         """
-        dependency = event(fn, [*inputs, *extra_inputs], shown, concurrency_id="model", **kwargs)
+        dependency = event(keyed(fn, shown), [*inputs, *extra_inputs], list(shown.values()), concurrency_id="model",
+                           **kwargs)  # fmt: skip
         # Gradio may answer with an existing, old copy of identical content: mark what the page shows as fresh.
         dependency.success(keep_fresh, [out.gallery, out.files], None, api_visibility="private", queue=False)
         dependency.success(
@@ -274,7 +275,7 @@ def _wire(
             api_visibility="private",
             queue=False,
         )
-        dependency.failure(empty_outputs, None, outputs, api_visibility="private", queue=False)
+        dependency.failure(keyed(empty_outputs, named), None, outputs, api_visibility="private", queue=False)
 
     # The API endpoint keeps nothing (a client cannot redraw), so it is its own event on a hidden button; the
     # page's button keeps the run for instant redraws.
@@ -282,7 +283,7 @@ def _wire(
     run_then_relabel(
         api_button.click,
         bind(predict_image, ctx, resolution=ctx.default_resolution, model=ctx.registry.default),
-        shown=outputs[:-1],
+        shown=out.api(),
         api_name="predict_image",
     )
 
@@ -294,13 +295,13 @@ def _wire(
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
         run_then_relabel(image.upload, page(detect), api_visibility="private")
-        image.clear(empty_outputs, None, outputs, api_visibility="private")
+        image.clear(keyed(empty_outputs, named), None, outputs, api_visibility="private")
     else:
         # Upload, paste and example clicks all change the value and run at once; clearing clears the results.
         run_then_relabel(image.change, page(predict_or_clear), (out.state,), api_visibility="private")
     gr.on(
         [controls.threshold.release, controls.keypoint_threshold.release, controls.views.input],
-        page(rerender),
+        keyed(page(rerender), named),
         [out.state, controls.keypoint_threshold, controls.views, image, controls.threshold, controls.resolution, model],
         outputs,
         api_visibility="private",
@@ -310,3 +311,57 @@ def _wire(
         # default ("once") drops them, leaving views on screen that no longer match the ticked boxes.
         trigger_mode="always_last",
     )
+
+
+# The Image tab's result components (views, tables, JSON, downloads, kept-run state), one place for their order.
+# A page session's KeptRun (its prediction, a few KB) is dropped after this long unused or when the page closes.
+RUN_TTL_S = 1800
+
+
+@dataclass
+class ImageOutputs:
+    """The tab's result components, created unrendered so the examples (which need them) can sit above them."""
+
+    summary: gr.Markdown
+    gallery: gr.Gallery
+    persons: gr.Dataframe
+    keypoints: gr.Dataframe
+    result_json: gr.JSON
+    files: gr.File
+    state: gr.State
+
+    @classmethod
+    def create(cls) -> ImageOutputs:
+        gallery = gr.Gallery(
+            label="Views", show_label=False, columns=2, height="max-content", format="jpeg", object_fit="contain",
+            preview=False, elem_id="views-gallery", interactive=False, render=False,
+        )  # fmt: skip
+        persons = gr.Dataframe(
+            headers=PERSON_COLUMNS, label="Persons", interactive=False, elem_id="persons-table", wrap=True,
+            render=False,
+        )  # fmt: skip
+        keypoints = gr.Dataframe(
+            headers=KEYPOINT_COLUMNS, label="Keypoints", interactive=False, elem_id="keypoints-table", render=False
+        )
+        files = gr.File(
+            label="Downloads (CSV · JSON · COCO results)", file_count="multiple", interactive=False, render=False,
+            elem_id="image-files",
+        )  # fmt: skip
+        return cls(
+            summary=gr.Markdown(elem_id="image-summary", render=False),
+            gallery=gallery,
+            persons=persons,
+            keypoints=keypoints,
+            result_json=gr.JSON(label="Result", render=False),
+            files=files,
+            state=gr.State(None, time_to_live=RUN_TTL_S),
+        )
+
+    def named(self) -> dict[str, Any]:
+        """The components by the names the handlers' results use (the order is Gradio's output order)."""
+        names = ("gallery", "persons", "keypoints", "result_json", "files", "summary", "state")
+        return {name: getattr(self, name) for name in names}
+
+    def api(self) -> dict[str, Any]:
+        """What an API client gets: everything but the kept run (a client cannot redraw)."""
+        return {name: c for name, c in self.named().items() if name != "state"}

@@ -6,15 +6,19 @@ the same ``model`` parameter whatever the server offers.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo.exports import safe_stem
-from rfdetr_demo.image_task import ImageRun
-from rfdetr_demo.registry import ModelRegistry
-from rfdetr_demo.ui.common import UiContext, bind
+from rfdetr_demo.image.task import ImageRun
+from rfdetr_demo.models.loading import failure_parts
+from rfdetr_demo.models.registry import ModelRegistry
+from rfdetr_demo.models.service import ServiceStatus
+from rfdetr_demo.results.exports import safe_stem
+from rfdetr_demo.ui.handlers import UiContext, bind
 
 STATE_ICONS = {"ready": "✅", "loading": "⏳", "error": "❌", "not loaded": "💤"}
 MODELS_POLL_S = 2.0
@@ -74,3 +78,42 @@ def build_models_panel(ctx: UiContext) -> None:
         )
     api_button = gr.Button("models", visible=False)
     api_button.click(bind(list_models, ctx), None, gr.JSON(visible=False), api_name="models", queue=False)
+
+
+# The page's model status line: loading, ready (what runs where), or failed (one sentence, details folded away).
+def status_markdown(status: ServiceStatus) -> str:
+    """One line for the page header (two with the random-weights warning)."""
+    if status.state == "ready" and status.info is not None:
+        i = status.info
+        text = (
+            f"**Model:** {i.name} · **source:** {i.source} · **device:** {i.device} · "
+            f"**precision:** {i.precision} · **engine:** {i.engine} · **default resolution:** "
+            f"{i.default_resolution}² · **keypoints:** {i.num_keypoints}"
+        )
+        if i.random_weights:
+            text = (
+                "⚠️ **Random weights: the model is untrained and every result is meaningless.** "
+                "This mode only demonstrates the interface.\n\n" + text
+            )
+        return text
+    if status.state == "error":
+        return failure_markdown(status)
+    return f"⏳ {status.message or 'Loading the model…'}"
+
+
+def failure_markdown(status: ServiceStatus) -> str:
+    """What failed and what to do in one line; the raw error (a URL, a traceback line) in a closed ``<details>``."""
+    if status.error is None:
+        summary, advice, detail = "The model could not be loaded.", "See the server log.", status.message
+    else:
+        summary, advice, detail = failure_parts(status.error)
+    line = f"❌ **{summary}** {_flags_as_code(advice)}".rstrip()
+    if not detail:
+        return line
+    # HTML-escaped inside <pre>: the detail is an exception text, never markup.
+    return f"{line}\n\n<details><summary>Details</summary><pre>{html.escape(detail)}</pre></details>"
+
+
+def _flags_as_code(text: str) -> str:
+    """``--checkpoint /path/x.pth`` → code, so a visitor sees the exact option to pass (advice is plain text)."""
+    return re.sub(r"(--[a-z][a-z-]*(?: /\S+)?)", r"`\1`", text)

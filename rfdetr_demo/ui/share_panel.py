@@ -2,7 +2,7 @@
 
 Why not ``gr.DeepLinkButton``: Gradio keeps a deep link's state in its temp dir, which this app makes new per
 process and Gradio empties at start, and ages its images out within 1-2 h; so such links died at every restart.
-Here the photo and settings go to :class:`~rfdetr_demo.share_store.ShareStore` (``--share-dir``: lasting when the
+Here the photo and settings go to :class:`~rfdetr_demo.image.share.ShareStore` (``--share-dir``: lasting when the
 host gives a lasting folder), and opening a link runs the model again on them (why: share_store.py). Opening is two
 events: the page load reads the link (unqueued, instant for the pages without one) and sets the controls; then the
 run, in the model's queue, shows the photo and its result.
@@ -13,18 +13,18 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from rfdetr_demo.config import Settings
-from rfdetr_demo.disk_budget import BUDGET, GB
-from rfdetr_demo.render import DEFAULT_VIEWS
-from rfdetr_demo.share_store import SharedInput, ShareError, ShareStore, safe_name
-from rfdetr_demo.ui.common import Controls, UiContext, bind, in_place, parse_resolution, user_errors
-from rfdetr_demo.ui.image_outputs import ImageOutputs
-from rfdetr_demo.workdirs import new_request_dir
+from rfdetr_demo.disk import BUDGET, GB, new_request_dir
+from rfdetr_demo.image.share import SharedInput, ShareError, ShareStore, safe_name
+from rfdetr_demo.results.render import DEFAULT_VIEWS
+from rfdetr_demo.ui.controls import Controls, parse_resolution
+from rfdetr_demo.ui.handlers import UiContext, bind, in_place, keyed, user_errors
 
 EXPIRED = (
     "⚠️ **This shared link has expired or does not exist.** Shared results are kept until the server restarts or "
@@ -76,45 +76,44 @@ def share_result(
     return gr.Textbox(value=f"?share={share_id}", visible=True)
 
 
-def read_link(ctx: UiContext, request: gr.Request) -> tuple[Any, ...]:
+def read_link(ctx: UiContext, request: gr.Request) -> dict[str, Any]:
     """Page load: a link's settings and model into the controls, and its id to run (nothing without a link)."""
     share_id = request.query_params.get("share") if request is not None else None
     if share_id is None:
-        return (gr.skip(),) * 7
+        return {}
     found = share_store(ctx.settings).load(share_id)
     if found is None:
-        return (*(gr.skip(),) * 5, EXPIRED, gr.skip())
+        return {"summary": EXPIRED}
     shared, _photo = found
     assert ctx.registry is not None
     if shared.model not in ctx.registry.names:
-        gone = f"⚠️ This shared result used the model **{shared.model}**, which this server no longer offers."
-        return (*(gr.skip(),) * 5, gone, gr.skip())
-    return (shared.threshold, shared.keypoint_threshold, shared.resolution, shared.views, shared.model, OPENING,
-            share_id)  # fmt: skip
+        return {
+            "summary": f"⚠️ This shared result used the model **{shared.model}**, which this server no longer offers."
+        }
+    return {
+        "threshold": shared.threshold, "keypoint_threshold": shared.keypoint_threshold,
+        "resolution": shared.resolution, "views": shared.views, "model": shared.model, "summary": OPENING,
+        "pending": share_id,
+    }  # fmt: skip
 
 
-def open_link(ctx: UiContext, share_id: str | None) -> tuple[Any, ...]:
-    """The link's photo (a private copy for this page) and its result, run again with the stored settings."""
-    from rfdetr_demo.ui.image_tab import detect
+def open_link(ctx: UiContext, share_id: str | None, run: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The link's photo (a private copy for this page) and its result, run again with the stored settings.
 
+    ``run`` is the Image tab's page run (its ``detect``), handed in so this panel does not import the tab.
+    """
     if not share_id:
-        return (gr.skip(),) * 8
+        return {}
     found = share_store(ctx.settings).load(share_id)
     if found is None:
-        return (*(gr.skip(),) * 6, EXPIRED, gr.skip())
+        return {"summary": EXPIRED}
     shared, photo = found
     with BUDGET.in_use():  # the copy's folder is held until the run has read it
         copy = new_request_dir("share_") / shared.photo_name
         shutil.copyfile(photo, copy)
-        outputs = detect(ctx, str(copy), shared.threshold, shared.keypoint_threshold, shared.resolution,
-                         shared.views, shared.model)  # fmt: skip
-    return (str(copy), *outputs)
-
-
-def _cleared() -> tuple[Any, ...]:
-    from rfdetr_demo.ui.image_tab import empty_outputs
-
-    return (None, *empty_outputs())
+        outputs = run(ctx, str(copy), shared.threshold, shared.keypoint_threshold, shared.resolution,
+                      shared.views, shared.model)  # fmt: skip
+    return {"image": str(copy), **outputs}
 
 
 def build_share_panel(ctx: UiContext, image: gr.Image, controls: Controls, model: gr.Dropdown) -> gr.Textbox:
@@ -132,14 +131,22 @@ def build_share_panel(ctx: UiContext, image: gr.Image, controls: Controls, model
 
 
 def wire_share_links(
-    ctx: UiContext, demo: gr.Blocks, image: gr.Image, controls: Controls, model: gr.Dropdown, out: ImageOutputs
-) -> None:
-    """Reopen ``?share=<id>`` when the page loads (see the module's docstring)."""
+    ctx: UiContext, demo: gr.Blocks, image: gr.Image, controls: Controls, model: gr.Dropdown, out: dict[str, Any],
+    run: Callable[..., dict[str, Any]], cleared: Callable[[], dict[str, Any]],
+) -> None:  # fmt: skip
+    """Reopen ``?share=<id>`` when the page loads (see the module's docstring).
+
+    ``out`` is the Image tab's result components by name; ``run`` and ``cleared`` its page run and cleared outputs.
+    """
     pending = gr.Textbox(visible=False, elem_id="share-pending")
-    demo.load(
-        bind(read_link, ctx), None, [*controls, model, out.summary, pending], api_visibility="private", queue=False
-    )
+    on_load = {**vars(controls), "model": model, "summary": out["summary"], "pending": pending}
+    demo.load(keyed(bind(read_link, ctx), on_load), None, list(on_load.values()), api_visibility="private", queue=False)
+    shown = {"image": image, **out}
+
+    def opened(share_id: str | None) -> dict[str, Any]:
+        return open_link(ctx, share_id, run)
+
+    page_open = in_place(opened, lambda: {"image": None, **cleared()}, "share_id")
     pending.change(
-        bind(in_place(open_link, _cleared, "share_id"), ctx), pending, [image, *out.all()],
-        api_visibility="private", concurrency_id="model",
-    )  # fmt: skip
+        keyed(page_open, shown), pending, list(shown.values()), api_visibility="private", concurrency_id="model"
+    )

@@ -12,22 +12,16 @@ from typing import Any
 
 import gradio as gr
 
-from rfdetr_demo import memory
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S, example_files
-from rfdetr_demo.disk_budget import BUDGET
-from rfdetr_demo.ui.common import (
-    CancelRegistry,
-    UiContext,
-    bind,
-    in_place,
-    keep_fresh,
-    make_controls,
-    parse_resolution,
-    user_errors,
-)
+from rfdetr_demo.disk import BUDGET
+from rfdetr_demo.models import malloc_trim
+from rfdetr_demo.temporal.keyframes import AUTO, KEYFRAME_CHOICES, default_keyframes
+from rfdetr_demo.temporal.stages import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
+from rfdetr_demo.ui.cancel import CancelRegistry
+from rfdetr_demo.ui.controls import make_controls, parse_resolution
+from rfdetr_demo.ui.handlers import UiContext, bind, in_place, keep_fresh, user_errors
 from rfdetr_demo.ui.models_panel import model_dropdown
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
-from rfdetr_demo.video.keyframes import AUTO, KEYFRAME_CHOICES, default_keyframes
 from rfdetr_demo.video.pipeline import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
@@ -38,8 +32,7 @@ from rfdetr_demo.video.pipeline import (
     run_video,
 )
 from rfdetr_demo.video.pipeline import VideoOptions as VideoOptions
-from rfdetr_demo.video.preview import PREVIEW_HELP, preview_note
-from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
+from rfdetr_demo.video.reader import PREVIEW_HELP, preview_note
 
 FRAME_COLUMNS = ["frame", "time_s", "source", "persons", "ids", "best_score", "inference_ms"]
 # "Model every n-th frame" choices; the rest are filled by the Kalman smoother at the source frame rate.
@@ -165,7 +158,7 @@ def predict_video(
     except VideoCancelled as exc:
         raise gr.Error(str(exc), title="Cancelled") from exc
     finally:
-        memory.after_request()  # the frames' buffers go back to the OS
+        malloc_trim.after_request()  # the frames' buffers go back to the OS
     return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
 
 

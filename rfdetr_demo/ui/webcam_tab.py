@@ -14,20 +14,21 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from rfdetr_demo import zerogpu
-from rfdetr_demo.browser_engine import browser_engine_enabled
 from rfdetr_demo.config import Settings
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MODEL_WAIT_S
-from rfdetr_demo.exports import result_dict
+from rfdetr_demo.live.browser_engine import browser_engine_enabled
 from rfdetr_demo.live.frame_handler import FrameHandler, FrameOptions
 from rfdetr_demo.live.source_session import DEFAULT_MAX_SECONDS, SourceRegistry, SourceSession
 from rfdetr_demo.live.stream_source import StreamSourceError, parse_allow_hosts, validate_stream_url
-from rfdetr_demo.render import VIEW_COMBINED, VIEW_HALO
+from rfdetr_demo.models import zerogpu
+from rfdetr_demo.results.exports import result_dict
+from rfdetr_demo.results.render import VIEW_COMBINED, VIEW_HALO
+from rfdetr_demo.temporal.stages import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 from rfdetr_demo.ui.browser_panel import build_browser_panel
-from rfdetr_demo.ui.common import Controls, UiContext, bind, make_controls, page_error, session_id, user_errors
 from rfdetr_demo.ui.components import LiveImage
+from rfdetr_demo.ui.controls import Controls, make_controls
+from rfdetr_demo.ui.handlers import UiContext, bind, page_error, session_id, user_errors
 from rfdetr_demo.ui.models_panel import model_dropdown
-from rfdetr_demo.video.smoothing import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 
 LIVE_DEFAULT_VIEWS: tuple[str, ...] = (VIEW_COMBINED, VIEW_HALO)
 STREAM_EVERY_S = 0.1  # at most ~10 frames/s leave the browser; fewer while the server is busy

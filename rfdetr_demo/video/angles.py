@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import COVARIANCE, IDS
-from rfdetr_demo.schema import Angle
+from rfdetr_demo.results.prediction import COVARIANCE, IDS
+from rfdetr_demo.results.schema import Angle
 
 MIN_LIMB_PX = 1e-3
 

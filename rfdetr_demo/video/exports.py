@@ -3,7 +3,7 @@ keypoint) and an angles CSV (one row per person and frame: mean keypoint confide
 
 Written line by line so memory stays flat for long clips, and only published (renamed into place) when the whole
 run succeeded, so a cancelled run never leaves a file that looks complete. Persons come from the shared
-:func:`rfdetr_demo.exports.instances`, so ids (tracker ids when tracking), scores, boxes and keypoints match the
+:func:`rfdetr_demo.results.exports.instances`, so ids (tracker ids when tracking), scores, boxes and keypoints match the
 Image tab's JSON exactly, and the CSV writes ``visible`` as ``True``/``False`` like the Image tab's CSV (pandas'
 spelling of a bool column), so one reader handles both files. The angle numbers come from
 :func:`rfdetr_demo.video.angles.motion_rows`, the same rows the Video tab's motion plots draw. Every frame says where
@@ -20,10 +20,10 @@ from typing import Any
 
 import supervision as sv
 
-from rfdetr_demo.exports import instances
-from rfdetr_demo.schema import Angle
+from rfdetr_demo.results.exports import instances
+from rfdetr_demo.results.schema import Angle
+from rfdetr_demo.temporal.keyframes import MODEL
 from rfdetr_demo.video.angles import angle_columns, motion_rows
-from rfdetr_demo.video.keyframes import MODEL
 
 CSV_COLUMNS = (
     "frame", "timestamp_s", "source", "person_id", "class_name", "score", "keypoint", "x", "y", "confidence", "visible",

@@ -1,8 +1,8 @@
 """The video pipeline: probe once → decode → inference on keyframes → ids/filling/smoothing → render → encode + exports.
 
-:func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.stages`): decode and inference in threads
+:func:`run_video` is one chain of iterators (:mod:`rfdetr_demo.video.threads`): decode and inference in threads
 where that pays off, else in the calling thread; bounded queues keep memory flat for any clip length. The per-frame
-chain after inference is :mod:`rfdetr_demo.video.timeline`. Cancel is checked between frames, so the model is held
+chain after inference is :mod:`rfdetr_demo.video.pipeline`. Cancel is checked between frames, so the model is held
 for one batch at most; a cancelled or failed run deletes its partial files.
 """
 
@@ -21,37 +21,38 @@ import numpy as np
 import pandas as pd
 import supervision as sv
 
-from rfdetr_demo import zerogpu
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD, MAX_VIDEO_SECONDS
+from rfdetr_demo.disk import new_request_dir
 from rfdetr_demo.errors import UserError
-from rfdetr_demo.exports import safe_stem
-from rfdetr_demo.render import (
+from rfdetr_demo.models import zerogpu
+from rfdetr_demo.models.service import ModelService
+from rfdetr_demo.results.exports import safe_stem
+from rfdetr_demo.results.prediction import IDS, Prediction, apply_keypoint_threshold
+from rfdetr_demo.results.render import (
     LAYOUT_COMBINED,
     LAYOUT_GRID,
     VIEW_COMBINED,
     normalize_views,
     render,
 )
-from rfdetr_demo.result import IDS, Prediction
-from rfdetr_demo.schema import KeypointSchema
-from rfdetr_demo.service import ModelService
-from rfdetr_demo.video.exports import FrameExporter
-from rfdetr_demo.video.keyframes import (
+from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.temporal.keyframes import (
     FILLED,
     MODEL,
+    KeyframeFiller,
     KeyframeSchedule,
     describe,
     parse_keyframes,
     plan_keyframes,
     run_on_keyframes,
 )
+from rfdetr_demo.temporal.stages import make_smoother, make_stage
+from rfdetr_demo.temporal.tracking import PersonTracker
+from rfdetr_demo.video.exports import FrameExporter
+from rfdetr_demo.video.progress import ProgressCallback, ProgressInfo, VideoResult
 from rfdetr_demo.video.reader import Frame, Segment, VideoInfo, expected_frames, iter_frames, plan_segment, probe
-from rfdetr_demo.video.smoothing import make_smoother
-from rfdetr_demo.video.stages import in_background, ordered_map, overlap_pays_off
-from rfdetr_demo.video.summary import ProgressCallback, ProgressInfo, VideoResult
-from rfdetr_demo.video.timeline import shown_frames
+from rfdetr_demo.video.threads import in_background, ordered_map, overlap_pays_off
 from rfdetr_demo.video.writer import VideoWriter
-from rfdetr_demo.workdirs import new_request_dir
 
 __all__ = ["ProgressInfo", "VideoCancelled", "VideoOptions", "VideoResult", "overlap_pays_off", "run_video"]
 
@@ -341,3 +342,38 @@ def _run_planned(
             writer.abort()
             exporter.abort()
     return summary.result(video_path, files, writer, options.layout)
+
+
+# The per-frame chain after inference, in frame order: ids → display threshold → keyframe filling → smoothing.
+def shown_frames(
+    results: Iterator[tuple[Frame, Prediction | None]],
+    fps: float,
+    schedule: KeyframeSchedule,
+    smoothing: bool | str | None,
+    tracking: bool,
+    threshold: float,
+    keypoint_threshold: float,
+) -> Iterator[tuple[Frame, Prediction | None, sv.KeyPoints]]:
+    """``(frame, prediction or None for a filled frame, key points to draw and export)`` for every frame, in order."""
+    stage = make_stage(smoothing, offline=True)
+    tracking = tracking or stage is not None  # smoothers follow people by id
+    rate = fps / (2 if schedule.auto else schedule.interval)  # tracker updates per second
+    tracker = PersonTracker(rate, threshold) if tracking else None
+    filler = KeyframeFiller()
+    for frame, pred in results:
+        if pred is None:
+            items = filler.skip((frame, pred), frame.timestamp)
+        else:
+            kp = pred.key_points if tracker is None else tracker.update(pred.key_points, frame.timestamp)
+            items = filler.key((frame, pred), frame.timestamp, apply_keypoint_threshold(kp, keypoint_threshold))
+        for payload, t, kp, filled in items:
+            if stage is None:
+                yield (*payload, kp)
+                continue
+            for (f, p), smoothed in stage.push(kp, t, payload, filled=filled):
+                yield f, p, smoothed
+            if not filled:
+                schedule.observe(stage.surprise())
+    if stage is not None:  # without a smoother every frame is a keyframe: nothing waits in the filler
+        tail = [out for payload, t, kp, filled in filler.flush() for out in stage.push(kp, t, payload, filled=filled)]
+        yield from ((f, p, smoothed) for (f, p), smoothed in [*tail, *stage.flush()])

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
-from rfdetr_demo.result import IDS, scale_keypoints
-from rfdetr_demo.schema import COCO_OKS_SIGMAS
+from rfdetr_demo.results.prediction import IDS, scale_keypoints
+from rfdetr_demo.results.schema import COCO_OKS_SIGMAS
 
 __all__ = ["ReplayPredictor", "load_coco_truth", "scale_keypoints"]
 
@@ -92,7 +92,7 @@ def load_coco_truth(json_path: str | Path) -> dict[int, CocoImageTruth]:
 
 
 class ReplayPredictor:
-    """Implements :class:`rfdetr_demo.predictor.Predictor` by looking up ground truth for each image.
+    """Implements :class:`rfdetr_demo.models.predictor.Predictor` by looking up ground truth for each image.
 
     ``lookup`` maps an RGB image to the ground truth for it (already in that image's pixel coordinates).
     ``calls`` counts batches, so tests can assert that display-only changes never re-run the model.

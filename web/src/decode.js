@@ -5,7 +5,7 @@
 //     boxes (cxcywh → xyxy, scaled, clamped), keypoints of the row's class (x·w, y·h, sigmoid confidence, the
 //     precision-Cholesky terms), the trace fusion of scores, then `score > threshold`; the covariance is
 //     rfdetr.utilities.keypoints.precision_cholesky_to_pixel_covariance; rows named "__background__" or "" are
-//     dropped and the rest sorted best first (rfdetr_demo.result.normalize). Pure functions: tested in Chromium.
+//     dropped and the rest sorted best first (rfdetr_demo.results.prediction.normalize). Pure functions: tested in Chromium.
 
 export function preprocess(rgba, width, height, size, mean, std) {
   // rgba: Uint8ClampedArray of width*height*4 (canvas ImageData). Returns Float32Array(3*size*size).
@@ -138,7 +138,7 @@ export function decode(outputs, params, width, height, threshold) {
 }
 
 export function toResultJson(rows, names, keypointThreshold, meta) {
-  // The Image tab's JSON schema (rfdetr_demo.exports.result_dict); NaN → null, numbers rounded to 4 places.
+  // The Image tab's JSON schema (rfdetr_demo.results.exports.result_dict); NaN → null, numbers rounded to 4 places.
   const num = (v) => (Number.isFinite(v) ? Math.round(v * 1e4) / 1e4 : null);
   const instances = rows.map((row, id) => ({
     id,

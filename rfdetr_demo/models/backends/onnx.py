@@ -1,0 +1,190 @@
+"""ONNX exports of the loaded checkpoint for the in-browser engine (onnxruntime-web), cached on disk.
+
+Why rfdetr's own ``export(format="onnx")``: it is the graph rfdetr tests for parity with ``predict``; no graph
+surgery of ours can drift from it. One file per resolution (the graph bakes the position embeddings for one shape),
+made in a background thread on first request (~10-20 s on 2 cores, ~140 MB fp32), cached like the OpenVINO exports
+(:mod:`~rfdetr_demo.models.backends.cache`: keyed by the weights' hash, the resolution and the tool versions), named
+by the SHA-256 of its bytes so the page can fetch it at an immutable, content-addressed URL. Each resolution also gets
+an fp16 copy for WebGPU adapters with ``shader-f16`` (:mod:`rfdetr_demo.models.backends.onnx`, ~70 MB), cached the
+same way with the precision in its key; a failed fp16 conversion leaves the fp32 file in service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rfdetr_demo.disk import file_sha256
+from rfdetr_demo.models.backends.cache import (
+    ExportCache,
+    cache_key,
+    export_model,
+    lower_this_threads_priority,
+    weights_fingerprint,
+)
+from rfdetr_demo.models.predictor import validate_resolution
+
+log = logging.getLogger(__name__)
+
+ARTEFACT = "model.onnx"
+DIGEST_FILE = "model.onnx.sha256"
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """One cached export: where it is, its SHA-256 (the URL's name) and its size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+    resolution: int
+    precision: str = "fp32"
+
+
+def _tool_versions() -> dict[str, str]:
+    import rfdetr
+    import torch
+
+    try:
+        import onnx
+
+        onnx_version = onnx.__version__
+    except ImportError:
+        onnx_version = "missing"
+    return {"format": "onnx", "rfdetr": getattr(rfdetr, "__version__", "?"), "torch": torch.__version__,
+            "onnx": onnx_version}  # fmt: skip
+
+
+class OnnxExports:
+    """The ONNX file per resolution for one loaded rfdetr model: from the disk cache, else exported once.
+
+    ``status(resolution, precision)`` never blocks: it answers ``ready`` (with the file), ``preparing`` (an export
+    runs in the background; ``start`` began it) or ``failed`` (with one sentence). ``by_digest`` finds a file for
+    the URL route. Files are keyed by ``(resolution, precision)``; fp16 is converted from the fp32 export.
+    """
+
+    def __init__(self, model: Any, cache: ExportCache | None = None) -> None:
+        self.model = model
+        self.cache = cache or ExportCache()
+        self.export_count = 0
+        self.failed: dict[tuple[int, str], str] = {}
+        self._files: dict[tuple[int, str], OnnxFile] = {}
+        self._pending: set[int] = set()
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+        self._serial = threading.Lock()  # one export at a time: two would split the same cores, double the memory
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.model.model.model.state_dict())
+        return self._fingerprint
+
+    def _export(self, resolution: int, precision: str, out_dir: Path) -> Path:
+        if precision == "fp16":
+            path = convert_to_fp16(self.prepare(resolution, "fp32").path, out_dir / ARTEFACT)
+        else:
+            path = export_model(self.model, out_dir, resolution, "onnx")
+        (out_dir / DIGEST_FILE).write_text(file_sha256(path))
+        with self._lock:
+            self.export_count += 1
+        return path
+
+    def prepare(self, resolution: int, precision: str = "fp32") -> OnnxFile:
+        """The export for ``resolution`` and ``precision``, made now if the cache lacks it (blocks for the export)."""
+        resolution = validate_resolution(resolution)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        with self._lock:
+            found = self._files.get((resolution, precision))
+        if found is not None and found.path.is_file():
+            return found
+        with self._serial:
+            versions = _tool_versions()
+            if precision == "fp16":
+                versions = {**versions, **converter_versions()}  # fp32 keys stay as they were
+            key = cache_key(self.fingerprint, resolution, versions)
+            meta = {"resolution": resolution, "weights_sha256": self.fingerprint, **versions}
+            make = lambda d: self._export(resolution, precision, d)  # noqa: E731
+            path, created = self.cache.get_or_create(key, ARTEFACT, make, meta)
+        digest_file = path.parent / DIGEST_FILE
+        digest = digest_file.read_text().strip() if digest_file.is_file() else file_sha256(path)
+        size = path.stat().st_size
+        onnx_file = OnnxFile(path=path, sha256=digest, size=size, resolution=resolution, precision=precision)
+        with self._lock:
+            self._files[(resolution, precision)] = onnx_file
+            self.failed.pop((resolution, precision), None)
+        state = "made" if created else "cached"
+        log.info("ONNX export at %d² %s %s (%.0f MB)", resolution, precision, state, onnx_file.size / 1e6)
+        return onnx_file
+
+    def start(self, resolution: int) -> None:
+        """Export ``resolution`` (fp32, then fp16) in a daemon thread unless each is ready or failed, or one runs."""
+        resolution = validate_resolution(resolution)
+        with self._lock:
+            settled = set(self._files) | set(self.failed)
+            if resolution in self._pending or all((resolution, p) in settled for p in PRECISIONS):
+                return
+            self._pending.add(resolution)
+        threading.Thread(target=self._job, args=(resolution,), name=f"onnx-export-{resolution}", daemon=True).start()
+
+    def _job(self, resolution: int) -> None:
+
+        lower_this_threads_priority()
+        try:
+            for precision in PRECISIONS:
+                if (resolution, precision) in self.failed:
+                    continue
+                try:
+                    self.prepare(resolution, precision)
+                except Exception as exc:  # noqa: BLE001 - recorded for the page; server mode is unaffected
+                    log.warning("ONNX export at %d² (%s) failed: %s", resolution, precision, exc)
+                    with self._lock:
+                        self.failed[(resolution, precision)] = f"{exc.__class__.__name__}: {exc}"
+                    if precision == "fp32":
+                        break  # no fp16 without the fp32 file
+        finally:
+            with self._lock:
+                self._pending.discard(resolution)
+
+    def status(self, resolution: int, precision: str = "fp32") -> tuple[str, OnnxFile | None]:
+        """``("ready", file)``, ``("preparing", None)``, ``("failed", None)`` or ``("absent", None)``."""
+        with self._lock:
+            if (resolution, precision) in self._files:
+                return "ready", self._files[(resolution, precision)]
+            if resolution in self._pending:
+                return "preparing", None
+            if (resolution, precision) in self.failed:
+                return "failed", None
+        return "absent", None
+
+    def by_digest(self, sha256: str) -> OnnxFile | None:
+        with self._lock:
+            return next((f for f in self._files.values() if f.sha256 == sha256 and f.path.is_file()), None)
+
+
+# fp16 copy of rfdetr's ONNX export, for WebGPU adapters with ``shader-f16`` (half the download, half the memory).
+def converter_versions() -> dict[str, str]:
+    """What the fp16 file depends on, for the cache key."""
+    import onnxruntime
+
+    return {"precision": "fp16", "onnxruntime": onnxruntime.__version__}
+
+
+def convert_to_fp16(src: Path, dst: Path) -> Path:
+    """Write ``dst``, the fp16 graph of the fp32 ONNX file ``src`` (fp32 inputs and outputs), and check it loads."""
+    import onnx
+    import onnxruntime
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    del model
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # the CPU lacks fp16 kernels for some ops and says so per node: expected
+    onnxruntime.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
+    return dst
