@@ -215,6 +215,8 @@ def keyed(handler: Callable[..., Any], components: dict[str, Any]) -> Callable[.
 
     @functools.wraps(handler)
     def by_component(*args: Any, **kwargs: Any) -> Any:
-        return {components[name]: value for name, value in handler(*args, **kwargs).items()}
+        shown = {components[name]: value for name, value in handler(*args, **kwargs).items()}
+        # Gradio reads an empty dict as one output value: nothing to change is a skip for each component
+        return shown or {component: gr.skip() for component in components.values()}
 
     return by_component
