@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import threading
 import time
@@ -567,3 +568,74 @@ def test_model_file_is_content_addressed_immutable_and_ranged(engine, server) ->
         urllib.request.urlopen(f"{url}/browser-engine/model/{'0' * 64}.onnx")
     with pytest.raises(urllib.error.HTTPError, match="404"):
         urllib.request.urlopen(f"{url}/browser-engine/web/..%2Fpackage.json")
+
+
+SLOW_CLOCK = """{ const now = performance.now.bind(performance); const t0 = now();
+  performance.now = () => t0 + (now() - t0) / 10; }"""
+POLL_FRAME = """() => { const s = window.__browserEngine;
+  const pts = (rows) => rows.map((r) => r.points.map((p) => [p.x, p.y, p.visible ?? null, p.predicted ?? null]));
+  return { frames: s.frames, ids: s.rows.map((r) => r.id), smoothing: s.smoothing, stats: s.stats,
+    rows: pts(s.rows), decoded: pts(s.decoded) }; }"""
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_a_moving_camera_gets_ids_that_persist_and_smoothed_joints(server, video_dir, tmp_path, playwright_session):
+    """A clip looped as the fake camera: people keep their #id from frame to frame and, with smoothing on (the
+    default), the drawn joints are the Kalman filter's, not the decoder's; off, they are the decoder's. Nothing is
+    sent to the server.
+
+    WASM runs 4-7 s per frame here, and server mode's settings (the page's too) drop an id or restart a joint's
+    filter after 1 s without it: the page's clock is slowed tenfold, as on a device 10x faster (0.4-0.7 s apart).
+    The filter's numbers are tests/test_temporal_js.py's; this checks the page runs it and shows what it gives."""
+    from tests.test_webcam_app import write_y4m
+
+    url, seen = server
+    y4m = tmp_path / "camera.y4m"
+    write_y4m(video_dir / "dance_960x540_5f.mp4", y4m, size=(320, 240), fps=2, repeat=20)  # slow enough to follow
+    camera = (*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+    with _page(playwright_session, "about:blank", camera) as page:
+        page.add_init_script(SLOW_CLOCK)
+        page.goto(url)
+        assert page.is_checked("#be-smooth")  # on by default
+        page.fill("#be-threshold", "0.1")  # the random model's scores are low
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        seen.clear()
+        page.click("#be-go")
+        page.wait_for_function("() => window.__browserEngine.frames >= 1", timeout=240_000)
+        frames, last = [], 0
+        deadline = time.monotonic() + 90
+        while len(frames) < 6 and time.monotonic() < deadline:
+            got = page.evaluate(POLL_FRAME)
+            if got["frames"] != last:
+                frames.append(got)
+                last = got["frames"]
+            time.sleep(0.05)
+        page.uncheck("#be-smooth")
+        page.wait_for_function(f"() => window.__browserEngine.frames >= {last + 2}", timeout=60_000)
+        off = page.evaluate(POLL_FRAME)
+        with page.expect_download() as download:
+            page.click("#be-json")
+        data = json.loads(Path(download.value.path()).read_text())
+    assert len(frames) >= 4, f"only {len(frames)} frames in 90 s"
+    ids = [set(f["ids"]) - {-1} for f in frames]
+    assert all(ids), "every frame has tracked people"
+    kept = [len(a & b) / len(a) for a, b in itertools.pairwise(ids)]  # share of one frame's people on the next
+    assert min(kept) >= 0.5, f"ids do not persist: {[f['ids'] for f in frames]}"
+    smoothed = 0
+    for f in frames[1:]:
+        assert f["smoothing"] is True
+        for row, raw in zip(f["rows"], f["decoded"], strict=True):
+            shown = [(p, q) for p, q in zip(row, raw, strict=True) if p[2]]
+            smoothed += any(abs(p[0] - q[0]) + abs(p[1] - q[1]) > 1e-3 for p, q in shown)
+    assert smoothed > 0, "smoothing on: some drawn joints are the filter's"
+    assert off["smoothing"] is False and set(off["ids"]) - {-1}  # off: ids stay, joints are the decoder's
+    for row, raw in zip(off["rows"], off["decoded"], strict=True):
+        assert all(p[:2] == q[:2] for p, q in zip(row, raw, strict=True))
+    assert data["settings"]["smoothing"] == "off" and data["settings"]["backend"] == "wasm"
+    assert data["settings"]["precision"] == "fp32" and data["settings"]["resolution"] == RES
+    saved = [i["id"] for i in data["instances"]]  # track ids (a later frame than `off`: the same people)
+    assert len(set(saved)) == len(saved) and set(saved) & set(off["ids"]) - {-1}
+    assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
