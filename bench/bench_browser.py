@@ -8,7 +8,9 @@ own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_panel.
   adapters with shader-f16 get it, so only its size is shown), download time of the fp32 file from localhost (a
   fresh browser profile: nothing cached);
 - time from "Download and start" to the first drawn frame (download + camera + onnxruntime-web + session + check);
-- ms per frame per stage (pre, model, post, draw; medians after the first frame) for WASM with 1 thread (the page
+- ms per frame per stage (pre, model, post, ids + smoothing, draw; medians after the first frame; "ids + smoothing"
+  is ``web/src/temporal.js``: the tracker and the Kalman filter, on by default, with the people count it ran on)
+  for WASM with 1 thread (the page
   as the app serves it) and with several threads (the same page served cross-origin isolated: COOP + COEP);
 - server mode on the same machine: the live handler (``FrameHandler.process``: model + drawing) on a 640×480 frame;
 - requests carrying a body (or not GETs) that the server received while the browser engine ran, i.e. frames sent
@@ -104,8 +106,9 @@ def run_page(playwright, url: str, frames: int) -> dict:
     finally:
         browser.close()
     later = state["history"][1:] or state["history"]
-    med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "draw")}
-    return {**state, "median": med, "total": sum(med.values())}
+    med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "smooth", "draw")}
+    people = statistics.median(h["people"] for h in later)
+    return {**state, "median": med, "total": sum(med.values()), "people": people}
 
 
 def expected(path: str, allowed: set[str]) -> bool:
@@ -170,15 +173,17 @@ def main() -> None:
     print(f"load average at the end: {os.getloadavg()}")
     print(
         "\n| res | page | backend | MB fp32 / fp16 | export s | download s | first frame s | pre | model | post | "
-        "draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | frames sent |"
+        "ids + smoothing (people) | draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | "
+        "frames sent |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for res, export_s, (size, size16), isolated, got, model_ms, e2e_ms, sent in rows:
         m = got["median"]
         print(f"| {res}² | {'isolated' if isolated else 'as served'} | {got['threads'].split('.')[0]} | "
               f"{size / 1e6:.0f} / {size16 / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | "
               f"{got['firstFrameMs'] / 1e3:.1f} | "
-              f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['draw']:.0f} | {got['total']:.0f} | "
+              f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['smooth']:.1f} ({got['people']:.0f}) | "
+              f"{m['draw']:.0f} | {got['total']:.0f} | "
               f"{model_ms:.0f} / {e2e_ms:.0f} | {got['total'] / e2e_ms:.2f} | {sent} |")  # fmt: skip
 
 

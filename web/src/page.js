@@ -169,7 +169,7 @@ async function loop(ort, session, video, m) {
     state.frames += 1;
     state.firstFrameMs ??= t4 - state.startedAt;
     state.stats = { pre: t1 - t0, model: t2 - t1, post: t3 - t2, smooth: t3s - t3, draw: t4 - t3s,
-      fps: 1000 / (t4 - last) };
+      fps: 1000 / (t4 - last), people: state.rows.length };
     state.history = [...state.history.slice(-49), state.stats];
     state.frameSize = [video.videoWidth, video.videoHeight];
     last = t4;
