@@ -12,6 +12,8 @@ own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_panel.
   is ``web/src/temporal.js``: the tracker and the Kalman filter, on by default, with the people count it ran on)
   for WASM with 1 thread (the page
   as the app serves it) and with several threads (the same page served cross-origin isolated: COOP + COEP);
+- ids + smoothing alone on a recorded 5-person sequence: ``web/src/temporal.js`` under node against server mode's
+  ``LiveChain`` (``chain_cost``);
 - server mode on the same machine: the live handler (``FrameHandler.process``: model + drawing) on a 640×480 frame;
 - requests carrying a body (or not GETs) that the server received while the browser engine ran, i.e. frames sent
   to the server: must be 0 (other GETs, e.g. the favicon, are listed).
@@ -131,6 +133,40 @@ def server_mode_ms(service, resolution: int, repeats: int = 3) -> tuple[float, f
     return statistics.median(r.model_ms for r in runs), statistics.median(r.e2e_ms for r in runs)
 
 
+def chain_cost(repeats: int = 50) -> str:
+    """ids + smoothing alone: tests/test_temporal_js.py's sequence (5-6 COCO people, 24 frames) repeated, through
+    ``web/src/temporal.js`` under node and through server mode's ``LiveChain``; median ms per frame of each (50
+    repeats: the JIT is warm, as after a few seconds of a live page)."""
+    import json
+    import subprocess
+
+    from rfdetr_demo.temporal.stages import KALMAN, LiveChain, live_params
+    from tests.support.replay import load_coco_truth
+    from tests.test_temporal_js import IMAGE, KP_THRESHOLD, RUN_JS, TEMPORAL_JS, THRESHOLD, _keypoints, _sequence
+
+    coco = REPO.parent / "shared" / "data" / "coco" / "test_coco.json"
+    one = _sequence(load_coco_truth(coco)[IMAGE].key_points)
+    frames = [{**f, "t": f["t"] + 10.0 * r} for r in range(repeats) for f in one]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "frames.json"
+        data.write_text(json.dumps({"params": live_params(), "frames": frames, "threshold": THRESHOLD,
+                                    "keypointThreshold": KP_THRESHOLD}))  # fmt: skip
+        out = subprocess.run(["node", "--input-type=module", "-e", RUN_JS % TEMPORAL_JS.as_uri(), str(data)],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    js_ms = statistics.median(f["ms"] for f in json.loads(out))
+    chain, py_ms = LiveChain(KALMAN, THRESHOLD), []
+    for f in frames:
+        kp = _keypoints(f["rows"])
+        t0 = time.perf_counter()
+        chain.update(kp, f["t"], KP_THRESHOLD)
+        py_ms.append(1000 * (time.perf_counter() - t0))
+    people = statistics.median(len(f["rows"]) for f in frames)
+    return (
+        f"ids + smoothing alone ({people:.0f} people, {len(frames)} frames, median per frame): "
+        f"web/src/temporal.js under node {js_ms:.2f} ms, server mode's LiveChain {statistics.median(py_ms):.2f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[288, 576])
@@ -142,6 +178,7 @@ def main() -> None:
     from rfdetr_demo.models.backends.cache import ExportCache
 
     print(f"machine: {describe()}; load average {os.getloadavg()}")
+    print(chain_cost())
     service = build_service()
     allowed = {"manifest", "model", "web", "ort"}
     rows = []
