@@ -21,6 +21,7 @@ import pytest
 
 from rfdetr_demo.config import Settings, load_settings
 from rfdetr_demo.live.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
+from rfdetr_demo.temporal.stages import live_params
 from rfdetr_demo.ui.browser_panel import ORT_DIST, ort_pin
 from tests.helpers import CHROMIUM_ARGS, free_port
 
@@ -152,6 +153,7 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
     assert manifest["fp16"]["bytes"] == half.size and manifest["fp16"]["url"].endswith(f"/{half.sha256}.onnx")
     assert manifest["model"]["precision"] == "fp32" and manifest["fp16"]["precision"] == "fp16"
     assert manifest["decode"]["class_names"] == ["person", BACKGROUND]  # the random model's checkpoint layout
+    assert manifest["temporal"] == live_params()  # the page's tracker and filter run with server mode's settings
 
 
 def _torch_rows(kp_model, photo) -> list[dict]:
@@ -476,6 +478,7 @@ def test_panel_markup_offers_the_mode_and_a_resolution() -> None:
     html = panel_html(288)
     assert LABEL in html and '<option value="288" selected>' in html
     assert '<option value="192" selected>' in panel_html(192)  # a server default outside the presets is offered
+    assert '<input id="be-smooth" type="checkbox" checked>' in html  # smoothing on by default, as server mode
 
 
 @pytest.mark.model
