@@ -22,6 +22,7 @@ WebGPU is not measured: Chromium here has no GPU adapter.
 
     python bench/bench_browser.py            # 288² and 576², 4 timed frames each (the issue's acceptance run)
     python bench/bench_browser.py --resolutions 288 --frames 2   # a quick check
+    python bench/bench_browser.py --chain-only   # ids + smoothing alone, JS vs Python (seconds)
 """
 
 from __future__ import annotations
@@ -171,7 +172,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[288, 576])
     parser.add_argument("--frames", type=int, default=4, help="frames timed per configuration after the first")
+    parser.add_argument("--chain-only", action="store_true", help="only the ids + smoothing line (seconds, no browser)")
     args = parser.parse_args()
+    if args.chain_only:
+        print(f"machine: {describe()}; load average {os.getloadavg()}")
+        print(chain_cost())
+        return
     from playwright.sync_api import sync_playwright
 
     from rfdetr_demo.live.browser_engine import BrowserEngine
