@@ -642,3 +642,29 @@ def test_a_moving_camera_gets_ids_that_persist_and_smoothed_joints(server, video
     saved = [i["id"] for i in data["instances"]]  # track ids (a later frame than `off`: the same people)
     assert len(set(saved)) == len(saved) and set(saved) & set(off["ids"]) - {-1}
     assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
+
+
+JS_DRAW_ID = """async ({source, mirrored}) => {
+  const { drawRows } = await import('data:text/javascript,' + encodeURIComponent(source));
+  const canvas = document.createElement('canvas');
+  [canvas.width, canvas.height] = [200, 220];
+  const ctx = canvas.getContext('2d');
+  const schema = { edges: [], sides: [], colors: { center: '#0f0' }, ellipse_colors: ['#0f0', '#f00'] };
+  const points = [{ x: 80, y: 120, confidence: 0, cov: [[1, 0], [0, 1]] }];
+  drawRows(ctx, [{ id: 7, box: [40, 60, 120, 200], points }], schema, 0.3, 1, mirrored);
+  const data = ctx.getImageData(40, 30, 80, 40).data;  // the label's area, centred on the box's centre (x = 80)
+  return Array.from({ length: 40 }, (_, y) => Array.from({ length: 80 }, (_, x) => data[(y * 80 + x) * 4 + 3]));
+}"""
+
+
+@pytest.mark.browser
+def test_the_track_id_is_drawn_above_the_box_and_reads_right_when_mirrored(browser) -> None:
+    """'#7' is drawn above the box's centre; with the view mirrored (a CSS flip of the canvas) it is drawn flipped,
+    so it reads right on screen."""
+    source = (Path(__file__).resolve().parent.parent / "web" / "src" / "draw.js").read_text()
+    page = browser.new_page()
+    plain = np.array(page.evaluate(JS_DRAW_ID, {"source": source, "mirrored": False}), float)
+    flipped = np.array(page.evaluate(JS_DRAW_ID, {"source": source, "mirrored": True}), float)
+    page.close()
+    assert (plain > 0).sum() > 40  # the label is there
+    assert np.abs(flipped[:, ::-1] - plain).mean() < 0.25 * np.abs(flipped - plain).mean()
