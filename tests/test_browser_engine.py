@@ -429,12 +429,16 @@ def test_page_runs_on_wasm_without_webgpu_and_sends_no_frames(server, playwright
         page.click("#be-go")
         page.wait_for_function("() => window.__browserEngine.frames >= 2", timeout=240_000)
         backend = page.inner_text("#be-backend")
-        readout = page.inner_text("#be-readout")
+        readout, fps = page.evaluate(
+            "() => [document.getElementById('be-readout').textContent, window.__browserEngine.stats.fps]"
+        )
         with page.expect_download() as download:
             page.click("#be-json")
         data = json.loads(Path(download.value.path()).read_text())
     assert backend.startswith("Running on WASM") and "WebGPU is not available" in backend
-    assert "fps" in readout and "model" in readout
+    assert "fps" in readout and "model" in readout and "ids + smoothing" in readout
+    # Frames over 1 s apart (WASM on a slow CPU): the readout says ids and smoothing restart on every frame.
+    assert ("over 1 s apart" in readout) == (fps < 1.0)
     assert data["keypoint_names"][0] == "nose" and data["settings"]["resolution"] == RES
     assert data["image"]["width"] > 0 and isinstance(data["instances"], list)
     assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
