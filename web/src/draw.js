@@ -1,5 +1,6 @@
 // Canvas overlay: the schema's skeleton (left blue, right orange, centre green), vertices and 1σ (green) / 2σ (red)
-// uncertainty ellipses from each joint's covariance, in the server's colours (the manifest's schema.colors). Coordinates are the un-mirrored frame's; only the display may be mirrored
+// uncertainty ellipses from each joint's covariance, in the server's colours (the manifest's schema.colors), and
+// each tracked person's #id. Coordinates are the un-mirrored frame's; only the display may be mirrored
 // (a CSS transform on the video and canvas together), as in server mode.
 
 function edgeColour(schema, a, b) {

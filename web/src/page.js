@@ -1,5 +1,6 @@
 // The Webcam tab's "Run in this browser" panel: manifest → size shown → download with progress → camera →
 // backend check → a loop in which the newest video frame always wins (no frame waits for an earlier one).
+// Each frame's people get server mode's track ids and Kalman smoothing (temporal.js, settings from the manifest).
 // Frames are read from the <video> element and never leave the page. Loaded by the app as a module in <head>; it
 // waits for the panel (#be-panel) that the Webcam tab renders.
 
@@ -153,7 +154,7 @@ async function loop(ort, session, video, m) {
     const rows = decode(out, m.decode, video.videoWidth, video.videoHeight, threshold);
     const t3 = performance.now();
     // Ids and the Kalman filter of server mode (temporal.js), timed at the frame's capture.
-    state.smoothing = $("be-smooth").checked;
+    state.smoothing = $("be-smooth")?.checked ?? true; // on unless unticked (a page without the box: on)
     state.chain ??= new LiveChain(m.temporal);
     state.decoded = rows; // before ids and smoothing (the browser tests compare)
     state.rows = state.chain.update(rows, t0 / 1000, {
