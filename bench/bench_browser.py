@@ -8,8 +8,12 @@ own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_panel.
   adapters with shader-f16 get it, so only its size is shown), download time of the fp32 file from localhost (a
   fresh browser profile: nothing cached);
 - time from "Download and start" to the first drawn frame (download + camera + onnxruntime-web + session + check);
-- ms per frame per stage (pre, model, post, draw; medians after the first frame) for WASM with 1 thread (the page
+- ms per frame per stage (pre, model, post, ids + smoothing, draw; medians after the first frame; "ids + smoothing"
+  is ``web/src/temporal.js``: the tracker and the Kalman filter, on by default, with the people count it ran on)
+  for WASM with 1 thread (the page
   as the app serves it) and with several threads (the same page served cross-origin isolated: COOP + COEP);
+- ids + smoothing alone on a recorded 5-person sequence: ``web/src/temporal.js`` under node against server mode's
+  ``LiveChain`` (``chain_cost``);
 - server mode on the same machine: the live handler (``FrameHandler.process``: model + drawing) on a 640×480 frame;
 - requests carrying a body (or not GETs) that the server received while the browser engine ran, i.e. frames sent
   to the server: must be 0 (other GETs, e.g. the favicon, are listed).
@@ -18,6 +22,7 @@ WebGPU is not measured: Chromium here has no GPU adapter.
 
     python bench/bench_browser.py            # 288² and 576², 4 timed frames each (the issue's acceptance run)
     python bench/bench_browser.py --resolutions 288 --frames 2   # a quick check
+    python bench/bench_browser.py --chain-only   # ids + smoothing alone, JS vs Python (seconds)
 """
 
 from __future__ import annotations
@@ -104,8 +109,9 @@ def run_page(playwright, url: str, frames: int) -> dict:
     finally:
         browser.close()
     later = state["history"][1:] or state["history"]
-    med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "draw")}
-    return {**state, "median": med, "total": sum(med.values())}
+    med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "smooth", "draw")}
+    people = statistics.median(h["people"] for h in later)
+    return {**state, "median": med, "total": sum(med.values()), "people": people}
 
 
 def expected(path: str, allowed: set[str]) -> bool:
@@ -128,17 +134,57 @@ def server_mode_ms(service, resolution: int, repeats: int = 3) -> tuple[float, f
     return statistics.median(r.model_ms for r in runs), statistics.median(r.e2e_ms for r in runs)
 
 
+def chain_cost(repeats: int = 50) -> str:
+    """ids + smoothing alone: tests/test_temporal_js.py's sequence (5-6 COCO people, 24 frames) repeated, through
+    ``web/src/temporal.js`` under node and through server mode's ``LiveChain``; median ms per frame of each (50
+    repeats: the JIT is warm, as after a few seconds of a live page)."""
+    import json
+    import subprocess
+
+    from rfdetr_demo.temporal.stages import KALMAN, LiveChain, live_params
+    from tests.support.replay import load_coco_truth
+    from tests.test_temporal_js import IMAGE, KP_THRESHOLD, RUN_JS, TEMPORAL_JS, THRESHOLD, _keypoints, _sequence
+
+    coco = REPO.parent / "shared" / "data" / "coco" / "test_coco.json"
+    one = _sequence(load_coco_truth(coco)[IMAGE].key_points)
+    frames = [{**f, "t": f["t"] + 10.0 * r} for r in range(repeats) for f in one]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "frames.json"
+        data.write_text(json.dumps({"params": live_params(), "frames": frames, "threshold": THRESHOLD,
+                                    "keypointThreshold": KP_THRESHOLD}))  # fmt: skip
+        out = subprocess.run(["node", "--input-type=module", "-e", RUN_JS % TEMPORAL_JS.as_uri(), str(data)],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    js_ms = statistics.median(f["ms"] for f in json.loads(out))
+    chain, py_ms = LiveChain(KALMAN, THRESHOLD), []
+    for f in frames:
+        kp = _keypoints(f["rows"])
+        t0 = time.perf_counter()
+        chain.update(kp, f["t"], KP_THRESHOLD)
+        py_ms.append(1000 * (time.perf_counter() - t0))
+    people = statistics.median(len(f["rows"]) for f in frames)
+    return (
+        f"ids + smoothing alone ({people:.0f} people, {len(frames)} frames, median per frame): "
+        f"web/src/temporal.js under node {js_ms:.2f} ms, server mode's LiveChain {statistics.median(py_ms):.2f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[288, 576])
     parser.add_argument("--frames", type=int, default=4, help="frames timed per configuration after the first")
+    parser.add_argument("--chain-only", action="store_true", help="only the ids + smoothing line (seconds, no browser)")
     args = parser.parse_args()
+    if args.chain_only:
+        print(f"machine: {describe()}; load average {os.getloadavg()}")
+        print(chain_cost())
+        return
     from playwright.sync_api import sync_playwright
 
     from rfdetr_demo.live.browser_engine import BrowserEngine
     from rfdetr_demo.models.backends.cache import ExportCache
 
     print(f"machine: {describe()}; load average {os.getloadavg()}")
+    print(chain_cost())
     service = build_service()
     allowed = {"manifest", "model", "web", "ort"}
     rows = []
@@ -170,15 +216,17 @@ def main() -> None:
     print(f"load average at the end: {os.getloadavg()}")
     print(
         "\n| res | page | backend | MB fp32 / fp16 | export s | download s | first frame s | pre | model | post | "
-        "draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | frames sent |"
+        "ids + smoothing (people) | draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | "
+        "frames sent |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for res, export_s, (size, size16), isolated, got, model_ms, e2e_ms, sent in rows:
         m = got["median"]
         print(f"| {res}² | {'isolated' if isolated else 'as served'} | {got['threads'].split('.')[0]} | "
               f"{size / 1e6:.0f} / {size16 / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | "
               f"{got['firstFrameMs'] / 1e3:.1f} | "
-              f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['draw']:.0f} | {got['total']:.0f} | "
+              f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['smooth']:.1f} ({got['people']:.0f}) | "
+              f"{m['draw']:.0f} | {got['total']:.0f} | "
               f"{model_ms:.0f} / {e2e_ms:.0f} | {got['total'] / e2e_ms:.2f} | {sent} |")  # fmt: skip
 
 

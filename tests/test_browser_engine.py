@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ import pytest
 
 from rfdetr_demo.config import Settings, load_settings
 from rfdetr_demo.live.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
+from rfdetr_demo.temporal.stages import live_params
 from rfdetr_demo.ui.browser_panel import ORT_DIST, ort_pin
 from tests.helpers import CHROMIUM_ARGS, free_port
 
@@ -151,6 +153,7 @@ def test_export_is_cached_on_disk_and_reused(engine, kp_model) -> None:
     assert manifest["fp16"]["bytes"] == half.size and manifest["fp16"]["url"].endswith(f"/{half.sha256}.onnx")
     assert manifest["model"]["precision"] == "fp32" and manifest["fp16"]["precision"] == "fp16"
     assert manifest["decode"]["class_names"] == ["person", BACKGROUND]  # the random model's checkpoint layout
+    assert manifest["temporal"] == live_params()  # the page's tracker and filter run with server mode's settings
 
 
 def _torch_rows(kp_model, photo) -> list[dict]:
@@ -426,12 +429,16 @@ def test_page_runs_on_wasm_without_webgpu_and_sends_no_frames(server, playwright
         page.click("#be-go")
         page.wait_for_function("() => window.__browserEngine.frames >= 2", timeout=240_000)
         backend = page.inner_text("#be-backend")
-        readout = page.inner_text("#be-readout")
+        readout, fps = page.evaluate(
+            "() => [document.getElementById('be-readout').textContent, window.__browserEngine.stats.fps]"
+        )
         with page.expect_download() as download:
             page.click("#be-json")
         data = json.loads(Path(download.value.path()).read_text())
     assert backend.startswith("Running on WASM") and "WebGPU is not available" in backend
-    assert "fps" in readout and "model" in readout
+    assert "fps" in readout and "model" in readout and "ids + smoothing" in readout
+    # Frames over 1 s apart (WASM on a slow CPU): the readout says ids and smoothing restart on every frame.
+    assert ("over 1 s apart" in readout) == (fps < 1.0)
     assert data["keypoint_names"][0] == "nose" and data["settings"]["resolution"] == RES
     assert data["image"]["width"] > 0 and isinstance(data["instances"], list)
     assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
@@ -475,6 +482,7 @@ def test_panel_markup_offers_the_mode_and_a_resolution() -> None:
     html = panel_html(288)
     assert LABEL in html and '<option value="288" selected>' in html
     assert '<option value="192" selected>' in panel_html(192)  # a server default outside the presets is offered
+    assert '<input id="be-smooth" type="checkbox" checked>' in html  # smoothing on by default, as server mode
 
 
 @pytest.mark.model
@@ -567,3 +575,100 @@ def test_model_file_is_content_addressed_immutable_and_ranged(engine, server) ->
         urllib.request.urlopen(f"{url}/browser-engine/model/{'0' * 64}.onnx")
     with pytest.raises(urllib.error.HTTPError, match="404"):
         urllib.request.urlopen(f"{url}/browser-engine/web/..%2Fpackage.json")
+
+
+SLOW_CLOCK = """{ const now = performance.now.bind(performance); const t0 = now();
+  performance.now = () => t0 + (now() - t0) / 10; }"""
+POLL_FRAME = """() => { const s = window.__browserEngine;
+  const pts = (rows) => rows.map((r) => r.points.map((p) => [p.x, p.y, p.visible ?? null, p.predicted ?? null]));
+  return { frames: s.frames, ids: s.rows.map((r) => r.id), smoothing: s.smoothing, stats: s.stats,
+    rows: pts(s.rows), decoded: pts(s.decoded) }; }"""
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_a_moving_camera_gets_ids_that_persist_and_smoothed_joints(server, video_dir, tmp_path, playwright_session):
+    """A clip looped as the fake camera: people keep their #id from frame to frame and, with smoothing on (the
+    default), the drawn joints are the Kalman filter's, not the decoder's; off, they are the decoder's. Nothing is
+    sent to the server.
+
+    WASM runs 4-7 s per frame here, and server mode's settings (the page's too) drop an id or restart a joint's
+    filter after 1 s without it: the page's clock is slowed tenfold, as on a device 10x faster (0.4-0.7 s apart).
+    The filter's numbers are tests/test_temporal_js.py's; this checks the page runs it and shows what it gives."""
+    from tests.test_webcam_app import write_y4m
+
+    url, seen = server
+    y4m = tmp_path / "camera.y4m"
+    write_y4m(video_dir / "dance_960x540_5f.mp4", y4m, size=(320, 240), fps=2, repeat=20)  # slow enough to follow
+    camera = (*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+    with _page(playwright_session, "about:blank", camera) as page:
+        page.add_init_script(SLOW_CLOCK)
+        page.goto(url)
+        assert page.is_checked("#be-smooth")  # on by default
+        page.fill("#be-threshold", "0.1")  # the random model's scores are low
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        seen.clear()
+        page.click("#be-go")
+        page.wait_for_function("() => window.__browserEngine.frames >= 1", timeout=240_000)
+        frames, last = [], 0
+        deadline = time.monotonic() + 90
+        while len(frames) < 6 and time.monotonic() < deadline:
+            got = page.evaluate(POLL_FRAME)
+            if got["frames"] != last:
+                frames.append(got)
+                last = got["frames"]
+            time.sleep(0.05)
+        page.uncheck("#be-smooth")
+        page.wait_for_function(f"() => window.__browserEngine.frames >= {last + 2}", timeout=60_000)
+        off = page.evaluate(POLL_FRAME)
+        with page.expect_download() as download:
+            page.click("#be-json")
+        data = json.loads(Path(download.value.path()).read_text())
+    assert len(frames) >= 4, f"only {len(frames)} frames in 90 s"
+    ids = [set(f["ids"]) - {-1} for f in frames]
+    assert all(ids), "every frame has tracked people"
+    kept = [len(a & b) / len(a) for a, b in itertools.pairwise(ids)]  # share of one frame's people on the next
+    assert min(kept) >= 0.5, f"ids do not persist: {[f['ids'] for f in frames]}"
+    smoothed = 0
+    for f in frames[1:]:
+        assert f["smoothing"] is True
+        for row, raw in zip(f["rows"], f["decoded"], strict=True):
+            shown = [(p, q) for p, q in zip(row, raw, strict=True) if p[2]]
+            smoothed += any(abs(p[0] - q[0]) + abs(p[1] - q[1]) > 1e-3 for p, q in shown)
+    assert smoothed > 0, "smoothing on: some drawn joints are the filter's"
+    assert off["smoothing"] is False and set(off["ids"]) - {-1}  # off: ids stay, joints are the decoder's
+    for row, raw in zip(off["rows"], off["decoded"], strict=True):
+        assert all(p[:2] == q[:2] for p, q in zip(row, raw, strict=True))
+    assert data["settings"]["smoothing"] == "off" and data["settings"]["backend"] == "wasm"
+    assert data["settings"]["precision"] == "fp32" and data["settings"]["resolution"] == RES
+    saved = [i["id"] for i in data["instances"]]  # track ids (a later frame than `off`: the same people)
+    assert len(set(saved)) == len(saved) and set(saved) & set(off["ids"]) - {-1}
+    assert all(method == "GET" and size == 0 for method, _path, size in seen)  # no frame was sent
+
+
+JS_DRAW_ID = """async ({source, mirrored}) => {
+  const { drawRows } = await import('data:text/javascript,' + encodeURIComponent(source));
+  const canvas = document.createElement('canvas');
+  [canvas.width, canvas.height] = [200, 220];
+  const ctx = canvas.getContext('2d');
+  const schema = { edges: [], sides: [], colors: { center: '#0f0' }, ellipse_colors: ['#0f0', '#f00'] };
+  const points = [{ x: 80, y: 120, confidence: 0, cov: [[1, 0], [0, 1]] }];
+  drawRows(ctx, [{ id: 7, box: [40, 60, 120, 200], points }], schema, 0.3, 1, mirrored);
+  const data = ctx.getImageData(40, 30, 80, 40).data;  // the label's area, centred on the box's centre (x = 80)
+  return Array.from({ length: 40 }, (_, y) => Array.from({ length: 80 }, (_, x) => data[(y * 80 + x) * 4 + 3]));
+}"""
+
+
+@pytest.mark.browser
+def test_the_track_id_is_drawn_above_the_box_and_reads_right_when_mirrored(browser) -> None:
+    """'#7' is drawn above the box's centre; with the view mirrored (a CSS flip of the canvas) it is drawn flipped,
+    so it reads right on screen."""
+    source = (Path(__file__).resolve().parent.parent / "web" / "src" / "draw.js").read_text()
+    page = browser.new_page()
+    plain = np.array(page.evaluate(JS_DRAW_ID, {"source": source, "mirrored": False}), float)
+    flipped = np.array(page.evaluate(JS_DRAW_ID, {"source": source, "mirrored": True}), float)
+    page.close()
+    assert (plain > 0).sum() > 40  # the label is there
+    assert np.abs(flipped[:, ::-1] - plain).mean() < 0.25 * np.abs(flipped - plain).mean()

@@ -16,6 +16,7 @@ from rfdetr_demo.models.backends.onnx import OnnxExports
 from rfdetr_demo.models.registry import ModelRegistry
 from rfdetr_demo.results.render import _SIDE_COLOR, side_of
 from rfdetr_demo.results.schema import KeypointSchema
+from rfdetr_demo.temporal.stages import live_params
 
 BACKGROUND = "__background__"
 
@@ -159,6 +160,7 @@ class BrowserEngine:
             "fp16": _file_entry(fp16_file, url_prefix, info) if fp16_file is not None else None,
             "decode": decode_params(net, num_logit_slots(net)),
             "schema": schema_dict(schema),
+            "temporal": live_params(),  # the page's tracker and Kalman filter run with server mode's settings
         }
 
 

@@ -139,6 +139,11 @@ class KalmanSmoother:
         self._tracks: dict[int, TrackState] = {}
         self.last_records: dict[int, StepRecord] = {}  # the latest update's filter steps (their innovations)
 
+    def params(self) -> dict[str, Any]:
+        """The settings ``web/src/temporal.js`` runs with (the in-browser engine's manifest carries them)."""
+        return {"order": self.order, "accel": self.accel, "max_coast": self.max_coast, "max_gap_s": self.max_gap_s,
+                "gate": self.gate, "init_speed": self.init_speed, "max_gated": self.max_gated}  # fmt: skip
+
     def update(self, key_points: sv.KeyPoints, timestamp: float) -> sv.KeyPoints:
         """Filtered copy (same rows); rows without a tracker id pass through."""
         filtered, self.last_records = self.filter(key_points, timestamp)

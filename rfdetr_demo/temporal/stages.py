@@ -126,3 +126,16 @@ class LiveChain:
             return None
         kp = self.tracker.update(key_points, timestamp)
         return self.smoother.update(apply_keypoint_threshold(kp, float(keypoint_threshold)), timestamp)
+
+
+def live_params() -> dict[str, Any]:
+    """The live chain's settings for the in-browser engine's port (``web/src/temporal.js``), via its manifest.
+
+    Read off the objects :class:`LiveChain` builds (the Kalman smoother, the tracker at :data:`LIVE_TRACKER_FPS`), so
+    the page and server mode cannot drift apart; the page only offers the Kalman filter (on or off).
+    """
+    return {
+        "smoother": KALMAN,
+        "tracker": PersonTracker(LIVE_TRACKER_FPS).params(),
+        "kalman": KalmanSmoother().params(),
+    }

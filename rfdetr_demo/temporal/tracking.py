@@ -12,10 +12,15 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
+from trackers.core.bytetrack.tracklet import ByteTrackTracklet
+from trackers.utils import motion_models
 
 from rfdetr_demo.results.prediction import BOXES, IDS, with_arrays
 
 UNCONFIRMED = -1
+LOST_SECONDS = 1.0  # a person unseen this long loses their id
+MIN_IOU = 0.1  # box overlap (predicted track vs detection) needed to keep an id
+MAX_ACTIVATION = 0.95  # the activation threshold follows the user's threshold, capped here
 
 
 class _IdFromFirstFrame(ByteTrackTracker):
@@ -59,20 +64,45 @@ class _IdFromFirstFrame(ByteTrackTracker):
 class PersonTracker:
     """One tracker per video request (trackers keep state; never share one between requests)."""
 
-    def __init__(self, frame_rate: float, detection_threshold: float = 0.5, lost_seconds: float = 1.0) -> None:
+    def __init__(self, frame_rate: float, detection_threshold: float = 0.5, lost_seconds: float = LOST_SECONDS) -> None:
         # Activation and the high/low split follow the user's detection threshold: the model only returns boxes
         # above it, so every shown person is a "high" detection that can start a track. ByteTrack's defaults
         # (0.7/0.6) would refuse to start tracks the page shows, and a floor above the threshold would leave
         # low-score people without an id.
-        thr = float(np.clip(detection_threshold, 0.0, 0.95))
+        thr = float(np.clip(detection_threshold, 0.0, MAX_ACTIVATION))
         self._tracker = _IdFromFirstFrame(
             lost_track_buffer=max(1, round(lost_seconds * 30)),
             frame_rate=max(float(frame_rate), 1e-3),
             track_activation_threshold=thr,
             high_conf_det_threshold=thr,
             minimum_consecutive_frames=1,
-            minimum_iou_threshold=0.1,
+            minimum_iou_threshold=MIN_IOU,
         )
+
+    def params(self) -> dict[str, float]:
+        """What ``web/src/temporal.js`` needs to run this tracker step for step, read off the live objects.
+
+        The activation threshold is left out (the page applies its own person threshold, capped at
+        ``max_activation``); the box filter's noise comes from a real ``ByteTrackTracklet`` and the nominal-step band
+        from ``trackers``' motion model, so an upgrade of ``trackers`` that changes them changes the page too (and
+        the parity test, tests/test_temporal_js.py, says whether the port still matches).
+        """
+        t = self._tracker
+        kf = ByteTrackTracklet(np.zeros(4)).state_estimator.kf
+        scaled = {"measurement_noise": kf.measurement_noise, "process_noise": kf.process_noise,
+                  "initial_covariance": kf.state_covariance}  # fmt: skip
+        for name, m in scaled.items():  # the port assumes scaled identities (trackers 2.6: 0.1, 0.01, 1)
+            if not np.allclose(m, np.eye(len(m)) * m[0, 0]):
+                raise RuntimeError(f"trackers' ByteTrack {name} is no longer a scaled identity; update temporal.js")
+        return {
+            "frame_rate": float(t._frame_rate),
+            "max_seconds_lost": float(t.maximum_time_without_update),
+            "minimum_iou_threshold": float(t.minimum_iou_threshold),
+            "minimum_consecutive_frames": int(t.minimum_consecutive_frames),
+            "max_activation": MAX_ACTIVATION,
+            **{name: float(m[0, 0]) for name, m in scaled.items()},
+            "nominal_step_tolerance_s": float(motion_models._NOMINAL_FRAME_STEP_TOLERANCE_SECONDS),
+        }
 
     def update(self, key_points: sv.KeyPoints, timestamp: float | None = None) -> sv.KeyPoints:
         """Return the same rows (same order) with ``data["tracker_id"]`` set."""

@@ -42,6 +42,8 @@ def panel_html(default_resolution: int) -> str:
   <label>Keypoint threshold <input id="be-kp-threshold" type="number" min="0" max="1" step="0.05"
     value="{DEFAULT_KEYPOINT_THRESHOLD}"></label>
   <label><input id="be-mirror" type="checkbox"> Mirror the view (display only)</label>
+  <label><input id="be-smooth" type="checkbox" checked> Smooth joints over time (Kalman filter, as server mode;
+    people keep their #id either way)</label>
   <div>
     <button id="be-check" type="button">{LABEL}</button>
     <button id="be-go" type="button" hidden>Download and start</button>

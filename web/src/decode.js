@@ -140,14 +140,15 @@ export function decode(outputs, params, width, height, threshold) {
 export function toResultJson(rows, names, keypointThreshold, meta) {
   // The Image tab's JSON schema (rfdetr_demo.results.exports.result_dict); NaN → null, numbers rounded to 4 places.
   const num = (v) => (Number.isFinite(v) ? Math.round(v * 1e4) / 1e4 : null);
-  const instances = rows.map((row, id) => ({
-    id,
+  const instances = rows.map((row, rank) => ({
+    id: row.id ?? rank, // the track id (temporal.js; -1: untracked), else the rank
     class_name: row.className,
     score: num(row.score),
     box_xyxy: row.box.map(num),
     keypoints: names.map((name, j) => {
       const p = row.points[j];
-      const visible = p.confidence > 0 && Number.isFinite(p.x) && Number.isFinite(p.y) && p.confidence >= keypointThreshold;
+      const visible = p.visible  // set by temporal.js: after the threshold, and smoothed joints it predicts
+        ?? (p.confidence > 0 && Number.isFinite(p.x) && Number.isFinite(p.y) && p.confidence >= keypointThreshold);
       return { name, x: num(p.x), y: num(p.y), confidence: num(p.confidence), visible,
         covariance: p.cov.map((r) => r.map(num)) };
     }),
@@ -155,7 +156,8 @@ export function toResultJson(rows, names, keypointThreshold, meta) {
   return {
     image: { name: meta.name ?? "frame", width: meta.width, height: meta.height },
     model: meta.model,
-    settings: { threshold: meta.threshold, keypoint_threshold: keypointThreshold, resolution: meta.resolution },
+    settings: { threshold: meta.threshold, keypoint_threshold: keypointThreshold, resolution: meta.resolution,
+      smoothing: meta.smoothing ?? "off", backend: meta.backend ?? null, precision: meta.precision ?? null },
     inference_ms: Math.round(meta.inferenceMs * 100) / 100,
     keypoint_names: names,
     instances,

@@ -1,5 +1,6 @@
 // Canvas overlay: the schema's skeleton (left blue, right orange, centre green), vertices and 1σ (green) / 2σ (red)
-// uncertainty ellipses from each joint's covariance, in the server's colours (the manifest's schema.colors). Coordinates are the un-mirrored frame's; only the display may be mirrored
+// uncertainty ellipses from each joint's covariance, in the server's colours (the manifest's schema.colors), and
+// each tracked person's #id. Coordinates are the un-mirrored frame's; only the display may be mirrored
 // (a CSS transform on the video and canvas together), as in server mode.
 
 function edgeColour(schema, a, b) {
@@ -18,8 +19,10 @@ export function ellipse(cov, sigmas) {
   return { rx: sigmas * Math.sqrt(l1), ry: sigmas * Math.sqrt(l2), angle: 0.5 * Math.atan2(2 * b, a - d) };
 }
 
-export function drawRows(ctx, rows, schema, keypointThreshold, scale = 1) {
-  const shown = (p) => p.confidence > 0 && p.confidence >= keypointThreshold && Number.isFinite(p.x + p.y);
+export function drawRows(ctx, rows, schema, keypointThreshold, scale = 1, mirrored = false) {
+  // A point's `visible` (temporal.js: thresholded, or a smoothed joint it predicts) wins over the threshold here.
+  const shown = (p) => p.visible
+    ?? (p.confidence > 0 && p.confidence >= keypointThreshold && Number.isFinite(p.x + p.y));
   ctx.lineWidth = 2 * scale;
   for (const row of rows) {
     for (const [a, b] of schema.edges) {
@@ -48,4 +51,22 @@ export function drawRows(ctx, rows, schema, keypointThreshold, scale = 1) {
       ctx.fill();
     });
   }
+  for (const row of rows) if (row.id >= 0) drawId(ctx, row, scale, mirrored); // text last: nothing hides it
+}
+
+function drawId(ctx, row, scale, mirrored) {
+  // "#id" above the box's centre, as server mode's box labels; un-mirrored when the view is (the canvas is flipped
+  // by CSS, so text is drawn flipped to read right).
+  const [x1, y1, x2] = row.box;
+  ctx.save();
+  ctx.translate((x1 + x2) / 2, Math.max(y1 - 4 * scale, 14 * scale));
+  if (mirrored) ctx.scale(-1, 1);
+  ctx.font = `bold ${Math.round(14 * scale)}px sans-serif`;
+  ctx.textAlign = "center";
+  ctx.lineWidth = 3 * scale;
+  ctx.strokeStyle = "#000";
+  ctx.fillStyle = "#fff";
+  ctx.strokeText(`#${row.id}`, 0, 0);
+  ctx.fillText(`#${row.id}`, 0, 0);
+  ctx.restore();
 }

@@ -1,5 +1,6 @@
 // The Webcam tab's "Run in this browser" panel: manifest → size shown → download with progress → camera →
 // backend check → a loop in which the newest video frame always wins (no frame waits for an earlier one).
+// Each frame's people get server mode's track ids and Kalman smoothing (temporal.js, settings from the manifest).
 // Frames are read from the <video> element and never leave the page. Loaded by the app as a module in <head>; it
 // waits for the panel (#be-panel) that the Webcam tab renders.
 
@@ -9,6 +10,7 @@ import {
   TOLERANCE, TOLERANCE_FP16,
 } from "./engine.js";
 import { drawRows } from "./draw.js";
+import { LiveChain } from "./temporal.js";
 
 const state = { running: false, rows: [], stats: {}, history: [], frames: 0, firstFrameMs: null, backend: null };
 window.__browserEngine = state; // read by bench/bench_browser.py and the browser tests
@@ -149,23 +151,36 @@ async function loop(ort, session, video, m) {
     const out = await runSession(ort, session, input, m.resolution);
     const t2 = performance.now();
     const threshold = Number($("be-threshold").value);
-    state.rows = decode(out, m.decode, video.videoWidth, video.videoHeight, threshold);
+    const rows = decode(out, m.decode, video.videoWidth, video.videoHeight, threshold);
     const t3 = performance.now();
+    // Ids and the Kalman filter of server mode (temporal.js), timed at the frame's capture.
+    state.smoothing = $("be-smooth")?.checked ?? true; // on unless unticked (a page without the box: on)
+    state.chain ??= new LiveChain(m.temporal);
+    state.decoded = rows; // before ids and smoothing (the browser tests compare)
+    state.rows = state.chain.update(rows, t0 / 1000, {
+      threshold, keypointThreshold: Number($("be-kp-threshold").value), smoothing: state.smoothing });
+    const t3s = performance.now();
     overlay.width = video.videoWidth;
     overlay.height = video.videoHeight;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    drawRows(ctx, state.rows, m.schema, Number($("be-kp-threshold").value), Math.max(1, overlay.width / 640));
+    drawRows(ctx, state.rows, m.schema, Number($("be-kp-threshold").value), Math.max(1, overlay.width / 640),
+      $("be-mirror").checked);
     const t4 = performance.now();
     state.frames += 1;
     state.firstFrameMs ??= t4 - state.startedAt;
-    state.stats = { pre: t1 - t0, model: t2 - t1, post: t3 - t2, draw: t4 - t3, fps: 1000 / (t4 - last) };
+    state.stats = { pre: t1 - t0, model: t2 - t1, post: t3 - t2, smooth: t3s - t3, draw: t4 - t3s,
+      fps: 1000 / (t4 - last), people: state.rows.length };
     state.history = [...state.history.slice(-49), state.stats];
     state.frameSize = [video.videoWidth, video.videoHeight];
     last = t4;
     const s = state.stats;
     $("be-readout").textContent = `${s.fps.toFixed(1)} fps · pre ${s.pre.toFixed(0)} ms · model ${s.model.toFixed(0)} ms`
-      + ` · post ${s.post.toFixed(0)} ms · draw ${s.draw.toFixed(0)} ms · ${state.rows.length} person(s)`;
+      + ` · post ${s.post.toFixed(0)} ms · ids${state.smoothing ? " + smoothing" : ""} ${s.smooth.toFixed(1)} ms`
+      + ` · draw ${s.draw.toFixed(0)} ms · ${state.rows.length} person(s)`
+      + (1 / s.fps > m.temporal.tracker.max_seconds_lost // server mode's settings, counted in seconds
+        ? ` · frames are over ${m.temporal.tracker.max_seconds_lost} s apart: ids and smoothing restart each frame`
+        : "");
     await new Promise((resolve) => requestAnimationFrame(resolve));
   }
 }
@@ -177,6 +192,7 @@ function saveJson() {
   const data = toResultJson(state.rows, m.schema.names, Number($("be-kp-threshold").value), {
     width, height, model: { ...m.model.info, engine: `onnxruntime-web (${state.backend}, ${state.precision})` },
     threshold: Number($("be-threshold").value), resolution: m.resolution, inferenceMs: state.stats.model ?? 0,
+    smoothing: state.smoothing ? m.temporal.smoother : "off", backend: state.backend, precision: state.precision,
   });
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
@@ -186,6 +202,7 @@ function saveJson() {
 
 function stop() {
   state.running = false;
+  state.chain = null; // a new start numbers people from 0 again
   const stream = $("be-video").srcObject;
   if (stream) stream.getTracks().forEach((t) => t.stop());
   say("Stopped.");
