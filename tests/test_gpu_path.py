@@ -282,3 +282,38 @@ def test_cuda_failures_are_told_apart_from_the_rest() -> None:
     assert not zerogpu.is_cuda_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert not zerogpu.is_cuda_failure(UserError("resolution must be a positive multiple of 24"))
     assert not zerogpu.is_cuda_failure(RuntimeError("The model is still loading"))
+
+
+# -- 7. bench/gpu_check.py -----------------------------------------------------------------------------------------
+def test_gpu_check_on_a_machine_without_cuda_says_so_runs_the_cpu_parts_and_exits_0() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "bench/gpu_check.py"], cwd=repo, capture_output=True, text=True, timeout=400,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert any(line.startswith("no CUDA device: GPU checks skipped") for line in lines), run.stdout
+    assert any(line.startswith("first request") for line in lines), run.stdout
+    video = next(line for line in lines if line.startswith("video"))
+    assert "keyframes 1:" in video and "keyframes auto:" in video
+
+
+def test_gpu_check_matches_people_by_box_before_measuring_joint_shifts() -> None:
+    from bench.gpu_check import match_deviation
+
+    def people(boxes, joints, scores):
+        kp = sv.KeyPoints(xy=np.asarray(joints, np.float32), confidence=np.ones((len(boxes), 2), np.float32))
+        kp.data["xyxy"] = np.asarray(boxes, np.float32)
+        kp.detection_confidence = np.asarray(scores, np.float32)
+        return kp
+
+    ref = people([[0, 0, 10, 10], [100, 100, 120, 140]], [[[1, 1], [2, 2]], [[101, 101], [110, 130]]], [0.9, 0.8])
+    got = people([[101, 100, 121, 140], [0, 0, 10, 11]], [[[104, 105], [110, 130]], [[1, 1], [2, 3]]], [0.7, 0.9])
+    assert sorted(match_deviation(ref, got)) == [0.0, 0.0, 1.0, 5.0]  # in the other order, still matched
+    assert match_deviation(ref, people(np.zeros((0, 4)), np.zeros((0, 2, 2)), [])) == []
