@@ -187,8 +187,10 @@ WEBGPU_ARGS = ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulk
                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-first-run"]  # fmt: skip
 
 
-def webgpu_page(service: ModelService, resolution: int, frames: int = 20) -> dict[str, Any]:
-    """The in-browser engine's page in headless Chromium on the GPU (WebGPU via Vulkan), where it gets an adapter."""
+def webgpu_page(service: ModelService, resolution: int, cache_root: Path, frames: int = 20) -> dict[str, Any]:
+    """The in-browser engine's page in headless Chromium on the GPU (WebGPU via Vulkan), where it gets an adapter.
+
+    ``cache_root``: the export cache the export check filled (the fp32 file is not made twice)."""
     from playwright.sync_api import sync_playwright
 
     from bench.bench_browser import serve
@@ -196,8 +198,8 @@ def webgpu_page(service: ModelService, resolution: int, frames: int = 20) -> dic
     from rfdetr_demo.models.backends.cache import ExportCache
     from tests.helpers import CHROMIUM
 
-    with tempfile.TemporaryDirectory() as cache_dir, sync_playwright() as playwright:
-        engine = BrowserEngine(service, ExportCache(cache_dir))
+    with sync_playwright() as playwright:
+        engine = BrowserEngine(service, ExportCache(cache_root))
         server, url = serve(engine, resolution, isolated=False, seen=[])
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS, headless=True)
         try:
@@ -288,7 +290,7 @@ def main() -> int:
             print(f"browser export at {res}² on the GPU host: {exp}", flush=True)
             if not args.no_webgpu:
                 try:
-                    figures["webgpu"] = web = webgpu_page(service, res)
+                    figures["webgpu"] = web = webgpu_page(service, res, tmp / "engines")
                 except Exception as exc:  # noqa: BLE001 - the page is the last, optional part
                     figures["webgpu"] = web = {"error": f"{exc.__class__.__name__}: {exc}"}
                 print(f"WebGPU page: {web}", flush=True)

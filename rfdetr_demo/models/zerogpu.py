@@ -161,7 +161,7 @@ class _GpuFunction:
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
-                if is_cuda_failure(exc):  # raised: spaces fails the lease and forks a fresh worker for the next one
+                if is_cuda_failure(exc) and on_zero_gpu():  # raised: spaces fails the lease, forks a fresh worker
                     raise _gpu_failed(exc) from exc
                 return _Raised(exc)  # handed back whole (spaces would keep only the class name)
             finally:
