@@ -43,15 +43,23 @@ def start_models(registry: ModelRegistry, timeout: float = MODEL_WAIT_S) -> Mode
     On ZeroGPU, load every model now, one after another, before the page serves: a GPU worker is a fork of this
     process made at a request and reused, so a model that loads (or unloads) later never reaches a worker that
     already exists.
+
+    A model that fails to load or warm up never stops the start: the page serves and its status line says what
+    failed (this runs before ``launch()``, so an exception here would end the Space with no page at all).
     """
     if zerogpu.on_zero_gpu():
         loaded = []
         for name in registry.names:
             log.info("ZeroGPU: loading model %s before serving", name)
-            loaded.append(registry.service(name).wait(timeout))
-        for predictor, _schema, info in loaded:  # one lease each, forked only now that every model is here
-            if hasattr(predictor, "warm_up"):
-                predictor.warm_up(info.default_resolution)
+            service = registry.service(name)
+            try:
+                service.wait(timeout)
+            except Exception as exc:  # noqa: BLE001 - the status line shows the reason (service.status())
+                log.error("ZeroGPU: model %s is not available at start: %s", name, exc)
+                continue
+            loaded.append(service)
+        for service in loaded:  # one lease each, forked only now that every model is here
+            service.warm_up()  # never raises: a failure shows in the model's precision label
     return registry.service()
 
 

@@ -169,6 +169,24 @@ def test_the_real_spaces_wrapper_too(tmp_path):
     _check(out, out["leases"], out["forks"])
 
 
+def test_a_cuda_failure_replaces_the_real_spaces_worker_and_a_user_error_does_not() -> None:
+    """``spaces`` reuses a worker after a lease that returns; a sticky CUDA error must reach it as an exception."""
+    if importlib.util.find_spec("spaces") is None:
+        pytest.skip("the spaces package is not installed (requirements-dev.txt)")
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.support.zerogpu_clip", "errors"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    first, after_user_error, after_cuda_error = out["pids"]
+    assert after_user_error == first  # the worker survives a visitor's mistake ...
+    assert after_cuda_error != first  # ... and is replaced after a CUDA failure
+    user, gpu = out["errors"]
+    assert user == "UserError: resolution must be a positive multiple of 24, got 100"  # type and message kept
+    assert "The GPU failed during this request (CUDA error: an illegal memory access" in gpu and "try again" in gpu
+
+
 def _log_progress(path: Path, cancel_at: int | None, token: CancelToken | None, done: int, total: int) -> None:
     with path.open("a") as f:
         f.write(f"{done}/{total}\n")

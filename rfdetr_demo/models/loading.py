@@ -225,8 +225,9 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     resolution = spec.resolution or int(cfg.resolution)
 
     engine = spec.engine
-    if spec.random_weights and engine == "auto":
+    if spec.random_weights and engine == "auto" and not device.startswith("cuda"):
         # Untrained weights differ every start: an export would be thrown away each time (and cost 25-90 s).
+        # (The CUDA path exports nothing: it keeps its fp16 views.)
         engine = "torch"
     choice = build_predictor(model, device, precision, engine=engine, default_resolution=resolution)
     info = ModelInfo(

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from rfdetr_demo.models.predictor import rfdetr_view
+
 PERSON_CLASSES = ["person"]  # the preview checkpoint's class list; rfdetr maps the slot after it to __background__
 DEFAULT_SEED = 0
 
@@ -54,27 +56,36 @@ def seed_random_model(rf_model: Any, seed: int = DEFAULT_SEED, class_share: floa
 
     rf_model.model.class_names = list(PERSON_CLASSES)
     net = rf_model.model.model
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same numbers whatever the device
+    like = _placement(net)  # every tensor made here follows the network's device and dtype
     layers = net.keypoint_embed.layers
     with torch.no_grad():
         net.transformer.keypoint_query_initializer.queries.mul_(JOINT_IDENTITY_GAIN)
         for i, layer in enumerate(layers[:-1]):
-            layer.weight.copy_(torch.eye(*layer.weight.shape))
+            layer.weight.copy_(torch.eye(*layer.weight.shape, **like))
             layer.bias.fill_(PASS_OFFSET if i == 0 else 0.0)
         weight_xy, mean_features, person_axis = _fit_template(rf_model, gen)
         last = layers[-1]
-        last.weight.copy_(torch.randn(last.weight.shape, generator=gen) * torch.tensor(ROW_NOISE)[:, None])
+        last.weight.copy_(
+            torch.randn(last.weight.shape, generator=gen).to(**like) * torch.tensor(ROW_NOISE, **like)[:, None]
+        )
         last.weight[:2] = weight_xy
         last.weight[7] = person_axis
         net.class_embed.weight.zero_()  # the person score comes from the keypoint rows alone
-        target = torch.tensor(ROW_BIAS)
-        target[:2] = (torch.tensor(PERSON_TEMPLATE) * torch.tensor(BOX_GROWTH)).mean(0)
+        target = torch.tensor(ROW_BIAS, **like)
+        target[:2] = (torch.tensor(PERSON_TEMPLATE, **like) * torch.tensor(BOX_GROWTH, **like)).mean(0)
         target[7] = class_share
         last.bias.copy_(target - last.weight @ (mean_features + PASS_OFFSET))
         box_bias = net.bbox_embed.layers[-1].bias
-        box_bias[2:] = torch.log(torch.tensor(BOX_GROWTH))
+        box_bias[2:] = torch.log(torch.tensor(BOX_GROWTH, **like))
         for head in getattr(net.transformer, "enc_out_keypoint_embed", []):
             head.load_state_dict(net.keypoint_embed.state_dict())
+
+
+def _placement(net: Any) -> dict[str, Any]:
+    """``device`` and ``dtype`` of the network's parameters, for the tensors made next to them."""
+    param = next(net.parameters())
+    return {"device": param.device, "dtype": param.dtype}
 
 
 def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any, Any]:
@@ -82,15 +93,20 @@ def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any, Any]:
 
     One forward pass on a seeded noise image records the keypoint features; a weighted least-squares fit (minimum
     response to what varies between queries, exact on the per-joint means) keeps the skeleton shape across images.
+    The pass runs where the weights are now (the CPU at load: rfdetr moves them to the model's device on first use),
+    through a view, so it neither moves them (on ZeroGPU a move to CUDA raises in the loader thread) nor mixes
+    devices.
     """
     import torch
 
     net = rf_model.model.model
+    on = _placement(net)["device"]
     seen: dict[str, Any] = {}
     hook = net.keypoint_embed.register_forward_hook(lambda _m, args, _o: seen.setdefault("hs", args[0].detach()))
     try:
         image = (torch.rand((160, 160, 3), generator=gen) * 255).to(torch.uint8).numpy()
-        rf_model.predict([np.ascontiguousarray(image)], threshold=0.0, shape=(192, 192), include_source_image=False)
+        view = rfdetr_view(rf_model, device=on)
+        view.predict([np.ascontiguousarray(image)], threshold=0.0, shape=(192, 192), include_source_image=False)
     finally:
         hook.remove()
     hs = seen["hs"][-1].reshape(-1, *seen["hs"].shape[-2:]).float()  # (queries, joints, dim)
@@ -98,9 +114,9 @@ def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any, Any]:
     residual = (hs - query_mean - joint_mean + mean).reshape(-1, hs.shape[-1])
     spread = (query_mean - mean)[:, 0]
     cov = residual.T @ residual / len(residual) + spread.T @ spread / len(spread)
-    cov_inv = torch.linalg.inv(cov + torch.eye(cov.shape[0]))
+    cov_inv = torch.linalg.inv(cov + torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype))
     joints = (joint_mean - mean)[0]
-    template = torch.tensor(PERSON_TEMPLATE, dtype=torch.float32) * torch.tensor(BOX_GROWTH)
+    template = torch.tensor(PERSON_TEMPLATE, device=hs.device) * torch.tensor(BOX_GROWTH, device=hs.device)
     centred = template - template.mean(0)
     weight = centred.T @ torch.linalg.pinv(joints @ cov_inv @ joints.T) @ joints @ cov_inv
     # The person score varies along the direction in which queries differ most (within a photo, not between

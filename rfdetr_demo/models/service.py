@@ -95,7 +95,25 @@ class ModelService(zerogpu.Shared):
             self._predictor = self._schema = self._info = None
             self._state, self._message = "idle", why
             self._ready.clear()
+        release_gpu_memory()
         return True
+
+    def warm_up(self) -> None:
+        """Run the predictor's warm-up (on ZeroGPU: one lease) and put the precision it chose in the page's label.
+
+        Never raises: a failed warm-up is shown in that label (the page must serve, ZeroGPU included).
+        """
+        predictor, _schema, info = self.wait(0)
+        if not hasattr(predictor, "warm_up"):
+            return
+        try:
+            label = str(predictor.warm_up(info.default_resolution))
+        except Exception as exc:  # shown on the page; the model still serves
+            log.exception("warm-up failed")
+            label = f"{info.precision} (warm-up failed: {exc.__class__.__name__}: {exc})"
+        with self._state_lock:
+            if self._info is info:  # not unloaded or reloaded meanwhile
+                self._info = replace(info, precision=label)
 
     def status(self) -> ServiceStatus:
         with self._state_lock:
@@ -167,6 +185,22 @@ class ModelService(zerogpu.Shared):
         self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD, resolution: int | None = None
     ) -> Prediction:
         return self.predict_batch([image], threshold, resolution)[0]
+
+
+def release_gpu_memory() -> None:
+    """Hand the CUDA blocks an unloaded model's weights held back to the driver (torch keeps them cached).
+
+    Requests still running on that model keep their own reference; only blocks already free are released. A no-op
+    where CUDA was never initialised (CPU hosts, and ZeroGPU's main process, whose CUDA lives in its workers).
+    """
+    import gc
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    gc.collect()  # the network's modules hold reference cycles: free them before asking CUDA to release
+    torch.cuda.empty_cache()
 
 
 def _infer_seconds(service: ModelService, images: list[np.ndarray], threshold: float, resolution: int) -> float:

@@ -13,6 +13,7 @@ import functools
 import importlib
 import math
 import os
+import sys
 import traceback
 import weakref
 from collections.abc import Callable
@@ -71,8 +72,12 @@ _shared: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
 
 class Shared:
-    """Crosses into a lease as a handle, not a copy: the ZeroGPU worker forked after it was made holds it already
-    (with its weights, which ``spaces`` moved to the GPU). For services and predictors, made at start-up."""
+    """Crosses into a lease as a handle, not a copy: the ZeroGPU worker forked after it was made holds it already.
+
+    For services and predictors, made at start-up. Their weights reach the worker on the CPU: ``spaces`` moves to
+    the GPU only tensors this process put on ``cuda`` (none: rfdetr defers its move), and rfdetr moves them at the
+    first inference in each worker (``BASE_DURATION_S`` budgets it).
+    """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = super().__new__(cls)
@@ -90,9 +95,41 @@ def _shared_object(key: int) -> Any:
         raise RuntimeError("the GPU worker started before this model was created; please retry") from None
 
 
+# Messages of CUDA failures that older torch raises as a plain RuntimeError (newer: torch.AcceleratorError).
+_CUDA_FAILURE_MARKS = ("CUDA error", "CUDA driver error", "CUBLAS_STATUS_", "CUDNN_STATUS_", "cuDNN error")
+
+
+def is_cuda_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CUDA failure that leaves the process's CUDA context unusable (illegal memory access,
+    device-side assert, launch failure): after one, every later call in that process fails too.
+
+    Out-of-memory is not one (the context survives; the next, smaller request can run).
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return False
+    if torch is not None and isinstance(exc, getattr(torch, "AcceleratorError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(mark in str(exc) for mark in _CUDA_FAILURE_MARKS)
+
+
+def _gpu_failed(exc: BaseException) -> Exception:
+    """What the visitor is told after a CUDA failure in a lease: a ``gr.Error`` (``spaces`` passes its message
+    through; any other exception reaches the page as its class name alone) that says a retry gets a new worker."""
+    import gradio as gr  # lazy: only a ZeroGPU worker (spaces runs inside Gradio) gets here
+
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return gr.Error(f"The GPU failed during this request ({first_line}); please try again: the next request gets a "
+                    "fresh GPU worker.", title="GPU error")  # fmt: skip
+
+
 @dataclasses.dataclass
 class _Raised:
-    """An exception raised in the lease, returned as a value so its type and message reach the request."""
+    """An exception raised in the lease, returned as a value so its type and message reach the request.
+
+    Only for errors that leave the worker usable: returned as a value, the lease counts as a success and ``spaces``
+    reuses the worker (``zero/wrappers.py``). CUDA failures are raised instead (:func:`is_cuda_failure`).
+    """
 
     exc: Exception
 
@@ -123,8 +160,10 @@ class _GpuFunction:
             token = _depth.set(_depth.get() + 1)
             try:
                 return func(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - handed back whole (spaces would keep only the class name)
-                return _Raised(exc)
+            except Exception as exc:
+                if is_cuda_failure(exc) and on_zero_gpu():  # raised: spaces fails the lease, forks a fresh worker
+                    raise _gpu_failed(exc) from exc
+                return _Raised(exc)  # handed back whole (spaces would keep only the class name)
             finally:
                 _depth.reset(token)
 

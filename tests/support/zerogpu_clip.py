@@ -80,8 +80,9 @@ def run_two_clips(tmp: Path) -> dict[str, Any]:
     return out
 
 
-def _with_real_spaces() -> dict[str, Any]:
-    """The real ``spaces`` wrapper with its network client and CUDA steps replaced (nothing else)."""
+def _real_spaces_without_a_gpu() -> tuple[list[float], list[int]]:
+    """Import the real ``spaces`` with its network client and CUDA steps replaced (nothing else): the lease
+    durations asked for and one entry per worker forked, as they happen."""
     import os
 
     os.environ.update(SPACES_ZERO_GPU="true", SPACES_ZERO_DEVICE_API_URL="http://127.0.0.1:9/")
@@ -108,10 +109,44 @@ def _with_real_spaces() -> dict[str, Any]:
         setattr(zero_torch, name, lambda *a, **k: None)
     zero_torch.size, zero_torch.pack = lambda: 0, lambda: 0
     wrappers.Worker = CountedWorker
+    return leases, forks
+
+
+def _with_real_spaces() -> dict[str, Any]:
+    """The two clips behind the real ``spaces`` wrapper."""
+    leases, forks = _real_spaces_without_a_gpu()
     with tempfile.TemporaryDirectory() as tmp:
         out = run_two_clips(Path(tmp))
     return {**out, "leases": leases, "forks": len(forks)}
 
 
+def worker_after_errors() -> dict[str, Any]:
+    """Which worker process serves each lease around a user error and a sticky CUDA error (real ``spaces``)."""
+    import os
+
+    _real_spaces_without_a_gpu()
+    import torch
+
+    from rfdetr_demo.errors import UserError
+    from rfdetr_demo.models import zerogpu
+
+    @zerogpu.gpu(5)
+    def lease(what: str) -> int:
+        if what == "user":
+            raise UserError("resolution must be a positive multiple of 24, got 100")
+        if what == "cuda":
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+        return os.getpid()
+
+    out: dict[str, Any] = {"pids": [], "errors": []}
+    for what in ("ok", "user", "ok", "cuda", "ok"):
+        try:
+            out["pids"].append(lease(what))
+        except Exception as exc:  # noqa: BLE001 - reported, the caller asserts
+            out["errors"].append(f"{exc.__class__.__name__}: {exc}")
+    return out
+
+
 if __name__ == "__main__":
-    json.dump(_with_real_spaces(), sys.stdout)
+    scenario = worker_after_errors if sys.argv[1:] == ["errors"] else _with_real_spaces
+    json.dump(scenario(), sys.stdout)

@@ -7,6 +7,7 @@ no path, and random weights differ on every start; hashing the state dict covers
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -19,6 +20,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from rfdetr_demo.models.predictor import rfdetr_view
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +150,39 @@ class ExportCache:
         return path, True
 
 
+def cpu_copy(net: Any) -> Any:
+    """A deep copy of the torch module ``net`` with every parameter and buffer on the CPU; ``net`` is only read.
+
+    Each tensor is copied straight to the CPU (through ``deepcopy``'s memo), so a network on a GPU is never
+    duplicated in GPU memory and nothing initialises CUDA (on ZeroGPU, CUDA outside a lease raises).
+    """
+    import torch
+
+    memo: dict[int, Any] = {}
+    for tensor in [*net.parameters(), *net.buffers()]:
+        cpu = tensor.detach().to("cpu", copy=True)
+        if isinstance(tensor, torch.nn.Parameter):
+            cpu = torch.nn.Parameter(cpu, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = cpu
+    return copy.deepcopy(net, memo)
+
+
 def export_model(model: Any, out_dir: Path, resolution: int, fmt: str, **options: Any) -> Path:
-    """rfdetr's own ``export()`` of ``model`` at ``resolution``² into ``out_dir`` (the OpenVINO and ONNX engines)."""
+    """rfdetr's own ``export()`` of ``model`` at ``resolution``² into ``out_dir`` (the OpenVINO and ONNX engines).
+
+    Exported from a CPU copy of the network, never from the live one: rfdetr's ``export()`` moves the network it is
+    given to the CPU, copies it back to the model's device and moves it back again (rfdetr 1.11 ``detr.py``), outside
+    any lock of ours. On the live model a request running meanwhile would meet CPU weights on a GPU server, and on
+    ZeroGPU the move back to CUDA raises in this background thread. The copy costs one model's size in RAM for the
+    export's duration.
+    """
+    import torch
+
+    staged = rfdetr_view(model, model=cpu_copy(model.model.model), device=torch.device("cpu"), inference_model=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings from the export are expected and not actionable
-        path = model.export(output_dir=str(out_dir), format=fmt, shape=(resolution, resolution), output_name="model",
-                            verbose=False, **options)  # fmt: skip
+        path = staged.export(output_dir=str(out_dir), format=fmt, shape=(resolution, resolution), output_name="model",
+                             verbose=False, **options)  # fmt: skip
     return Path(path)
 
 

@@ -8,6 +8,7 @@ fastest kept, since fp16 is not faster on every GPU. Written and tested on CPU o
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
@@ -30,20 +31,32 @@ def choose_fastest(
     runs: int = 3,
     timer: Callable[[], float] = time.perf_counter,
     prefer: str | None = None,
+    failures: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, float]]:
     """Time each candidate ``runs`` times (after one untimed call) and return the fastest by median.
 
-    ``prefer`` wins ties within 3 %, so noise alone never flips the choice away from the intended default.
+    ``prefer`` wins ties within 3 %, so noise alone never flips the choice away from the intended default. With
+    ``failures`` given, a candidate that raises is left out and its error recorded there (so a mode that fails is
+    never chosen); when every candidate fails, the last error is raised.
     """
     medians: dict[str, float] = {}
+    error: Exception | None = None
     for name, fn in candidates.items():
-        fn()  # first call pays for kernel selection / allocation
-        samples = []
-        for _ in range(max(1, runs)):
-            t0 = timer()
-            fn()
-            samples.append(timer() - t0)
+        try:
+            fn()  # first call pays for kernel selection / allocation
+            samples = []
+            for _ in range(max(1, runs)):
+                t0 = timer()
+                fn()
+                samples.append(timer() - t0)
+        except Exception as exc:
+            if failures is None:
+                raise
+            failures[name], error = f"{exc.__class__.__name__}: {exc}", exc
+            continue
         medians[name] = statistics.median(samples)
+    if not medians and error is not None:
+        raise error
     best = min(medians, key=lambda k: medians[k])
     if prefer in medians and medians[prefer] <= medians[best] * 1.03:
         best = prefer
@@ -55,15 +68,44 @@ def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+@functools.cache
+def _fp32_outputs() -> type:
+    """The :func:`fp32_outputs` module class (made on first use: torch is imported lazily)."""
+    import torch
+    from torch.utils._pytree import tree_map_only
+
+    class Fp32Outputs(torch.nn.Module):
+        def __init__(self, network: Any) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            out = self.network(*args, **kwargs)
+            return tree_map_only(torch.Tensor, lambda t: t.float() if t.is_floating_point() else t, out)
+
+    return Fp32Outputs
+
+
+def fp32_outputs(network: Any) -> Any:
+    """``network`` (half precision) wrapped so its outputs leave in fp32 and rfdetr's post-processing runs in fp32.
+
+    Why: ``predict`` post-processes in the network's dtype. In fp16, boxes and joints scaled to a > 2k-px photo round
+    to 2-4 px (bf16: 16 px), and the covariance fusion's ``clamp(min=1e-12)`` underflows to 0 (log → -inf, NaN
+    scores). The cast costs a few hundred kB per frame. A module, so ``parameters()``/``eval()`` still reach it.
+    """
+    return _fp32_outputs()(network)
+
+
 def inference_view(rf_model: Any, resolution: int, dtype: Any) -> Any:
     """A shallow copy of the rfdetr model, optimized by rfdetr's ``inference()`` for ``resolution`` and ``dtype``.
 
     ``inference()`` deep-copies the network, switches it to export mode and casts it; on the copy, the flags it sets
     and the resolution it fixes stay off the live model, which keeps serving every other resolution and can still
-    be exported.
+    be exported. Its outputs are post-processed in fp32 (:func:`fp32_outputs`).
     """
     view = rfdetr_view(rf_model, resolution=int(resolution), inference_model=None)
     view.inference(compile=False, dtype=dtype)
+    view.model.inference_model = fp32_outputs(view.model.inference_model)
     return view
 
 
@@ -94,6 +136,7 @@ class CUDAPredictor(RFDETRPredictor, zerogpu.Shared):
         self.mode = "plain" if precision == "fp32" else "inference"
         self.warmup_ms: dict[str, float] = {}
         self.view_failure: str | None = None
+        self.warmup_failure: str | None = None
         self._views: OrderedDict[int, Any] = OrderedDict()
         self._views_lock = threading.Lock()
 
@@ -145,8 +188,16 @@ class CUDAPredictor(RFDETRPredictor, zerogpu.Shared):
         """Run dummy frames so the first request doesn't pay CUDA start-up; keep the fastest mode (page label).
 
         The measurement runs in one GPU lease on ZeroGPU; the choice is applied here (a worker's changes stay there).
+        A mode that raises is never chosen; if the measurement fails as a whole (every mode failed, or the lease
+        could not start), plain fp32 is kept and the label says the warm-up failed. Never raises.
         """
-        mode, medians, failure = _measure_modes(self, resolution, runs, timer)
+        try:
+            mode, medians, failure = _measure_modes(self, resolution, runs, timer)
+        except Exception as exc:  # noqa: BLE001 - a failed warm-up is not a failed load: serve fp32, say so
+            self._set_mode("plain")
+            self.warmup_failure = f"{exc.__class__.__name__}: {exc}"
+            log.warning("CUDA warm-up at %d² failed (%s); serving fp32", resolution, self.warmup_failure)
+            return f"{self.label} (warm-up failed: {exc.__class__.__name__})"
         self.view_failure = self.view_failure or failure
         self._set_mode(mode)
         self.warmup_ms = {k: v * 1000.0 for k, v in medians.items()}
@@ -182,7 +233,11 @@ def _measure_modes(
 
         return call
 
-    best, medians = choose_fastest({mode: run_in(mode) for mode in MODES}, runs=runs, timer=timer, prefer="inference")
+    failures: dict[str, str] = {}
+    candidates = {mode: run_in(mode) for mode in MODES}
+    best, medians = choose_fastest(candidates, runs=runs, timer=timer, prefer="inference", failures=failures)
+    for mode, why in failures.items():
+        log.warning("CUDA warm-up: %s failed (%s); not used", mode, why)
     if predictor.view_failure is not None and best == "inference":
         best = "autocast"
-    return best, medians, predictor.view_failure
+    return best, medians, predictor.view_failure or failures.get("inference")

@@ -38,6 +38,8 @@ def validate_engine(engine: str | None) -> str:
 def plan_engine(engine: str, device: str, openvino_installed: bool) -> tuple[str, str | None]:
     """Decide ``(engine, why_not_requested)`` from the request, the device and what is installed (pure logic)."""
     engine = validate_engine(engine)
+    if device.startswith("cuda") and engine == "torch":  # the live model as rfdetr runs it: no fp16 views
+        return "torch", None
     if device.startswith("cuda"):
         note = "openvino runs on CPU only" if engine == "openvino" else None
         return "torch-cuda", note
@@ -81,11 +83,7 @@ def build_predictor(
         cuda = CUDAPredictor(model, device, precision)
         if zerogpu.on_zero_gpu():  # warmed by app_factory.start_models once every model is loaded (workers fork)
             return EngineChoice(cuda, "torch-cuda", precision)
-        try:
-            chosen = cuda.warm_up(default_resolution)
-        except Exception as exc:  # noqa: BLE001 - a failed warm-up is not a failed load
-            log.warning("CUDA warm-up failed: %s", exc)
-            chosen = precision
-        return EngineChoice(cuda, "torch-cuda", chosen)
+        # never raises: a failed warm-up is not a failed load (fp32 is kept and the label says why)
+        return EngineChoice(cuda, "torch-cuda", cuda.warm_up(default_resolution))
     label = "torch" if note is None else f"torch ({note})"
     return EngineChoice(RFDETRPredictor(model, device, precision), label, precision)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ class OnnxExports:
     """
 
     def __init__(self, model: Any, cache: ExportCache | None = None) -> None:
-        self.model = model
+        # Weakly: the exports outlive an unloaded model (their files stay servable), its weights must not.
+        self._model = weakref.ref(model)
         self.cache = cache or ExportCache()
         self.export_count = 0
         self.failed: dict[tuple[int, str], str] = {}
@@ -79,16 +81,27 @@ class OnnxExports:
         self._serial = threading.Lock()  # one export at a time: two would split the same cores, double the memory
 
     @property
+    def model(self) -> Any:
+        """The rfdetr model these files are exported from (None once it was unloaded and collected)."""
+        return self._model()
+
+    def _live_model(self) -> Any:
+        model = self.model
+        if model is None:
+            raise RuntimeError("the model was unloaded; its exports can no longer be made")
+        return model
+
+    @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.model.model.model.state_dict())
+            self._fingerprint = weights_fingerprint(self._live_model().model.model.state_dict())
         return self._fingerprint
 
     def _export(self, resolution: int, precision: str, out_dir: Path) -> Path:
         if precision == "fp16":
             path = convert_to_fp16(self.prepare(resolution, "fp32").path, out_dir / ARTEFACT)
         else:
-            path = export_model(self.model, out_dir, resolution, "onnx")
+            path = export_model(self._live_model(), out_dir, resolution, "onnx")
         (out_dir / DIGEST_FILE).write_text(file_sha256(path))
         with self._lock:
             self.export_count += 1
