@@ -801,3 +801,31 @@ def test_gather_topk_rows_picks_the_same_rows_as_rfdetrs_graph(tmp_path) -> None
     np.testing.assert_array_equal(after[0], before[0])
     np.testing.assert_array_equal(after[1], before[1])
     assert gather_topk_rows(path) == 0  # nothing left to rewrite: the file stays as it is
+
+
+@pytest.mark.model
+@pytest.mark.browser
+@ort_installed
+def test_a_software_webgpu_adapter_does_not_hold_the_page(server, playwright_session) -> None:
+    """With a real (software) WebGPU adapter, whose first frame takes minutes, the page runs WASM after the 8-s time
+    box and says why, instead of showing nothing for minutes."""
+    from tests.helpers import CHROMIUM, WEBGPU_ARGS
+
+    url, _seen = server
+    browser = playwright_session.chromium.launch(
+        executable_path=CHROMIUM, args=[*WEBGPU_ARGS, *FAKE_CAMERA], headless=True
+    )
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        if not page.evaluate("async () => Boolean(await navigator.gpu?.requestAdapter())"):
+            pytest.skip("Chromium has no WebGPU adapter here (--enable-unsafe-webgpu: its SwiftShader fallback)")
+        page.click("#be-check")
+        page.wait_for_selector("#be-go:not([hidden])", timeout=60_000)
+        page.click("#be-go")
+        page.wait_for_function("() => window.__browserEngine.frames >= 1", timeout=240_000)
+        backend = page.inner_text("#be-backend")
+    finally:
+        browser.close()
+    assert backend.startswith("Running on WASM (fp32, 1 thread")
+    assert backend.endswith("WebGPU took over 8 s on the check frame (a software or very slow GPU); running on WASM.")

@@ -133,8 +133,12 @@ async function start() {
     // Promises, so a WebGPU session still being made when its time box ran out is released when it arrives.
     const session = (backend) => (sessions[backend] ??= createSession(builds[backend], bytes, backend));
     const checkFrame = grab(video, m).input; // one frame for both backends: a live camera moves in between
-    const runOn = async (backend) =>
-      runSession(builds[backend], await session(backend), checkFrame.slice(), m.resolution);
+    let late = false; // set when WebGPU ran out of its time box: its session, when it comes, runs nothing
+    const runOn = async (backend) => {
+      const made = await session(backend);
+      if (late && backend === "webgpu") throw new Error("the WebGPU check ran out of time");
+      return runSession(builds[backend], made, checkFrame.slice(), m.resolution);
+    };
     say(adapter ? `Checking WebGPU against WASM on one frame (WebGPU gets ${CHECK_SECONDS} s)…`
       : "Starting WASM…");
     const decodeAll = (out) => decode(out, m.decode, video.videoWidth, video.videoHeight, 0);
@@ -142,6 +146,7 @@ async function start() {
     const choice = adapter
       ? await chooseBackend(runOn, decodeAll, tolerance)
       : { backend: "wasm", note: "WebGPU is not available in this browser; running on WASM." };
+    late = Boolean(choice.timedOut);
     state.backend = choice.backend;
     // WASM always runs the fp32 file (the fp16 one is for the GPU); sessions not used from here on are released.
     const keep = choice.backend === "wasm" && state.precision === "fp16" ? null : choice.backend;
