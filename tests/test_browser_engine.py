@@ -736,7 +736,7 @@ def test_webgpu_matches_wasm_on_one_frame_and_keeps_every_node_on_the_gpu(engine
     """onnxruntime-web's WebGPU backend on Chromium's software adapter gives the same persons as WASM on the same
     frame within the page's own check (rowsAgree, TOLERANCE), and places no node of the export on the CPU.
 
-    A missing adapter skips (fails under CI=true). Takes 2-3 minutes: one WebGPU frame compiles every shader in
+    A missing adapter skips (fails under CI=true). Takes 1.5-3 minutes: one WebGPU frame compiles every shader in
     SwiftShader, which is most of the time at any resolution (48² and 96² took 157 s and 171 s on 2 loaded cores)."""
     from tests.helpers import CHROMIUM, JS_WEBGPU_VS_WASM, WEBGPU_ARGS, nodes_on_cpu
 
@@ -829,3 +829,21 @@ def test_a_software_webgpu_adapter_does_not_hold_the_page(server, playwright_ses
         browser.close()
     assert backend.startswith("Running on WASM (fp32, 1 thread")
     assert backend.endswith("WebGPU took over 8 s on the check frame (a software or very slow GPU); running on WASM.")
+
+
+@pytest.mark.model
+def test_the_pop_out_route_sends_isolation_headers_and_refuses_bad_input(server) -> None:
+    import urllib.error
+    import urllib.request
+
+    url, _seen = server
+    with urllib.request.urlopen(f"{url}/browser-engine/live") as response:
+        page = response.read().decode()
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert '<div id="be-panel">' in page and '/browser-engine/web/page.js"' in page
+    assert '<option value="auto" selected>Auto (starts at 288²)</option>' in page
+    for query, reason in (("model=nope", "unknown model 'nope'"), ("resolution=abc", "resolution must be auto")):
+        with pytest.raises(urllib.error.HTTPError, match="400") as bad:
+            urllib.request.urlopen(f"{url}/browser-engine/live?{query}")
+        assert reason in bad.value.read().decode()
