@@ -18,11 +18,15 @@ own ONNX export, served by the app's own routes (``rfdetr_demo/ui/browser_panel.
 - requests carrying a body (or not GETs) that the server received while the browser engine ran, i.e. frames sent
   to the server: must be 0 (other GETs, e.g. the favicon, are listed).
 
-WebGPU is not measured: Chromium here has no GPU adapter.
+``--webgpu``: instead, one frame of COCO photo 196141 through onnxruntime-web's WebGPU backend and through WASM
+on the same page (tests/helpers.py JS_WEBGPU_VS_WASM): the adapter (here Chromium's SwiftShader, a CPU), session and
+run times, whether the page's own check accepts WebGPU, the largest output differences, and the nodes onnxruntime-web
+left on the CPU (its verbose log). A software adapter takes minutes per frame.
 
     python bench/bench_browser.py            # 288² and 576², 4 timed frames each (the issue's acceptance run)
     python bench/bench_browser.py --resolutions 288 --frames 2   # a quick check
     python bench/bench_browser.py --chain-only   # ids + smoothing alone, JS vs Python (seconds)
+    python bench/bench_browser.py --resolutions 288 --webgpu     # WebGPU vs WASM, one frame
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]  # fmt: skip
+PHOTO = REPO.parent / "shared" / "data" / "coco" / "000000196141.jpg"
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
@@ -64,7 +69,7 @@ def serve(engine, resolution: int, isolated: bool, seen: list):
     """The engine's routes plus a page holding the panel; with ``isolated``, COOP/COEP on every response."""
     import uvicorn
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse
+    from fastapi.responses import FileResponse, HTMLResponse
 
     from rfdetr_demo.ui.browser_panel import PAGE_SCRIPT, browser_routes, panel_html
     from tests.helpers import free_port
@@ -78,6 +83,10 @@ def serve(engine, resolution: int, isolated: bool, seen: list):
         if isolated:
             response.headers.update(ISOLATION)
         return response
+
+    @app.get("/photo.png")
+    def photo() -> FileResponse:
+        return FileResponse(PHOTO, media_type="image/jpeg")
 
     @app.get("/")
     def page() -> HTMLResponse:
@@ -104,7 +113,7 @@ def run_page(playwright, url: str, frames: int) -> dict:
         state = page.evaluate(
             "() => { const s = window.__browserEngine; return {history: s.history, firstFrameMs: s.firstFrameMs, "
             "downloadMs: s.downloadMs, isolated: crossOriginIsolated, threads: document.getElementById('be-backend')"
-            ".textContent}; }"
+            ".textContent, nThreads: s.threads, resolution: s.manifest.resolution}; }"
         )
     finally:
         browser.close()
@@ -112,6 +121,24 @@ def run_page(playwright, url: str, frames: int) -> dict:
     med = {k: statistics.median(h[k] for h in later) for k in ("pre", "model", "post", "smooth", "draw")}
     people = statistics.median(h["people"] for h in later)
     return {**state, "median": med, "total": sum(med.values()), "people": people}
+
+
+def run_webgpu(playwright, url: str, onnx_file, resolution: int) -> dict:
+    """One frame on WebGPU and on WASM in the same page; the nodes left on the CPU from the verbose log."""
+    from tests.helpers import JS_WEBGPU_VS_WASM, WEBGPU_ARGS, nodes_on_cpu
+
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=WEBGPU_ARGS, headless=True)
+    console: list[str] = []
+    try:
+        page = browser.new_page()
+        page.on("console", lambda message: console.append(message.text))
+        page.goto(url)
+        page.set_default_timeout(3_600_000)
+        file = {"url": f"/browser-engine/model/{onnx_file.sha256}.onnx", "bytes": onnx_file.size}
+        got = page.evaluate(JS_WEBGPU_VS_WASM, {"manifestRes": resolution, "file": file, "res": resolution})
+    finally:
+        browser.close()
+    return {**got, "cpu_nodes": nodes_on_cpu(console)}
 
 
 def expected(path: str, allowed: set[str]) -> bool:
@@ -173,6 +200,7 @@ def main() -> None:
     parser.add_argument("--resolutions", type=int, nargs="+", default=[288, 576])
     parser.add_argument("--frames", type=int, default=4, help="frames timed per configuration after the first")
     parser.add_argument("--chain-only", action="store_true", help="only the ids + smoothing line (seconds, no browser)")
+    parser.add_argument("--webgpu", action="store_true", help="WebGPU vs WASM on one frame instead")
     args = parser.parse_args()
     if args.chain_only:
         print(f"machine: {describe()}; load average {os.getloadavg()}")
@@ -198,6 +226,14 @@ def main() -> None:
             export_s, fp16_s = t1 - t0, time.perf_counter() - t1
             print(f"{res}²: fp32 export {export_s:.0f} s, {onnx_file.size / 1e6:.0f} MB; "
                   f"fp16 conversion {fp16_s:.0f} s, {fp16_file.size / 1e6:.0f} MB")  # fmt: skip
+            if args.webgpu:
+                server, url = serve(engine, res, False, [])
+                try:
+                    got = run_webgpu(playwright, url, onnx_file, res)
+                finally:
+                    server.should_exit = True
+                print(f"{res}² WebGPU vs WASM: {got}")
+                continue
             model_ms, e2e_ms = server_mode_ms(service, res)
             for isolated in (False, True):
                 seen: list = []
@@ -214,15 +250,18 @@ def main() -> None:
                 rows.append((res, export_s, sizes, isolated, got, model_ms, e2e_ms, frames_sent))
                 print(f"{res}² isolated={isolated}: {got}, server {model_ms:.0f}/{e2e_ms:.0f} ms, sent {frames_sent}")
     print(f"load average at the end: {os.getloadavg()}")
+    if not rows:  # --webgpu: its lines above are the result
+        return
     print(
-        "\n| res | page | backend | MB fp32 / fp16 | export s | download s | first frame s | pre | model | post | "
-        "ids + smoothing (people) | draw | browser ms/frame | server ms/frame (model / +drawing) | browser ÷ server | "
-        "frames sent |"
+        "\n| res | page | backend | threads | MB fp32 / fp16 | export s | download s | first frame s | pre | model | "
+        "post | ids + smoothing (people) | draw | browser ms/frame | server ms/frame (model / +drawing) | "
+        "browser ÷ server | frames sent |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for res, export_s, (size, size16), isolated, got, model_ms, e2e_ms, sent in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for _res, export_s, (size, size16), isolated, got, model_ms, e2e_ms, sent in rows:
         m = got["median"]
-        print(f"| {res}² | {'isolated' if isolated else 'as served'} | {got['threads'].split('.')[0]} | "
+        backend = got["threads"].removeprefix("Running on ").split(",")[0].replace(" (", " ")  # "WASM fp32"
+        print(f"| {got['resolution']}² | {'isolated' if isolated else 'as served'} | {backend} | {got['nThreads']} | "
               f"{size / 1e6:.0f} / {size16 / 1e6:.0f} | {export_s:.0f} | {got['downloadMs'] / 1e3:.1f} | "
               f"{got['firstFrameMs'] / 1e3:.1f} | "
               f"{m['pre']:.0f} | {m['model']:.0f} | {m['post']:.0f} | {m['smooth']:.1f} ({got['people']:.0f}) | "

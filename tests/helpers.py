@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import threading
@@ -78,3 +79,59 @@ def run_concurrently(fn: Callable[[], object], n: int, timeout_s: float) -> tupl
     for t in threads:
         t.join(timeout_s)
     return results, errors
+
+
+# WebGPU in headless Chromium without a GPU: Chromium's bundled SwiftShader (Vulkan on the CPU) is the adapter, a
+# "fallback adapter" (adapter.info: vendor "google", architecture "swiftshader"). Mesa's lavapipe, when installed,
+# is loaded by the GPU process but never served (checked with VK_ICD_FILENAMES pointing at it and at nothing).
+WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]
+
+# One frame through WebGPU and WASM with the page's own modules; rows compared with the page's check (rowsAgree,
+# TOLERANCE), raw output differences and the adapter. With ``verbose``, onnxruntime-web logs its node placements to
+# the console while the WebGPU session is made (read with :func:`nodes_on_cpu`).
+JS_WEBGPU_VS_WASM = """async ({manifestRes, file, res}) => {
+  const engine = await import('/browser-engine/web/engine.js');
+  const { preprocess, decode } = await import('/browser-engine/web/decode.js');
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) return { adapter: null };
+  const m = await (await fetch(`/browser-engine/manifest?resolution=${manifestRes}`)).json();
+  const bitmap = await createImageBitmap(await (await fetch('/photo.png')).blob());
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const input = preprocess(pixels, bitmap.width, bitmap.height, res, m.decode.mean, m.decode.std);
+  const bytes = await engine.download(file.url, file.bytes, () => {});
+  const time = async (f) => { const t = performance.now(); const v = await f(); return [v, performance.now() - t]; };
+  const gpu = await engine.loadOrt(m.ort, true);
+  gpu.env.logLevel = 'verbose';
+  const [gpuSession, sessionMs] = await time(() => engine.createSession(gpu, bytes, 'webgpu', { logSeverityLevel: 0 }));
+  gpu.env.logLevel = 'warning';
+  const [gpuOut, gpuMs] = await time(() => engine.runSession(gpu, gpuSession, input.slice(), res));
+  const cpu = await engine.loadOrt(m.ort, false);
+  const cpuSession = await engine.createSession(cpu, bytes, 'wasm');
+  const [cpuOut, wasmMs] = await time(() => engine.runSession(cpu, cpuSession, input.slice(), res));
+  const maxDiff = (a, b) => a.reduce((d, x, i) => Math.max(d, Math.abs(x - b[i])), 0);
+  const rows = (out) => decode(out, m.decode, bitmap.width, bitmap.height, 0);
+  return {
+    adapter: { vendor: adapter.info.vendor, architecture: adapter.info.architecture,
+               description: adapter.info.description, fallback: adapter.info.isFallbackAdapter ?? null },
+    sessionMs, gpuMs, wasmMs, rows: rows(cpuOut).length,
+    agree: engine.rowsAgree(rows(gpuOut), rows(cpuOut), engine.TOLERANCE),
+    diff: Object.fromEntries(['dets', 'labels', 'keypoints'].map((k) => [k, maxDiff(gpuOut[k].data, cpuOut[k].data)])),
+  };
+}"""
+
+
+def nodes_on_cpu(console: list[str]) -> list[str] | None:
+    """The nodes onnxruntime's verbose log lists under "placed on [CPUExecutionProvider]" ("Op (name)"), [] when it
+    placed every node elsewhere, None when the log has no placements (verbose logging did not reach the console)."""
+    text = "\n".join(console)
+    if "Node placements" not in text:
+        return None
+    block = (
+        text.split("placed on [CPUExecutionProvider]")[1].split("placed on [")[0]
+        if "[CPUExecutionProvider]" in text
+        else ""
+    )
+    return re.findall(r"\]\s+(\w+ \([^)]*\))\s*$", block, flags=re.M)

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 from fastapi import HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from rfdetr_demo.defaults import DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_THRESHOLD
@@ -28,15 +28,38 @@ PAGE_SCRIPT = '<script type="module" src="/browser-engine/web/page.js"></script>
 LABEL = "Run in this browser (no frames leave your device)"
 
 
-def panel_html(default_resolution: int) -> str:
+# The panel's inputs look like Gradio's (its theme variables, with fallbacks for the pop-out tab, which has no
+# Gradio) with a 1-px border in the blocks' border colour: Gradio's own input border is 0 px wide in this theme and
+# its inputs are drawn by a fill that plain inputs on this white panel do not get. Each label stays whole on a
+# 390-px phone: label text and input never wrap apart, labels wrap as units.
+PANEL_CSS = """<style>
+#be-panel .be-row { display: flex; flex-wrap: wrap; gap: var(--size-2, 8px) var(--size-4, 16px); align-items: center; }
+#be-panel .be-row label { display: inline-flex; align-items: center; gap: var(--size-2, 8px); white-space: nowrap; }
+#be-panel input[type=number], #be-panel select {
+  border: 1px solid var(--border-color-primary, #d1d5db); box-shadow: var(--input-shadow, none);
+  border-radius: var(--input-radius, 6px); background: var(--input-background-fill, #fff);
+  color: var(--body-text-color, inherit); padding: var(--input-padding, 4px 8px); font: inherit; width: 5.5em;
+}
+#be-panel select { width: auto; }
+#be-panel input[type=number]:focus, #be-panel select:focus {
+  border-color: var(--input-border-color-focus, #93c5fd); outline: none;
+}
+</style>"""
+
+
+def panel_html(default_resolution: int, auto: bool = False) -> str:
+    """The panel; ``auto`` (the app's choice) starts at the smallest resolution and says what else would run, else
+    ``default_resolution`` is preselected (tests and benches that need one size)."""
     choices = sorted({*BROWSER_RESOLUTIONS, default_resolution})
-    selected = {r: " selected" if r == default_resolution else "" for r in choices}
+    selected = {r: " selected" if r == default_resolution and not auto else "" for r in choices}
     options = "".join(f'<option value="{r}"{selected[r]}>{r}²</option>' for r in choices)
-    return f"""
+    auto_option = f'<option value="auto"{" selected" if auto else ""}>Auto (starts at {choices[0]}²)</option>'
+    return f"""{PANEL_CSS}
 <div id="be-panel">
   <p>The model runs on your device with onnxruntime-web (WebGPU when your browser has it, else WebAssembly):
   the camera picture is never sent to the server. The model file is downloaded once (its size is shown first).</p>
-  <label>Resolution <select id="be-resolution">{options}</select></label>
+  <div class="be-row">
+  <label>Resolution <select id="be-resolution">{auto_option}{options}</select></label>
   <label>Person threshold <input id="be-threshold" type="number" min="0" max="1" step="0.05"
     value="{DEFAULT_THRESHOLD}"></label>
   <label>Keypoint threshold <input id="be-kp-threshold" type="number" min="0" max="1" step="0.05"
@@ -44,6 +67,7 @@ def panel_html(default_resolution: int) -> str:
   <label><input id="be-mirror" type="checkbox"> Mirror the view (display only)</label>
   <label><input id="be-smooth" type="checkbox" checked> Smooth joints over time (Kalman filter, as server mode;
     people keep their #id either way)</label>
+  </div>
   <div>
     <button id="be-check" type="button">{LABEL}</button>
     <button id="be-go" type="button" hidden>Download and start</button>
@@ -53,6 +77,8 @@ def panel_html(default_resolution: int) -> str:
   <progress id="be-progress" max="1" value="0"></progress>
   <p id="be-status">Not started.</p>
   <p id="be-backend"></p>
+  <p id="be-choice"></p>
+  <p><a id="be-popout" target="_blank" rel="opener" hidden></a></p>
   <p id="be-readout"></p>
   <div id="be-stage" style="position:relative;max-width:640px">
     <video id="be-video" muted playsinline style="width:100%;display:block"></video>
@@ -64,7 +90,7 @@ def panel_html(default_resolution: int) -> str:
 def build_browser_panel(ctx: UiContext) -> None:
     """An accordion beside server mode; ``--browser-engine off`` (or ``--auth``) leaves it out."""
     with gr.Accordion(LABEL, open=False, elem_id="browser-engine"):
-        gr.HTML(panel_html(ctx.default_resolution))
+        gr.HTML(panel_html(ctx.default_resolution, auto=True))
 
 
 # HTTP routes of the in-browser engine, added to Gradio's FastAPI app (``launch(app_kwargs={"routes": ...})``).
@@ -74,6 +100,9 @@ ORT_DIST = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _MODULE = re.compile(r"[a-z_]+\.js")
+# The pop-out tab's headers: a cross-origin isolated page gets SharedArrayBuffer, hence WASM threads. Everything it
+# loads is same-origin, or the CDN's onnxruntime-web files fetched with CORS (jsDelivr allows any origin).
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 @cache
@@ -130,7 +159,26 @@ def browser_routes(engine: BrowserEngine) -> list[BaseRoute]:
         kind = "application/wasm" if name.endswith(".wasm") else "text/javascript"
         return FileResponse(ORT_DIST / name, media_type=kind, headers={"Cache-Control": IMMUTABLE})
 
+    async def live(request: Request) -> HTMLResponse:
+        """The panel alone in its own tab, cross-origin isolated (the model name comes in the address)."""
+        wanted = request.query_params.get("resolution", "auto")
+        try:
+            engine.registry.resolve(request.query_params.get("model"))
+            resolution = BROWSER_RESOLUTIONS[0] if wanted == "auto" else validate_resolution(int(wanted))
+        except ValueError as exc:  # an unknown model (UserError, says which exist) or a bad resolution
+            detail = str(exc) if isinstance(exc, UserError) else "resolution must be auto or a multiple of 24"
+            raise HTTPException(400, detail) from exc
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{LABEL}</title>{PAGE_SCRIPT}</head>"
+            '<body style="font-family: system-ui, sans-serif; margin: 16px">'
+            f"{panel_html(resolution, auto=wanted == 'auto')}</body></html>"
+        )
+        return HTMLResponse(page, headers={**ISOLATION, "Cache-Control": "no-cache"})
+
     return [
+        Route(f"{PREFIX}/live", live),
         Route(f"{PREFIX}/manifest", manifest),
         Route(PREFIX + "/model/{digest}.onnx", model_file),
         Route(PREFIX + "/web/{name}", web_module),

@@ -12,6 +12,10 @@ export const TOLERANCE_FP16 = { px: 2, conf: 1e-2, covRel: 0.05 };
 // + CHECK_SLACK (two near-equal scores may swap ranks).
 export const CHECK_ROWS = 10;
 const CHECK_SLACK = 5;
+// The WebGPU half of the check (session + one frame) gets this long; past it the page runs WASM and says why. A
+// software adapter (seen here: Mesa's lavapipe) takes minutes per frame, and a page that shows nothing meanwhile
+// looks hung.
+export const CHECK_SECONDS = 8;
 
 export function choosePrecision(adapter, manifest) {
   // fp16 only for a WebGPU adapter that runs f16 shaders and a server that made the fp16 file; WASM is always fp32.
@@ -29,8 +33,21 @@ async function verifiedBlobUrl(url, integrity, type) {
 }
 
 export async function loadOrt(source, wantWebGpu) {
-  // source: the manifest's `ort` ({base, integrity}). Every file is fetched with its integrity hash, so a CDN copy
-  // that differs from the pinned npm package is refused by the browser.
+  // source: the manifest's `ort` ({base, integrity, local}). Every file is fetched with its integrity hash, so a CDN
+  // copy that differs from the pinned npm package is refused by the browser. Called before the model download: a
+  // page that cannot get onnxruntime-web says so in one sentence instead of after 140 MB.
+  try {
+    return await loadOrtFiles(source, wantWebGpu);
+  } catch (err) {
+    console.warn("onnxruntime-web did not load", err);
+    throw new Error(source.local
+      ? `onnxruntime-web could not be loaded from this server (${String(err?.message ?? err)})`
+      : "onnxruntime-web could not be loaded: this server has no copy and the CDN is not reachable; run `npm ci` "
+        + "in web/ on the server or allow the CDN (cdn.jsdelivr.net)");
+  }
+}
+
+async function loadOrtFiles(source, wantWebGpu) {
   const [main, glue, wasm] = wantWebGpu
     ? ["ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]
     : ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
@@ -76,13 +93,17 @@ export async function webGpuAdapter() {
 }
 
 export function wasmThreads() {
-  // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
-  return globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages (the pop-out tab, served
+  // with COOP/COEP by /browser-engine/live): there, one per logical core the browser reports.
+  return globalThis.crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
 }
 
-export async function createSession(ort, bytes, backend) {
+export async function createSession(ort, bytes, backend, options = {}) {
+  // options: extra session options (the WebGPU test passes logSeverityLevel 0 to list the nodes left on the CPU).
   if (backend === "wasm") ort.env.wasm.numThreads = wasmThreads();
-  return ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: "all" });
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: [backend], graphOptimizationLevel: "all", ...options,
+  });
 }
 
 export async function runSession(ort, session, input, size) {
@@ -127,16 +148,25 @@ export function rowsAgree(a, b, tol = TOLERANCE) {
   return everyRowFound(a, b, tol) && everyRowFound(b, a, tol);
 }
 
-export async function chooseBackend(runOn, decodeRows, tol = TOLERANCE) {
+export async function chooseBackend(runOn, decodeRows, tol = TOLERANCE, seconds = CHECK_SECONDS) {
   // runOn(backend) → raw outputs of the check frame; decodeRows(outputs) → rows. Returns {backend, note}.
-  // Called when the browser has a WebGPU adapter: WebGPU only when it runs and agrees with WASM within tol (the
-  // fp16 tolerance when the fp16 file is checked); otherwise WASM, with one sentence saying why.
+  // Called when the browser has a WebGPU adapter: WebGPU only when it runs within `seconds` and agrees with WASM
+  // within tol (the fp16 tolerance when the fp16 file is checked); otherwise WASM, with one sentence saying why.
   let gpuRows;
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(() => resolve(null), seconds * 1000); });
   try {
-    gpuRows = decodeRows(await runOn("webgpu"));
+    const out = await Promise.race([runOn("webgpu"), late]);
+    if (out === null) {
+      return { backend: "wasm", timedOut: true,
+               note: `WebGPU took over ${seconds} s on the check frame (a software or very slow GPU); running on WASM.` };
+    }
+    gpuRows = decodeRows(out);
   } catch (err) {
     console.warn("WebGPU run failed", err);
     return { backend: "wasm", note: "WebGPU could not run this model here; running on WASM." };
+  } finally {
+    clearTimeout(timer);
   }
   const cpuRows = decodeRows(await runOn("wasm"));
   if (!rowsAgree(gpuRows, cpuRows, tol)) {

@@ -7,7 +7,7 @@
 import { preprocess, decode, toResultJson } from "./decode.js";
 import {
   loadOrt, download, createSession, runSession, chooseBackend, choosePrecision, modelFile, wasmThreads, webGpuAdapter,
-  TOLERANCE, TOLERANCE_FP16,
+  TOLERANCE, TOLERANCE_FP16, CHECK_SECONDS,
 } from "./engine.js";
 import { drawRows } from "./draw.js";
 import { LiveChain } from "./temporal.js";
@@ -18,11 +18,43 @@ window.__browserEngine = state; // read by bench/bench_browser.py and the browse
 const $ = (id) => document.getElementById(id);
 const say = (text) => { $("be-status").textContent = text; };
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const RUNNING = "Running in this browser: no frames leave your device.";
+
+// The Webcam tab's model picker (absent with one model, or in the pop-out tab, which gets it in its address).
+const modelName = () => document.querySelector("#webcam-model input")?.value
+  ?? new URLSearchParams(location.search).get("model") ?? "";
+
+// Auto: the smallest offered resolution, so a first frame comes within seconds even on one WASM thread (576² took
+// 14-18 s per frame on a loaded 2-core machine: it looked hung). Measured frames then say what else would run.
+function startResolution() {
+  const select = $("be-resolution");
+  const sizes = [...select.options].map((o) => Number(o.value)).filter((r) => r > 0);
+  if (select.value !== "auto") return { resolution: Number(select.value), why: "chosen in Resolution" };
+  return { resolution: Math.min(...sizes), sizes,
+           why: "Auto: the smallest, so the first frames come fast on any device" };
+}
+
+// A frame this fast (model only) is live enough; a larger resolution is suggested when its estimate stays under it.
+const LIVE_MS = 250;
+
+function suggestion(ms, resolution, sizes) {
+  // One sentence from the measured model time: the cost grows about with the pixel count (an estimate).
+  const estimate = (r) => ms * (r / resolution) ** 2;
+  const bigger = sizes.filter((r) => r > resolution && estimate(r) <= LIVE_MS);
+  const measured = `Measured ${ms.toFixed(0)} ms per frame (model) at ${resolution}²`;
+  if (bigger.length) {
+    const r = Math.max(...bigger);
+    return `${measured}: ${r}² should also run live here (about ${estimate(r).toFixed(0)} ms, an estimate); `
+      + "pick it in Resolution and start again for more detail.";
+  }
+  const next = sizes.find((r) => r > resolution);
+  return next ? `${measured}: ${next}² would take about ${(estimate(next) / 1000).toFixed(1)} s per frame (an `
+    + "estimate), so it stays here; pick another in Resolution to try it." : `${measured}.`;
+}
 
 async function manifest(resolution) {
   for (;;) {
-    // The Webcam tab's model picker (absent with one model: the server's default).
-    const model = document.querySelector("#webcam-model input")?.value ?? "";
+    const model = modelName();
     const query = `resolution=${resolution}` + (model ? `&model=${encodeURIComponent(model)}` : "");
     const response = await fetch(`/browser-engine/manifest?${query}`);
     if (!response.ok) throw new Error(`the server answered ${response.status}`);
@@ -37,13 +69,15 @@ async function manifest(resolution) {
 async function check() {
   try {
     say("Asking the server for the browser model…");
-    state.manifest = await manifest(Number($("be-resolution").value));
+    state.start = startResolution();
+    state.manifest = await manifest(state.start.resolution);
     const m = state.manifest;
     state.adapter = await webGpuAdapter();
     state.precision = choosePrecision(state.adapter, m); // fp16 only for a WebGPU adapter with shader-f16
     const file = modelFile(m, state.precision);
     const what = state.precision === "fp16" ? "fp16, for this GPU" : "fp32";
-    say(`The model is ${mb(file.bytes)} (${what}, ${m.resolution}²), downloaded once and kept by your browser.`);
+    say(`The model is ${mb(file.bytes)} (${what}, ${m.resolution}²: ${state.start.why}), downloaded once and kept `
+      + "by your browser.");
     $("be-go").textContent = `Download ${mb(file.bytes)} and start`;
     $("be-go").hidden = false;
   } catch (err) {
@@ -90,42 +124,55 @@ async function start() {
     video.srcObject = await camera(); // before the download: a denied camera should not cost 140 MB
     await video.play();
     const t0 = performance.now();
-    let bytes = await fetchModel(modelFile(m, state.precision));
-    state.downloadMs = performance.now() - t0;
-    say("Loading onnxruntime-web…");
+    say("Loading onnxruntime-web…"); // before the download too: a page without it should not cost 140 MB
     // WASM always from the WASM build (in its worker); the WebGPU build only for WebGPU: once its WebGPU start has
     // failed, that build's WASM backend never creates a session (onnxruntime-web 1.30, seen in headless Chromium).
     const builds = { wasm: await loadOrt(m.ort, false), webgpu: adapter ? await loadOrt(m.ort, true) : null };
+    const tDownload = performance.now();
+    let bytes = await fetchModel(modelFile(m, state.precision));
+    state.downloadMs = performance.now() - tDownload;
     const sessions = {};
-    const session = async (backend) => (sessions[backend] ??= await createSession(builds[backend], bytes, backend));
+    // Promises, so a WebGPU session still being made when its time box ran out is released when it arrives.
+    const session = (backend) => (sessions[backend] ??= createSession(builds[backend], bytes, backend));
     const checkFrame = grab(video, m).input; // one frame for both backends: a live camera moves in between
-    const runOn = async (backend) =>
-      runSession(builds[backend], await session(backend), checkFrame.slice(), m.resolution);
-    say("Checking the backend on one frame…");
+    let late = false; // set when WebGPU ran out of its time box: its session, when it comes, runs nothing
+    const runOn = async (backend) => {
+      const made = await session(backend);
+      if (late && backend === "webgpu") throw new Error("the WebGPU check ran out of time");
+      return runSession(builds[backend], made, checkFrame.slice(), m.resolution);
+    };
+    say(adapter ? `Checking WebGPU against WASM on one frame (WebGPU gets ${CHECK_SECONDS} s)…`
+      : "Starting WASM…");
     const decodeAll = (out) => decode(out, m.decode, video.videoWidth, video.videoHeight, 0);
     const tolerance = state.precision === "fp16" ? TOLERANCE_FP16 : TOLERANCE;
     const choice = adapter
       ? await chooseBackend(runOn, decodeAll, tolerance)
       : { backend: "wasm", note: "WebGPU is not available in this browser; running on WASM." };
+    late = Boolean(choice.timedOut);
     state.backend = choice.backend;
     // WASM always runs the fp32 file (the fp16 one is for the GPU); sessions not used from here on are released.
     const keep = choice.backend === "wasm" && state.precision === "fp16" ? null : choice.backend;
     for (const name of Object.keys(sessions).filter((n) => n !== keep)) {
-      await sessions[name].release();
+      const pending = sessions[name];
       delete sessions[name];
+      const released = pending.then((s) => s.release(), () => {}); // a failed start has nothing to release
+      if (!(choice.timedOut && name === "webgpu")) await released; // a late one is released when it arrives
     }
     if (keep === null) {
       state.precision = "fp32";
       bytes = await fetchModel(m.model);
     }
-    await session(choice.backend);
-    const threads = choice.backend === "wasm" ? `, ${wasmThreads()} thread(s)` : "";
+    const running = await session(choice.backend);
+    state.threads = choice.backend === "wasm" ? wasmThreads() : null;
+    const threads = choice.backend === "wasm" ? `, ${threadNote()}` : "";
     const engine = `${choice.backend.toUpperCase()} (${state.precision}${threads})`;
     $("be-backend").textContent = `Running on ${engine}. ${choice.note}`;
-    say("Running in this browser: no frames leave your device.");
+    say(RUNNING);
+    $("be-choice").textContent = `${m.resolution}² (${state.start.why}).`
+      + (state.start.sizes ? " After a few frames this says what else would run here." : "");
     state.running = true;
     state.startedAt = t0;
-    loop(builds[choice.backend], sessions[choice.backend], video, m);
+    loop(builds[choice.backend], running, video, m);
   } catch (err) {
     say(`The browser engine stopped: ${reason(err)} Server mode still works.`);
   }
@@ -148,7 +195,13 @@ async function loop(ort, session, video, m) {
     const t0 = performance.now();
     const { input } = grab(video, m); // the newest frame, taken only when the previous one is done
     const t1 = performance.now();
-    const out = await runSession(ort, session, input, m.resolution);
+    // A frame slower than a second counts up in the status line instead of leaving the page still.
+    const ticker = setInterval(() => {
+      if (state.running) say(`${RUNNING} Frame ${state.frames + 1} running: ${((performance.now() - t1) / 1000).toFixed(0)} s`
+        + (state.frames ? ` (the last one took ${(state.stats.model / 1000).toFixed(1)} s in the model).` : "."));
+    }, 1000);
+    const out = await runSession(ort, session, input, m.resolution).finally(() => clearInterval(ticker));
+    if (state.running) say(RUNNING);
     const t2 = performance.now();
     const threshold = Number($("be-threshold").value);
     const rows = decode(out, m.decode, video.videoWidth, video.videoHeight, threshold);
@@ -174,6 +227,11 @@ async function loop(ort, session, video, m) {
     state.history = [...state.history.slice(-49), state.stats];
     state.frameSize = [video.videoWidth, video.videoHeight];
     last = t4;
+    if (state.frames === 3 && state.start?.sizes) {
+      const ms = state.history.slice(-2).map((h) => h.model).sort((a, b) => a - b)[0]; // the faster of two
+      $("be-choice").textContent = `${m.resolution}² (${state.start.why}). `
+        + suggestion(ms, m.resolution, state.start.sizes);
+    }
     const s = state.stats;
     $("be-readout").textContent = `${s.fps.toFixed(1)} fps · pre ${s.pre.toFixed(0)} ms · model ${s.model.toFixed(0)} ms`
       + ` · post ${s.post.toFixed(0)} ms · ids${state.smoothing ? " + smoothing" : ""} ${s.smooth.toFixed(1)} ms`
@@ -208,9 +266,31 @@ function stop() {
   say("Stopped.");
 }
 
+function threadNote() {
+  // How many WASM threads this page got, and why.
+  const n = wasmThreads();
+  if (!globalThis.crossOriginIsolated) return "1 thread: this page is not cross-origin isolated";
+  return `${n} thread${n === 1 ? "" : "s"}, one per core the browser reports`;
+}
+
+function offerPopOut() {
+  // Embedded pages (a Space's iframe) cannot be cross-origin isolated, so WASM runs on one thread there; the app
+  // serves the same panel in its own tab with COOP/COEP (/browser-engine/live), where it gets the device's threads.
+  if (globalThis.crossOriginIsolated) return;
+  const link = $("be-popout");
+  const cores = navigator.hardwareConcurrency || 1;
+  const query = new URLSearchParams({ resolution: $("be-resolution").value, model: modelName() });
+  if (!query.get("model")) query.delete("model");
+  link.href = `/browser-engine/live?${query}`;
+  link.textContent = `Open in its own tab (WASM there gets ${cores} thread${cores === 1 ? "" : "s"}; here 1)`;
+  link.hidden = cores < 2;
+}
+
 function wire(panel) {
   if (panel.dataset.wired) return;
   panel.dataset.wired = "1";
+  offerPopOut();
+  $("be-popout").addEventListener("click", offerPopOut); // the model and resolution picked by then
   $("be-check").addEventListener("click", check);
   $("be-go").addEventListener("click", start);
   $("be-stop").addEventListener("click", stop);

@@ -1,12 +1,13 @@
 """ONNX exports of the loaded checkpoint for the in-browser engine (onnxruntime-web), cached on disk.
 
-Why rfdetr's own ``export(format="onnx")``: it is the graph rfdetr tests for parity with ``predict``; no graph
-surgery of ours can drift from it. One file per resolution (the graph bakes the position embeddings for one shape),
-made in a background thread on first request (~10-20 s on 2 cores, ~140 MB fp32), cached like the OpenVINO exports
-(:mod:`~rfdetr_demo.models.backends.cache`: keyed by the weights' hash, the resolution and the tool versions), named
-by the SHA-256 of its bytes so the page can fetch it at an immutable, content-addressed URL. Each resolution also gets
-an fp16 copy for WebGPU adapters with ``shader-f16`` (:mod:`rfdetr_demo.models.backends.onnx`, ~70 MB), cached the
-same way with the precision in its key; a failed fp16 conversion leaves the fp32 file in service.
+Why rfdetr's own ``export(format="onnx")``: it is the graph rfdetr tests for parity with ``predict``. Our one edit
+(:func:`gather_topk_rows`) keeps the query selection on a WebGPU device and leaves the outputs bit-identical. One file
+per resolution (the graph bakes the position embeddings for one shape), made in a background thread on first request
+(~10-20 s on 2 cores, ~140 MB fp32), cached like the OpenVINO exports (:mod:`~rfdetr_demo.models.backends.cache`: keyed
+by the weights' hash, the resolution and the tool versions), named by the SHA-256 of its bytes so the page can fetch it
+at an immutable, content-addressed URL. Each resolution also gets an fp16 copy for WebGPU adapters with ``shader-f16``
+(:mod:`rfdetr_demo.models.backends.onnx`, ~70 MB), cached the same way with the precision in its key; a failed fp16
+conversion leaves the fp32 file in service.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 ARTEFACT = "model.onnx"
 DIGEST_FILE = "model.onnx.sha256"
 PRECISIONS = ("fp32", "fp16")
+GRAPH_EDIT = "gather-topk-rows"  # in the cache key: files made before the edit are not reused
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class OnnxExports:
             path = convert_to_fp16(self.prepare(resolution, "fp32").path, out_dir / ARTEFACT)
         else:
             path = export_model(self._live_model(), out_dir, resolution, "onnx")
+            gather_topk_rows(path)
         (out_dir / DIGEST_FILE).write_text(file_sha256(path))
         with self._lock:
             self.export_count += 1
@@ -117,7 +120,7 @@ class OnnxExports:
         if found is not None and found.path.is_file():
             return found
         with self._serial:
-            versions = _tool_versions()
+            versions = {**_tool_versions(), "graph": GRAPH_EDIT}
             if precision == "fp16":
                 versions = {**versions, **converter_versions()}  # fp32 keys stay as they were
             key = cache_key(self.fingerprint, resolution, versions)
@@ -201,3 +204,67 @@ def convert_to_fp16(src: Path, dst: Path) -> Path:
     options.log_severity_level = 3  # the CPU lacks fp16 kernels for some ops and says so per node: expected
     onnxruntime.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
     return dst
+
+
+# The one edit to rfdetr's graph: the two-stage query selection gathers the top-k proposals with
+# GatherElements(data, Expand(Unsqueeze(TopK indices))), and onnxruntime-web's WebGPU provider runs neither Expand nor
+# Cast on int64, so those nodes sat on the CPU: a GPU→CPU→GPU round trip per frame on a real GPU. With batch 1 (the
+# export's fixed input) that is Gather(data, indices, axis=1) then Squeeze of the new axis, both on the GPU. The same
+# rows are picked, so the outputs are bit-identical (checked here on every export, and by the parity tests).
+
+
+def gather_topk_rows(path: Path) -> int:
+    """Rewrite ``path`` in place: each GatherElements of TopK-selected rows becomes Gather + Squeeze; unused nodes
+    left behind are dropped. Returns how many were rewritten (0: the file is left as it was)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    made_by = {out: node for node in graph.node for out in node.output}
+
+    def constant(name: str) -> np.ndarray | None:
+        node = made_by.get(name)
+        if node is None or node.op_type != "Constant":
+            return next((numpy_helper.to_array(t) for t in graph.initializer if t.name == name), None)
+        return numpy_helper.to_array(node.attribute[0].t)
+
+    rewritten = []
+    for node in graph.node:
+        expand = made_by.get(node.input[1]) if node.op_type == "GatherElements" else None
+        unsqueeze = made_by.get(expand.input[0]) if expand is not None and expand.op_type == "Expand" else None
+        topk = made_by.get(unsqueeze.input[0]) if unsqueeze is not None and unsqueeze.op_type == "Unsqueeze" else None
+        axes = constant(unsqueeze.input[1]) if topk is not None and len(unsqueeze.input) > 1 else None
+        axis = {a.name: a.i for a in node.attribute}.get("axis", 0)
+        if topk is None or topk.op_type != "TopK" or unsqueeze.input[0] != topk.output[1] or axis != 1:
+            continue
+        if axes is None or [int(a) for a in axes.ravel()] not in ([-1], [2]):
+            continue
+        rewritten.append((node, topk.output[1]))
+    if not rewritten:
+        return 0
+    axis_one = numpy_helper.from_array(np.array([1], dtype=np.int64), "gather_topk_rows_axis")
+    graph.initializer.append(axis_one)
+    for node, indices in rewritten:
+        picked = f"{node.output[0]}_gathered"
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(at, helper.make_node("Squeeze", [picked, axis_one.name], [node.output[0]],
+                                               name=f"{node.name}_squeeze"))  # fmt: skip
+        graph.node.insert(at, helper.make_node("Gather", [node.input[0], indices], [picked], axis=1,
+                                               name=f"{node.name}_as_gather"))  # fmt: skip
+    _drop_unused(graph)
+    onnx.save(model, str(path))
+    return len(rewritten)
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove nodes none of whose outputs is used (the Expand/Unsqueeze above and their shape arithmetic)."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [node for node in graph.node if not any(out in used for out in node.output)]
+        if not dead:
+            return
+        for node in dead:
+            graph.node.remove(node)
