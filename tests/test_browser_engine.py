@@ -824,7 +824,10 @@ def test_the_panel_inputs_have_borders_and_labels_stay_whole(coco_json, browser,
         got = page.evaluate(JS_PANEL_LOOK)
         page.close()
     texts = [label["text"] for label in got["labels"]]
-    assert texts == ["Resolution", "Person threshold", "Keypoint threshold", "Mirror the view (display only)"]
+    assert texts == [
+        "Resolution", "Person threshold", "Keypoint threshold", "Mirror the view (display only)",
+        "Smooth joints over time",
+    ]  # fmt: skip
     assert all(label["lines"] == 1 and label["right"] <= got["width"] for label in got["labels"]), got["labels"]
     assert len(got["inputs"]) == 3
     for box in got["inputs"]:

@@ -65,8 +65,8 @@ def panel_html(default_resolution: int, auto: bool = False) -> str:
   <label>Keypoint threshold <input id="be-kp-threshold" type="number" min="0" max="1" step="0.05"
     value="{DEFAULT_KEYPOINT_THRESHOLD}"></label>
   <label><input id="be-mirror" type="checkbox"> Mirror the view (display only)</label>
-  <label><input id="be-smooth" type="checkbox" checked> Smooth joints over time (Kalman filter, as server mode;
-    people keep their #id either way)</label>
+  <label title="The Kalman filter of server mode, driven by the model's covariance; people keep their #id either way">
+    <input id="be-smooth" type="checkbox" checked> Smooth joints over time</label>
   </div>
   <div>
     <button id="be-check" type="button">{LABEL}</button>
