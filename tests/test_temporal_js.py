@@ -147,3 +147,18 @@ def test_js_port_gives_server_modes_ids_and_smoothed_joints(coco_truth, tmp_path
     wrist = [next(r for r in g["rows"] if r["id"] == 0) for g in js[3:11]]
     assert [r["predicted"][WRIST] for r in wrist] == [True] * coast + [False] * (8 - coast)
     assert [r["visible"][WRIST] for r in wrist] == [True] * coast + [False] * (8 - coast)
+
+
+def test_the_live_chain_follows_a_changed_person_threshold(coco_truth) -> None:
+    """The page's port applies the person threshold of each frame; server mode's chain follows it too instead of
+    keeping the one it was built with (a slider moved mid-stream would otherwise leave new people without an id)."""
+    truth = coco_truth[IMAGE].key_points
+    low = sv.KeyPoints(
+        xy=truth.xy, class_id=truth.class_id, keypoint_confidence=truth.keypoint_confidence,
+        detection_confidence=np.full(len(truth), 0.3, dtype=np.float32), visible=truth.visible, data=dict(truth.data),
+    )  # fmt: skip
+    built_at_half = LiveChain(KALMAN, 0.5).update(low, 0.0, KP_THRESHOLD)
+    assert set(np.asarray(built_at_half.data[IDS]).tolist()) == {-1}  # below its activation: no track
+    followed = LiveChain(KALMAN, 0.5).update(low, 0.0, KP_THRESHOLD, threshold=0.2)
+    ids = np.asarray(followed.data[IDS]).tolist()
+    assert -1 not in ids and len(set(ids)) == len(truth)

@@ -299,7 +299,8 @@ class FrameHandler:
         name = str(options.smoothing or "off")
         if self._smoothing is None or self._smoothing[0] != name:
             self._smoothing = (name, LiveChain(name, options.threshold))
-        return self._smoothing[1].update(prediction.key_points, timestamp, options.keypoint_threshold)
+        chain = self._smoothing[1]
+        return chain.update(prediction.key_points, timestamp, options.keypoint_threshold, options.threshold)
 
     def render(
         self,

@@ -120,10 +120,15 @@ class LiveChain:
         self.smoother = make_smoother(name)  # an unknown name is a UserError, as for any bad option
         self.tracker = PersonTracker(LIVE_TRACKER_FPS, threshold) if self.smoother is not None else None
 
-    def update(self, key_points: sv.KeyPoints, timestamp: float, keypoint_threshold: float) -> sv.KeyPoints | None:
-        """Tracked, thresholded, smoothed key points; None when smoothing is off."""
+    def update(
+        self, key_points: sv.KeyPoints, timestamp: float, keypoint_threshold: float, threshold: float | None = None
+    ) -> sv.KeyPoints | None:
+        """Tracked, thresholded, smoothed key points; None when smoothing is off. ``threshold``: the person
+        threshold now (the tracker follows it, as the page's port does, instead of the one it was built with)."""
         if self.smoother is None or self.tracker is None:
             return None
+        if threshold is not None:
+            self.tracker.set_threshold(threshold)
         kp = self.tracker.update(key_points, timestamp)
         return self.smoother.update(apply_keypoint_threshold(kp, float(keypoint_threshold)), timestamp)
 

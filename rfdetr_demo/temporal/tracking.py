@@ -79,6 +79,12 @@ class PersonTracker:
             minimum_iou_threshold=MIN_IOU,
         )
 
+    def set_threshold(self, detection_threshold: float) -> None:
+        """Follow a changed person threshold without losing the tracks (the live page's slider moves mid-stream)."""
+        thr = float(np.clip(detection_threshold, 0.0, MAX_ACTIVATION))
+        self._tracker.track_activation_threshold = thr
+        self._tracker.high_conf_det_threshold = thr
+
     def params(self) -> dict[str, float]:
         """What ``web/src/temporal.js`` needs to run this tracker step for step, read off the live objects.
 
