@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 
 import pytest
@@ -111,6 +112,68 @@ def test_replacing_images_thresholds_and_bad_uploads(browser, page_url, coco_ima
     page.close()
 
 
+def test_one_model_run_per_action_and_the_button_reuses_the_shown_result(browser, page_url, coco_image_paths):
+    """An example click runs once, "Detect keypoints" right after reuses that run (and says so); an upload runs
+    once, the button again reuses it; a changed resolution runs again."""
+    from playwright.sync_api import expect
+
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(url, wait_until="domcontentloaded")
+    summary = page.locator("#image-summary")
+
+    def runs(action, contains: str) -> int:
+        calls = predictor.calls
+        action()
+        expect(summary).to_contain_text(contains, timeout=60_000)
+        page.wait_for_timeout(1500)  # a duplicate event, if any, would have run by now
+        return predictor.calls - calls
+
+    assert runs(lambda: page.locator("#image-examples img").first.click(), "instance") == 1
+    assert runs(lambda: page.locator("#run-image").click(), "reused") == 0
+    upload = page.locator("#input-image input[type=file]")
+    assert runs(lambda: upload.set_input_files(str(coco_image_paths[40083])), "instance") == 1
+    expect(summary).not_to_contain_text("reused")
+    assert runs(lambda: page.locator("#run-image").click(), "reused") == 0
+    page.close()
+
+
+@pytest.mark.parametrize("how", ["enter", "pause", "paste"])
+def test_a_typed_threshold_redraws_at_the_value_shown(browser, page_url, coco_image_paths, coco_truth, how):
+    """Typed and Enter, typed and left alone, or pasted: summary, table and JSON follow the box at once (before any
+    blur; Gradio alone redraws only when the box loses focus), without running the model."""
+    from playwright.sync_api import expect
+
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(url, wait_until="domcontentloaded")
+    summary = page.locator("#image-summary")
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[40083]))
+    expect(summary).to_contain_text("detection ≥ 0.50", timeout=60_000)
+    calls = predictor.calls
+    box = page.get_by_label("number input for Detection threshold")
+    grid = page.locator("#persons-table [role=grid]")
+    scores = coco_truth[40083].key_points.detection_confidence  # the replay's 1.00, 0.99
+    for value, shown in (("0.2", "detection ≥ 0.20"), ("0.995", "1 instance")):
+        box.click()
+        box.press("Control+a")
+        if how == "paste":
+            page.keyboard.insert_text(value)  # one input event with the whole text, as a paste gives
+        else:
+            box.press_sequentially(value, delay=60)
+        if how == "enter":
+            box.press("Enter")
+        expect(summary).to_contain_text(shown, timeout=15_000)
+        assert box.evaluate("b => b === document.activeElement"), "the box kept the focus: no blur did the work"
+        expected = int((scores > float(value)).sum())
+        expect(summary).to_contain_text(f"{expected} instance")
+        expect(grid).to_have_attribute("aria-rowcount", str(expected + 1), timeout=10_000)
+    page.get_by_role("tab", name="JSON").click()
+    expect(page.locator("#image-results")).to_contain_text(re.compile(r"threshold\W+0\.995\b"), timeout=10_000)
+    assert predictor.calls == calls
+    page.close()
+
+
 def test_a_bad_upload_shows_exactly_one_message_in_place(browser, page_url, coco_image_paths, tmp_path):
     """After a result is shown, a file that is not an image: one message where the result was, no toast (Gradio
     fires two events for a replaced image), no "Error" badge on the outputs, the old results cleared."""
@@ -148,7 +211,7 @@ def test_video_and_evaluate_say_what_is_missing_once_in_place(browser, page_url)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(page_url[0], wait_until="domcontentloaded")
     for tab, button, summary, message in (
-        ("Video", "#run-video", "#video-summary", "Please upload or pick a video first."),
+        ("Video", "#run-video", "#video-progress", "Please upload or pick a video first."),
         ("Evaluate", "#run-evaluate", "#eval-summary", "Please upload a COCO keypoint annotation file (JSON)."),
     ):
         page.get_by_role("tab", name=tab).click()

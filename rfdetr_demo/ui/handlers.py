@@ -62,6 +62,11 @@ class Refused:
     message: str
 
 
+# A browser-side handler (``js=CLEAR`` with no Python function) emptying a message at once when the visitor acts
+# again: a server round trip could arrive after the action's own answer and blank it.
+CLEAR = "() => ''"
+
+
 def in_place(
     handler: F,
     cleared: Callable[[], Any],
@@ -215,6 +220,8 @@ def keyed(handler: Callable[..., Any], components: dict[str, Any]) -> Callable[.
 
     @functools.wraps(handler)
     def by_component(*args: Any, **kwargs: Any) -> Any:
-        return {components[name]: value for name, value in handler(*args, **kwargs).items()}
+        updates = {components[name]: value for name, value in handler(*args, **kwargs).items()}
+        # Nothing to change: Gradio reads an empty dict as one output value (a 500 for several outputs).
+        return updates or {component: gr.skip() for component in components.values()}
 
     return by_component
