@@ -302,10 +302,19 @@ def test_use_via_api_page_has_no_mcp_probe_error(browser, page_url):
 @pytest.mark.parametrize(
     "viewport", [{"width": 1366, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
 )
-def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, viewport):
-    """A visitor's walk: an example photo, the Video, Webcam and Evaluate tabs (sample set), the API page."""
+def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, viewport, coco_truth, tmp_path):
+    """A visitor's walk: an example photo, a clip processed on the Video tab until its motion plots draw, the Webcam
+    and Evaluate tabs (sample set), the API page: no console error or warning on the way."""
+    import numpy as np
+    from PIL import Image
     from playwright.sync_api import expect
 
+    from tests.conftest import COCO_DIR
+    from tests.video_helpers import make_clip
+
+    truth = coco_truth[197388]
+    rgb = np.asarray(Image.open(COCO_DIR / truth.file_name).convert("RGB"))
+    clip = make_clip(tmp_path / "people.mp4", [rgb] * 3, size=(truth.width, truth.height), fps=10)
     page = browser.new_page(viewport=viewport)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
@@ -313,9 +322,14 @@ def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, v
     page.goto(page_url[0], wait_until="domcontentloaded")
     page.locator("#image-examples img").first.click()
     expect(page.locator("#image-summary")).to_contain_text("instance", timeout=60_000)
-    for tab in ("Video", "Webcam"):
-        page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(1500)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    page.locator("#input-video video").wait_for(timeout=20_000)
+    page.locator("#run-video").click()
+    for plot in ("#motion-angles", "#motion-trajectory", "#motion-confidence"):  # Vega draws each plot
+        page.locator(f"{plot} canvas, {plot} svg .role-mark path").first.wait_for(state="attached", timeout=60_000)
+    page.get_by_role("tab", name="Webcam").click()
+    page.wait_for_timeout(1500)
     page.get_by_role("tab", name="Evaluate").click()
     page.get_by_role("button", name="Try the sample set", exact=False).click()
     expect(page.get_by_text("12 people", exact=False).first).to_be_visible(timeout=120_000)

@@ -112,10 +112,14 @@ if (!window.rfdetrNumberBoxes) {
 NUMBER_BOX_PAUSE_MS = 700
 
 
-def number_boxes_commit() -> gr.HTML:
-    """Once per page: sliders' number boxes redraw on Enter and after a pause in typing (see ``NUMBER_BOX_SCRIPT``)."""
-    script = NUMBER_BOX_SCRIPT.replace("PAUSE_MS", str(NUMBER_BOX_PAUSE_MS))
-    return gr.HTML("", js_on_load=script, elem_id="number-box-commit", container=False, padding=False)
+def page_scripts(*scripts: str) -> gr.HTML:
+    """Once per page, last (the components before it keep their ids): an empty, hidden block running ``scripts``
+    when the page loads, e.g. the number boxes' :data:`NUMBER_BOX_SCRIPT`."""
+    return gr.HTML("", js_on_load="\n".join(scripts), elem_id="page-scripts", container=False, padding=False)
+
+
+def number_box_script() -> str:
+    return NUMBER_BOX_SCRIPT.replace("PAUSE_MS", str(NUMBER_BOX_PAUSE_MS))
 
 
 def resolution_dropdown(ctx: UiContext, info: str) -> gr.Dropdown:
