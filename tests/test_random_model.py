@@ -91,3 +91,23 @@ def test_random_model_tracks_someone_through_the_example_clip(random_model_servi
     assert people["choices"] and angle["value"] and joint["value"]
     plots = motion_data(files, people["value"], angle["value"], joint["value"])
     assert all(len(df) > 0 for df in plots)
+
+
+def test_a_second_random_checkpoint_draws_other_people_and_stays_labelled(random_model_service, tmp_path):
+    """`rfdetr-demo random-checkpoint PATH` then `--checkpoint other=PATH`: "Compare with…" offline has a second
+    model that finds people too, with other numbers, still marked as random weights."""
+    from rfdetr_demo.cli import main
+    from rfdetr_demo.models.loading import ModelSpec, load_rfdetr
+    from rfdetr_demo.models.service import ModelService
+
+    path = tmp_path / "other.pth"
+    assert main(["random-checkpoint", str(path), "--seed", "1"]) == 0 and path.stat().st_size > 1_000_000
+    other = ModelService(lambda: load_rfdetr(ModelSpec(checkpoint=str(path), device="cpu", resolution=288)))
+    other.start()
+    other.wait(300)
+    assert other.info.random_weights and other.info.class_names == ["person"]
+    rgb = next(iter(_example_pictures().values()))
+    mine, theirs = (s.predict(rgb, DEFAULT_THRESHOLD, 288).displayed(DEFAULT_KEYPOINT_THRESHOLD)
+                    for s in (random_model_service, other))  # fmt: skip
+    assert len(mine) == len(theirs) == 3
+    assert not np.allclose(np.sort(mine.xy.ravel()), np.sort(theirs.xy.ravel()), atol=1.0), "another seed, others"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,9 @@ ROW_NOISE = (0.0, 0.0, 0.12, 0.0, 0.03, 1.0, 0.03, 0.0)
 TOP_LOGIT = 2.7
 LOGIT_PER_RANK = 1.6
 BACKGROUND_LOGIT = -10.0  # the no-object slot never wins
+# The class layer's no-object bias, which the ranked score never reads, marks a checkpoint written by
+# :func:`write_random_checkpoint`: loaded with ``--checkpoint``, it gets the ranked score back (:func:`rank_if_marked`).
+RANKED_MARK = -1234.5
 JOINT_IDENTITY_GAIN = 30.0  # keypoint queries scaled up so each joint's features differ enough to place it
 PASS_OFFSET = 10.0  # the keypoint MLP's hidden layers pass features through unchanged (ReLU never clips)
 # Boxes and skeletons (width, height) times the encoder's small square proposals they are placed on: person-sized.
@@ -104,6 +108,7 @@ def seed_random_model(rf_model: Any, seed: int = DEFAULT_SEED) -> None:
         scorer = ranked_person_score()(old.in_features, old.out_features)
         scorer.weight.copy_(torch.randn(scorer.weight.shape, generator=gen))
         scorer.bias.zero_()
+        scorer.bias[-1] = RANKED_MARK
         net.class_embed = scorer
         box_bias = net.bbox_embed.layers[-1].bias
         box_bias[2:] = torch.log(torch.tensor(BOX_GROWTH))
@@ -138,3 +143,33 @@ def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any]:
     centred = template - template.mean(0)
     weight = centred.T @ torch.linalg.pinv(joints @ cov_inv @ joints.T) @ joints @ cov_inv
     return weight, mean[0, 0]
+
+
+def rank_if_marked(rf_model: Any) -> bool:
+    """A checkpoint of :func:`write_random_checkpoint` loaded as a plain model: its class layer ranked again."""
+    import torch
+
+    net = rf_model.model.model
+    old = net.class_embed
+    if type(old) is not torch.nn.Linear or old.out_features < 2 or float(old.bias[-1]) != RANKED_MARK:
+        return False
+    scorer = ranked_person_score()(old.in_features, old.out_features)
+    scorer.load_state_dict(old.state_dict())
+    net.class_embed = scorer
+    rf_model.model.class_names = list(PERSON_CLASSES)
+    return True
+
+
+def write_random_checkpoint(path: str | Path, seed: int) -> Path:
+    """A second ``--random-weights`` model to try "Compare with…" offline: seeded with ``seed``, saved the way
+    rfdetr saves weights (``{"model": state_dict, "args": args}``), loaded with ``--checkpoint NAME=PATH``."""
+    import torch
+    from rfdetr import RFDETRKeypointPreview
+
+    with seeded(seed):
+        model = RFDETRKeypointPreview(pretrain_weights=None, num_classes=len(PERSON_CLASSES), device="cpu")
+    seed_random_model(model, seed)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.model.model.state_dict(), "args": model.model.args}, out)
+    return out

@@ -189,6 +189,23 @@ def video_queue_group(ctx: UiContext) -> str:
     return "model" if ctx.settings.video_queue == "shared" else "video"
 
 
+def _page_run(
+    ctx: UiContext, run_btn: gr.Button, inputs: list[Any], outputs: list[Any], message: gr.Markdown,
+    summary: gr.Markdown,
+) -> Any:  # fmt: skip
+    """The button's run. A failure's message goes under "Process video" (``message``), where the visitor just
+    clicked (the summary sits a screen above on a laptop), once; the next click clears it before anything else."""
+    page_run = in_place(process_video, lambda: (None, "", None, None, ""), "video", message_at=4, state_at=None)
+    run_btn.click(None, None, message, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
+    return run_btn.click(
+        bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs,
+        [*outputs, message],
+        api_visibility="private",
+        concurrency_id=video_queue_group(ctx),
+        show_progress_on=[message, summary],
+    )  # fmt: skip
+
+
 def build_video_tab(ctx: UiContext) -> None:
     """Create the tab's components and events inside the current ``gr.Blocks``."""
     max_seconds = max_video_seconds(ctx)
@@ -255,17 +272,7 @@ def build_video_tab(ctx: UiContext) -> None:
         api_name="predict_video",
         concurrency_id=video_queue_group(ctx),
     )  # fmt: skip
-    # A failure's message goes under "Process video", where the visitor just clicked (the summary sits a screen
-    # above on a laptop), once; the next click or upload clears it before anything else happens.
-    page_run = in_place(process_video, lambda: (None, "", None, None, ""), "video", message_at=4, state_at=None)
-    run_btn.click(None, None, progress_box, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
-    run = run_btn.click(
-        bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs,
-        [*outputs, progress_box],
-        api_visibility="private",
-        concurrency_id=video_queue_group(ctx),
-        show_progress_on=[progress_box, summary],
-    )  # fmt: skip
+    run = _page_run(ctx, run_btn, inputs, outputs, progress_box, summary)
     wire_motion_panel(motion, files, run)
     for event in (api, run):
         event.success(keep_fresh, [output, files], None, api_visibility="private", queue=False)
