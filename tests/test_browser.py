@@ -138,14 +138,14 @@ def test_one_model_run_per_action_and_the_button_reuses_the_shown_result(browser
     page.close()
 
 
-@pytest.mark.parametrize("how", ["enter", "pause", "paste"])
-def test_a_typed_threshold_redraws_at_the_value_shown(browser, page_url, coco_image_paths, coco_truth, how):
+@pytest.mark.parametrize(("how", "width"), [("enter", 1366), ("pause", 1366), ("paste", 1366), ("enter", 390)])
+def test_a_typed_threshold_redraws_at_the_value_shown(browser, page_url, coco_image_paths, coco_truth, how, width):
     """Typed and Enter, typed and left alone, or pasted: summary, table and JSON follow the box at once (before any
     blur; Gradio alone redraws only when the box loses focus), without running the model."""
     from playwright.sync_api import expect
 
     url, predictor = page_url
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     page.goto(url, wait_until="domcontentloaded")
     summary = page.locator("#image-summary")
     page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[40083]))
