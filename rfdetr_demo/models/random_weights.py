@@ -151,7 +151,7 @@ def rank_if_marked(rf_model: Any) -> bool:
 
     net = rf_model.model.model
     old = net.class_embed
-    if type(old) is not torch.nn.Linear or old.out_features < 2 or float(old.bias[-1]) != RANKED_MARK:
+    if type(old) is not torch.nn.Linear or old.out_features < 2 or float(old.bias.detach()[-1]) != RANKED_MARK:
         return False
     scorer = ranked_person_score()(old.in_features, old.out_features)
     scorer.load_state_dict(old.state_dict())

@@ -329,7 +329,8 @@ def _wire(
     run_then_relabel(model.input, page(switch_model), api_visibility="private")
     # An old message ("Could not read notimage.jpg") goes as soon as another image arrives, not with its result
     # (registered before the run: Gradio drops the run's summary if this browser-side event comes after it).
-    image.change(None, None, out.summary, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
+    arrives = image.upload if cached else image.change  # a cached example's own summary must stay
+    arrives(None, None, out.summary, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
         run_then_relabel(image.upload, page(detect), api_visibility="private")
