@@ -75,7 +75,9 @@ def ranked_person_score() -> type:
         def forward(self, hs: torch.Tensor) -> torch.Tensor:
             """Logits ``(..., queries, classes)``: person by the query's rank in its photo, background constant."""
             z = torch.nn.functional.linear(hs, self.weight, self.bias)[..., :1]
-            rank = torch.argsort(torch.argsort(z, dim=-2, descending=True), dim=-2)
+            # How many queries score higher (0 for the best): comparisons rather than a sort, so every engine
+            # (ONNX, OpenVINO) exports it exactly.
+            rank = (z.transpose(-1, -2) > z).sum(-1, keepdim=True)
             ranked = TOP_LOGIT - LOGIT_PER_RANK * rank.to(z.dtype)
             rest = torch.full_like(z, BACKGROUND_LOGIT).expand(*z.shape[:-1], self.out_features - 1)
             return torch.cat([ranked, rest], -1)
