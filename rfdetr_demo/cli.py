@@ -114,6 +114,15 @@ def build_parser(prog: str = "python -m rfdetr_demo") -> argparse.ArgumentParser
         add_help=False,
         help=f"Start the web app (same options as app.py; see {prog} serve --help).",
     )
+    second = sub.add_parser(
+        "random-checkpoint",
+        help='Write a second seeded random-weight model, to try "Compare with…" offline.',
+        description="Write an untrained model seeded with --seed (drawing people like --random-weights, with other "
+        "numbers) in rfdetr's checkpoint format. Serve it beside the random preview: "
+        "rfdetr-demo serve --random-weights --checkpoint other=PATH",
+    )
+    second.add_argument("path", type=Path, metavar="PATH", help="Where to write the .pth file.")
+    second.add_argument("--seed", type=int, default=1, help="Seed of the weights (the preview's is 0; default 1).")
     predict = sub.add_parser(
         "predict",
         help="Annotate images, folders and videos and write CSV/JSON/COCO exports.",
@@ -297,6 +306,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m rfdetr_demo")
     args = parser.parse_args(argv)
     if args.command == "evaluate":
         return run_evaluate(args)
+    if args.command == "random-checkpoint":
+        from rfdetr_demo.models.random_weights import write_random_checkpoint
+
+        print(f"wrote {write_random_checkpoint(args.path, args.seed)}", file=sys.stderr)
+        return EXIT_OK
     try:
         settings = settings_for(args)
     except ValueError as exc:

@@ -21,8 +21,11 @@ class UserError(ValueError):
 
 
 def log_user_error(exc: BaseException, where: str) -> None:
-    """One line, no traceback: an ordinary mistake is not worth a screenful of log."""
-    log.info("%s: refused input (%s): %s", where, exc.__class__.__name__, exc)
+    """One line, no traceback: an ordinary mistake is not worth a screenful of log. The visitor's message leaves out
+    what the library said (it may hold the server's paths or an errno); this line keeps it, as the cause."""
+    cause = exc.__cause__
+    said = f" (cause {cause.__class__.__name__}: {cause})" if cause is not None else ""
+    log.info("%s: refused input (%s): %s%s", where, exc.__class__.__name__, exc, said)
 
 
 def report_internal(exc: BaseException, where: str) -> str:

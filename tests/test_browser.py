@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 
 import pytest
@@ -111,6 +112,68 @@ def test_replacing_images_thresholds_and_bad_uploads(browser, page_url, coco_ima
     page.close()
 
 
+def test_one_model_run_per_action_and_the_button_reuses_the_shown_result(browser, page_url, coco_image_paths):
+    """An example click runs once, "Detect keypoints" right after reuses that run (and says so); an upload runs
+    once, the button again reuses it; a changed resolution runs again."""
+    from playwright.sync_api import expect
+
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(url, wait_until="domcontentloaded")
+    summary = page.locator("#image-summary")
+
+    def runs(action, contains: str) -> int:
+        calls = predictor.calls
+        action()
+        expect(summary).to_contain_text(contains, timeout=60_000)
+        page.wait_for_timeout(1500)  # a duplicate event, if any, would have run by now
+        return predictor.calls - calls
+
+    assert runs(lambda: page.locator("#image-examples img").first.click(), "instance") == 1
+    assert runs(lambda: page.locator("#run-image").click(), "reused") == 0
+    upload = page.locator("#input-image input[type=file]")
+    assert runs(lambda: upload.set_input_files(str(coco_image_paths[40083])), "instance") == 1
+    expect(summary).not_to_contain_text("reused")
+    assert runs(lambda: page.locator("#run-image").click(), "reused") == 0
+    page.close()
+
+
+@pytest.mark.parametrize(("how", "width"), [("enter", 1366), ("pause", 1366), ("paste", 1366), ("enter", 390)])
+def test_a_typed_threshold_redraws_at_the_value_shown(browser, page_url, coco_image_paths, coco_truth, how, width):
+    """Typed and Enter, typed and left alone, or pasted: summary, table and JSON follow the box at once (before any
+    blur; Gradio alone redraws only when the box loses focus), without running the model."""
+    from playwright.sync_api import expect
+
+    url, predictor = page_url
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(url, wait_until="domcontentloaded")
+    summary = page.locator("#image-summary")
+    page.locator("#input-image input[type=file]").set_input_files(str(coco_image_paths[40083]))
+    expect(summary).to_contain_text("detection ≥ 0.50", timeout=60_000)
+    calls = predictor.calls
+    box = page.get_by_label("number input for Detection threshold")
+    grid = page.locator("#persons-table [role=grid]")
+    scores = coco_truth[40083].key_points.detection_confidence  # the replay's 1.00, 0.99
+    for value, shown in (("0.2", "detection ≥ 0.20"), ("0.995", "1 instance")):
+        box.click()
+        box.press("Control+a")
+        if how == "paste":
+            page.keyboard.insert_text(value)  # one input event with the whole text, as a paste gives
+        else:
+            box.press_sequentially(value, delay=60)
+        if how == "enter":
+            box.press("Enter")
+        expect(summary).to_contain_text(shown, timeout=15_000)
+        assert box.evaluate("b => b === document.activeElement"), "the box kept the focus: no blur did the work"
+        expected = int((scores > float(value)).sum())
+        expect(summary).to_contain_text(f"{expected} instance")
+        expect(grid).to_have_attribute("aria-rowcount", str(expected + 1), timeout=10_000)
+    page.get_by_role("tab", name="JSON").click()
+    expect(page.locator("#image-results")).to_contain_text(re.compile(r"threshold\W+0\.995\b"), timeout=10_000)
+    assert predictor.calls == calls
+    page.close()
+
+
 def test_a_bad_upload_shows_exactly_one_message_in_place(browser, page_url, coco_image_paths, tmp_path):
     """After a result is shown, a file that is not an image: one message where the result was, no toast (Gradio
     fires two events for a replaced image), no "Error" badge on the outputs, the old results cleared."""
@@ -148,7 +211,7 @@ def test_video_and_evaluate_say_what_is_missing_once_in_place(browser, page_url)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(page_url[0], wait_until="domcontentloaded")
     for tab, button, summary, message in (
-        ("Video", "#run-video", "#video-summary", "Please upload or pick a video first."),
+        ("Video", "#run-video", "#video-progress", "Please upload or pick a video first."),
         ("Evaluate", "#run-evaluate", "#eval-summary", "Please upload a COCO keypoint annotation file (JSON)."),
     ):
         page.get_by_role("tab", name=tab).click()
@@ -239,10 +302,19 @@ def test_use_via_api_page_has_no_mcp_probe_error(browser, page_url):
 @pytest.mark.parametrize(
     "viewport", [{"width": 1366, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
 )
-def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, viewport):
-    """A visitor's walk: an example photo, the Video, Webcam and Evaluate tabs (sample set), the API page."""
+def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, viewport, coco_truth, tmp_path):
+    """A visitor's walk: an example photo, a clip processed on the Video tab until its motion plots draw, the Webcam
+    and Evaluate tabs (sample set), the API page: no console error or warning on the way."""
+    import numpy as np
+    from PIL import Image
     from playwright.sync_api import expect
 
+    from tests.conftest import COCO_DIR
+    from tests.video_helpers import make_clip
+
+    truth = coco_truth[197388]
+    rgb = np.asarray(Image.open(COCO_DIR / truth.file_name).convert("RGB"))
+    clip = make_clip(tmp_path / "people.mp4", [rgb] * 3, size=(truth.width, truth.height), fps=10)
     page = browser.new_page(viewport=viewport)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
@@ -250,9 +322,14 @@ def test_a_full_walk_through_all_tabs_logs_no_console_error(browser, page_url, v
     page.goto(page_url[0], wait_until="domcontentloaded")
     page.locator("#image-examples img").first.click()
     expect(page.locator("#image-summary")).to_contain_text("instance", timeout=60_000)
-    for tab in ("Video", "Webcam"):
-        page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(1500)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    page.locator("#input-video video").wait_for(timeout=20_000)
+    page.locator("#run-video").click()
+    for plot in ("#motion-angles", "#motion-trajectory", "#motion-confidence"):  # Vega draws each plot
+        page.locator(f"{plot} canvas, {plot} svg .role-mark path").first.wait_for(state="attached", timeout=60_000)
+    page.get_by_role("tab", name="Webcam").click()
+    page.wait_for_timeout(1500)
     page.get_by_role("tab", name="Evaluate").click()
     page.get_by_role("button", name="Try the sample set", exact=False).click()
     expect(page.get_by_text("12 people", exact=False).first).to_be_visible(timeout=120_000)

@@ -163,3 +163,58 @@ def test_no_model_is_said_in_place_without_a_traceback(tmp_path, photo, caplog):
     ours = [r for r in caplog.records if r.name.startswith("rfdetr_demo")]
     assert len(ours) == 1 and ours[0].levelno == logging.INFO and ours[0].exc_info is None
     assert out["state"] is None, "no Refused state: once the model is ready, the same image runs"
+
+
+# What a visitor must never read: a server path, an errno, an exception class name or a traceback.
+LEAK = re.compile(r"/(tmp|work|root|home|usr|var)/|\\\\|Errno|\b[A-Z]\w*(Error|Exception)\b|Traceback|File \"")
+
+
+def _bad_files(tmp_path, coco_image_paths) -> dict[str, object]:
+    text = tmp_path / "notimage.jpg"
+    text.write_text("this is not an image")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(coco_image_paths[785].read_bytes()[:2000])
+    video = tmp_path / "notvideo.mp4"
+    video.write_text("this is not a video")
+    binary = tmp_path / "ann.json"
+    binary.write_bytes(b"\xff\xd8 a JPEG renamed")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [')
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    return {"image": (text, truncated), "video": (video,), "annotations": (binary, broken, folder)}
+
+
+def test_no_message_for_a_bad_file_shows_internals(replay_service, coco_json, coco_image_paths, tmp_path, caplog):
+    """Bad image, video, annotation and prediction files: each message names the file and what to do, never the
+    server's path, an errno or an exception class; what the library said is in the log line instead."""
+    from rfdetr_demo.ui.evaluate_tab import evaluate_predictions
+    from rfdetr_demo.ui.video_tab import predict_video
+
+    caplog.set_level(logging.INFO)
+    ctx = UiContext(replay_service)
+    bad = _bad_files(tmp_path, coco_image_paths)
+    page_image = in_place(predict_or_clear, empty_outputs, "image")
+    messages = [
+        page_image(ctx, str(p), 0.5, 0.3, 96, ["Combined"], model=None, kept=None)["summary"] for p in bad["image"]
+    ]
+    for call in (
+        *(lambda p=p: predict_video(ctx, str(p), resolution=96, progress=lambda *a, **k: None) for p in bad["video"]),
+        *(
+            lambda p=p: evaluate_predictions(ctx, str(p), None, [str(coco_json)], progress=lambda *a, **k: None)
+            for p in bad["annotations"]
+        ),
+        *(  # prediction files: not JSON, not a list, a folder
+            lambda p=p: evaluate_predictions(ctx, str(coco_json), None, [str(p)], progress=lambda *a, **k: None)
+            for p in bad["annotations"]
+        ),
+    ):
+        with pytest.raises(gr.Error) as raised:
+            call()
+        messages.append(raised.value.message)
+    assert len(messages) == 9
+    for message in messages:
+        assert message and not LEAK.search(message), message
+        assert str(tmp_path) not in message
+    said = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("rfdetr_demo"))
+    assert "InvalidDataError" in said, "the decoder's own words are logged (with the cause), not shown"

@@ -188,6 +188,25 @@ def test_app_json_export_carries_covariance_into_calibration(coco_json, tmp_path
     assert cal is not None and cal["coverage"] == {"1sigma": 1.0, "2sigma": 1.0}  # 1 px off, σ = 2 px: d = 0.5
 
 
+def test_calibration_note_says_no_pair_matched_when_every_detection_has_a_covariance(coco_json, tmp_path):
+    """Predictions with a covariance each, none near an annotated person: the summary gives the real reason."""
+    from rfdetr_demo.evaluate.pipeline import Evaluation
+    from rfdetr_demo.evaluate.report import summary_markdown
+
+    coco = json.loads(coco_json.read_text())
+    far = []
+    for a in coco["annotations"]:
+        pts = np.asarray(a["keypoints"], float).reshape(17, 3)
+        pts[:, 0] = 5000.0 + pts[:, 0]  # every joint far outside the photo: no OKS overlap with anyone
+        far.append({"image_id": a["image_id"], "category_id": 1, "keypoints": pts.ravel().tolist(), "score": 0.9,
+                    COVARIANCE_KEY: [[[4.0, 0.0], [0.0, 4.0]]] * 17})  # fmt: skip
+    dataset = load_annotations(coco_json)
+    score = score_set(dataset, load_prediction_file(write(tmp_path / "far.json", far), dataset))
+    assert score.matches == [] and score.calibration is None
+    text = summary_markdown(Evaluation(dataset=dataset, scores=[score]))
+    assert "no predicted person matched an annotated one" in text and "no covariance" not in text
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

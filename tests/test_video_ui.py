@@ -153,7 +153,7 @@ def test_preview_note_names_codecs_the_browser_cannot_show(video_dir, tmp_path):
     assert preview_note(None) == PREVIEW_HELP
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    assert preview_note(str(bad)).startswith("⚠️ Could not read the file as a video")
+    assert preview_note(str(bad)).startswith(f"⚠️ Could not read {bad.name} as a video")
 
 
 @pytest.mark.browser
@@ -194,6 +194,8 @@ def slow_server(coco_json):
 
 @pytest.mark.browser
 def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
+    from playwright.sync_api import expect
+
     url, predictor = slow_server
     src = make_clip(tmp_path / "long.mp4", 100, size=(64, 48), fps=10)
     page = browser.new_page()
@@ -202,12 +204,21 @@ def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
         page.get_by_text("frames/s").first.wait_for(timeout=40000)  # speed and time left, after 3 frames
         assert predictor.images_seen < 100
         page.locator("#cancel-video").click()
-        page.get_by_text("Cancelled").first.wait_for(timeout=10000)
+        message = page.locator("#video-progress")
+        expect(message).to_contain_text("Cancelled", timeout=10000)
         seen = predictor.images_seen
         page.wait_for_timeout(800)
         assert predictor.images_seen - seen <= 1  # nothing keeps running after the run reported cancelled
         assert predictor.images_seen < 90
         assert page.locator("#output-video video").count() == 0  # no partial video is shown
+        # Said once, under the buttons; the next run's progress starts without it.
+        assert message.inner_text().strip() == "⚠️ Cancelled. No output was produced."
+        assert page.locator("body").inner_text().count("Cancel") == 2  # the button and the message
+        page.locator("#run-video").click()
+        expect(message).not_to_contain_text("Cancelled", timeout=5000)
+        page.get_by_text("frames/s").first.wait_for(timeout=40000)
+        expect(message).not_to_contain_text("Cancelled")
+        page.locator("#cancel-video").click()
     finally:
         page.close()
 
@@ -275,5 +286,36 @@ def test_progress_moves_next_to_the_button_during_a_run(browser, slow_server, tm
         assert any("s left" in t for t in texts), texts[-3:]
         button, box = page.locator("#run-video").bounding_box(), page.locator("#video-progress").bounding_box()
         assert box is not None and button is not None and 0 <= box["y"] - button["y"] < 200  # right under the button
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}], ids=str)
+def test_a_bad_video_is_explained_under_the_button_without_internals(browser, server, video_dir, tmp_path, viewport):
+    """A text file named .mp4: after "Process video" its message is in view (no scrolling), under the button, once,
+    without the server's path, an errno or an exception class; a good clip afterwards clears it at once."""
+    from playwright.sync_api import expect
+
+    from tests.test_errors import LEAK
+
+    bad = tmp_path / "notvideo.mp4"
+    bad.write_text("this is not a video")
+    page = browser.new_page(viewport=viewport)
+    try:
+        start_run(page, server, bad, "#video-preview-note", shown_text="Could not read notvideo.mp4")
+        message = page.locator("#video-progress")
+        expect(message).to_contain_text("Could not read notvideo.mp4 as a video", timeout=30000)
+        box = message.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], box
+        button = page.locator("#run-video").bounding_box()
+        assert button and box["y"] >= button["y"] + button["height"] - 1, "under the button"
+        text = page.locator("body").inner_text()
+        assert not LEAK.search(text), LEAK.search(text)
+        assert page.locator("#video-summary").inner_text().strip() == ""  # said once, where the visitor looks
+        page.locator("#input-video").get_by_role("button", name="Clear").click()
+        page.locator("#input-video input[type=file]").set_input_files(str(video_dir / "dance_960x540_5f.mp4"))
+        page.locator("#input-video video").wait_for(timeout=20000)
+        expect(message).to_have_text("", timeout=5000)
     finally:
         page.close()

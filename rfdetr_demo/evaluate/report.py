@@ -141,9 +141,16 @@ def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> list[Path]:
     return files
 
 
-def calibration_verdict(cal: dict[str, Any] | None) -> str:
-    """Plain words for the 2σ coverage: calibrated within ±5 points of 86.5 %, else over- or under-confident."""
+def calibration_verdict(cal: dict[str, Any] | None, matched_people: int | None = None) -> str:
+    """Plain words for the 2σ coverage: calibrated within ±5 points of 86.5 %, else over- or under-confident; when
+    there is none, why (the coverage needs matched people with labelled joints, not only a covariance)."""
     if not cal or cal["coverage"]["2sigma"] is None:
+        if matched_people == 0:
+            return "calibration not measured: no predicted person matched an annotated one, so no joint was compared"
+        if cal and cal.get("unusable_covariances"):
+            return "calibration not measured: no matched joint had a usable covariance"
+        if cal is not None:
+            return "calibration not measured: the matched people have no labelled joints"
         return "no covariance in these predictions"
     got, want = cal["coverage"]["2sigma"], cal["expected"]["2sigma"]
     verdict = "calibrated" if abs(got - want) <= 0.05 else ("over-confident" if got < want else "under-confident")
@@ -163,9 +170,10 @@ def summary_markdown(evaluation: Evaluation) -> str:
         lines.append("⚠️ **Random weights: the model is untrained and its scores are meaningless.**")
     for s in evaluation.scores:
         d = s.detection
+        verdict = calibration_verdict(s.calibration, len(s.matches))
         lines.append(
             f"- **{s.name}**: AP {_fmt(s.stats['AP'])} · AP50 {_fmt(s.stats['AP50'])} · recall {_fmt(d['recall'])}, "
-            f"precision {_fmt(d['precision'])} at score ≥ {d['threshold']:g} · {calibration_verdict(s.calibration)}"
+            f"precision {_fmt(d['precision'])} at score ≥ {d['threshold']:g} · {verdict}"
         )
     lines += [f"- ℹ️ {note}" for note in ds.notes]
     return "\n".join(lines)

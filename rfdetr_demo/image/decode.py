@@ -188,11 +188,11 @@ def load_image(source: str | os.PathLike[str] | bytes, max_side: int = DEFAULT_M
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"The image {label} is too large to decode safely: {exc}") from exc
+        raise ImageLoadError(f"The image {label} has too many pixels to decode safely.") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"Could not read {label} as an image. {SUPPORTED_HINT}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"The image {label} is corrupt or truncated ({exc}). {SUPPORTED_HINT}") from exc
+        raise ImageLoadError(f"The image {label} is corrupt or truncated. {SUPPORTED_HINT}") from exc
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ImageLoadError(f"The image {label} has an unsupported layout {rgb.shape}.")
     return LoadedImage(rgb=rgb, original_size=original_size, notes=notes)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rfdetr_demo.models.backends.dispatch import build_predictor
 from rfdetr_demo.models.predictor import Predictor, pick_device
-from rfdetr_demo.models.random_weights import PERSON_CLASSES, seed_random_model, seeded
+from rfdetr_demo.models.random_weights import PERSON_CLASSES, rank_if_marked, seed_random_model, seeded
 from rfdetr_demo.results.prediction import ModelInfo
 from rfdetr_demo.results.schema import KeypointSchema, default_schema, load_schema
 
@@ -214,6 +214,8 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
         raise build_error(spec, path, exc) from exc
     if spec.random_weights:
         seed_random_model(model)
+    # A second random model (rfdetr-demo random-checkpoint) keeps its ranked score and its "meaningless" label.
+    random_weights = spec.random_weights or (path is not None and rank_if_marked(model))
     cfg = model.model_config
     num_kp = max(list(getattr(cfg, "num_keypoints_per_class", []) or [17]))
     schema = load_schema(spec.schema_path) if spec.schema_path else default_schema(num_kp)
@@ -225,8 +227,8 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
     resolution = spec.resolution or int(cfg.resolution)
 
     engine = spec.engine
-    if spec.random_weights and engine == "auto" and not device.startswith("cuda"):
-        # Untrained weights differ every start: an export would be thrown away each time (and cost 25-90 s).
+    if random_weights and engine == "auto" and not device.startswith("cuda"):
+        # Untrained weights are for trying the page: an export (25-90 s per resolution) would not pay for itself.
         # (The CUDA path exports nothing: it keeps its fp16 views.)
         engine = "torch"
     choice = build_predictor(model, device, precision, engine=engine, default_resolution=resolution)
@@ -238,7 +240,7 @@ def load_rfdetr(spec: ModelSpec) -> tuple[Predictor, KeypointSchema, ModelInfo]:
         default_resolution=resolution,
         num_keypoints=num_kp,
         class_names=list(getattr(model, "class_names", []) or []),
-        random_weights=spec.random_weights,
+        random_weights=random_weights,
         engine=choice.engine,
     )
     return choice.predictor, schema, info

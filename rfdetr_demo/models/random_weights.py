@@ -3,15 +3,19 @@
 rfdetr builds ``RFDETRKeypointPreview(pretrain_weights=None)`` with a 90-class head and zero-initialised keypoint
 heads, so every joint has confidence 0 and nothing is ever drawn. Here the model gets the pretrained checkpoint's
 class layout (one "person" class plus the no-object slot) and seeded keypoint heads: the joint positions are fitted
-so that each detection carries a rough standing-person skeleton (plus noise from the image), joint confidences,
-covariance ellipses and person scores vary, and a few boxes per photo pass the default thresholds. The numbers mean
-nothing; the page can be demonstrated and every drawing path exercised.
+so that each detection carries a rough standing-person skeleton (plus noise from the image) and joint confidences
+and covariance ellipses vary. The person score is a rank within the photo (:func:`ranked_person_score`): the best
+three queries of every photo, frame and resolution score the same, so three people pass the default threshold on
+any picture and a clip is tracked in every frame. The numbers mean nothing; the page can be demonstrated and every
+drawing path exercised.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +37,15 @@ PERSON_TEMPLATE = (
 # passes 0.5 for a few boxes per photo.
 ROW_BIAS = (0.0, 0.0, 1.0, 0.0, 4.7, 0.0, 4.7, 0.0)
 ROW_NOISE = (0.0, 0.0, 0.12, 0.0, 0.03, 1.0, 0.03, 0.0)
-CLASS_SHARE = 0.1  # per-joint person-logit share (17 joints add up); COCO photos: 1-7 people at 288², 0-10 at 576²
+# Class logit of a photo's best query, and logits lost per place in the photo's ranking. rfdetr fuses the class
+# probability p with the joints' covariance into the shown score (sigmoid(log p + ~1.6) here), so the shown scores run
+# 0.82, 0.78, 0.65, 0.35, ...: three people pass the default 0.5 on every photo, frame and size; more when lowered.
+TOP_LOGIT = 2.7
+LOGIT_PER_RANK = 1.6
+BACKGROUND_LOGIT = -10.0  # the no-object slot never wins
+# The class layer's no-object bias, which the ranked score never reads, marks a checkpoint written by
+# :func:`write_random_checkpoint`: loaded with ``--checkpoint``, it gets the ranked score back (:func:`rank_if_marked`).
+RANKED_MARK = -1234.5
 JOINT_IDENTITY_GAIN = 30.0  # keypoint queries scaled up so each joint's features differ enough to place it
 PASS_OFFSET = 10.0  # the keypoint MLP's hidden layers pass features through unchanged (ReLU never clips)
 # Boxes and skeletons (width, height) times the encoder's small square proposals they are placed on: person-sized.
@@ -50,7 +62,32 @@ def seeded(seed: int = DEFAULT_SEED) -> Iterator[None]:
         yield
 
 
-def seed_random_model(rf_model: Any, seed: int = DEFAULT_SEED, class_share: float = CLASS_SHARE) -> None:
+@functools.cache
+def ranked_person_score() -> type:
+    """The class layer that scores each query against the best one of its photo (built lazily: torch loads late).
+
+    A plain linear score of untrained features drifts with the picture and the input size (the same weights found
+    7 people on one photo at 288² and none on another at 576²; scaled by the photo's spread, 1 to 40): the rank
+    within the photo keeps the count fixed.
+    Still an ``nn.Linear`` (same parameters, ``out_features``) so rfdetr's code that reads them keeps working.
+    """
+    import torch
+
+    class RankedPersonScore(torch.nn.Linear):
+        def forward(self, hs: torch.Tensor) -> torch.Tensor:
+            """Logits ``(..., queries, classes)``: person by the query's rank in its photo, background constant."""
+            z = torch.nn.functional.linear(hs, self.weight, self.bias)[..., :1]
+            # How many queries score higher (0 for the best): comparisons rather than a sort, so every engine
+            # (ONNX, OpenVINO) exports it exactly.
+            rank = (z.transpose(-1, -2) > z).sum(-1, keepdim=True)
+            ranked = TOP_LOGIT - LOGIT_PER_RANK * rank.to(z.dtype)
+            rest = torch.full_like(z, BACKGROUND_LOGIT).expand(*z.shape[:-1], self.out_features - 1)
+            return torch.cat([ranked, rest], -1)
+
+    return RankedPersonScore
+
+
+def seed_random_model(rf_model: Any, seed: int = DEFAULT_SEED) -> None:
     """Give an untrained ``RFDETRKeypointPreview`` (built with ``num_classes=1``) drawable, seeded output."""
     import torch
 
@@ -64,18 +101,22 @@ def seed_random_model(rf_model: Any, seed: int = DEFAULT_SEED, class_share: floa
         for i, layer in enumerate(layers[:-1]):
             layer.weight.copy_(torch.eye(*layer.weight.shape, **like))
             layer.bias.fill_(PASS_OFFSET if i == 0 else 0.0)
-        weight_xy, mean_features, person_axis = _fit_template(rf_model, gen)
+        weight_xy, mean_features = _fit_template(rf_model, gen)
         last = layers[-1]
         last.weight.copy_(
             torch.randn(last.weight.shape, generator=gen).to(**like) * torch.tensor(ROW_NOISE, **like)[:, None]
         )
         last.weight[:2] = weight_xy
-        last.weight[7] = person_axis
-        net.class_embed.weight.zero_()  # the person score comes from the keypoint rows alone
+        last.weight[7] = 0.0  # no per-joint share of the person score: it comes from the ranked class layer alone
         target = torch.tensor(ROW_BIAS, **like)
         target[:2] = (torch.tensor(PERSON_TEMPLATE, **like) * torch.tensor(BOX_GROWTH, **like)).mean(0)
-        target[7] = class_share
         last.bias.copy_(target - last.weight @ (mean_features + PASS_OFFSET))
+        old = net.class_embed
+        scorer = ranked_person_score()(old.in_features, old.out_features).to(**like)
+        scorer.weight.copy_(torch.randn(scorer.weight.shape, generator=gen).to(**like))
+        scorer.bias.zero_()
+        scorer.bias[-1] = RANKED_MARK
+        net.class_embed = scorer
         box_bias = net.bbox_embed.layers[-1].bias
         box_bias[2:] = torch.log(torch.tensor(BOX_GROWTH, **like))
         for head in getattr(net.transformer, "enc_out_keypoint_embed", []):
@@ -88,8 +129,8 @@ def _placement(net: Any) -> dict[str, Any]:
     return {"device": param.device, "dtype": param.dtype}
 
 
-def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any, Any]:
-    """Rows placing each joint on :data:`PERSON_TEMPLATE`, the mean features, and the person-score axis.
+def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any]:
+    """Rows placing each joint on :data:`PERSON_TEMPLATE` and the mean features.
 
     One forward pass on a seeded noise image records the keypoint features; a weighted least-squares fit (minimum
     response to what varies between queries, exact on the per-joint means) keeps the skeleton shape across images.
@@ -119,8 +160,34 @@ def _fit_template(rf_model: Any, gen: Any) -> tuple[Any, Any, Any]:
     template = torch.tensor(PERSON_TEMPLATE, device=hs.device) * torch.tensor(BOX_GROWTH, device=hs.device)
     centred = template - template.mean(0)
     weight = centred.T @ torch.linalg.pinv(joints @ cov_inv @ joints.T) @ joints @ cov_inv
-    # The person score varies along the direction in which queries differ most (within a photo, not between
-    # photos): one logit of spread over a photo's queries, so a similar few pass the threshold on every photo.
-    axis = torch.linalg.svd(spread, full_matrices=False).Vh[0]
-    axis = axis / ((spread @ axis).std() * len(PERSON_TEMPLATE))
-    return weight, mean[0, 0], axis
+    return weight, mean[0, 0]
+
+
+def rank_if_marked(rf_model: Any) -> bool:
+    """A checkpoint of :func:`write_random_checkpoint` loaded as a plain model: its class layer ranked again."""
+    import torch
+
+    net = rf_model.model.model
+    old = net.class_embed
+    if type(old) is not torch.nn.Linear or old.out_features < 2 or float(old.bias.detach()[-1]) != RANKED_MARK:
+        return False
+    scorer = ranked_person_score()(old.in_features, old.out_features)
+    scorer.load_state_dict(old.state_dict())
+    net.class_embed = scorer
+    rf_model.model.class_names = list(PERSON_CLASSES)
+    return True
+
+
+def write_random_checkpoint(path: str | Path, seed: int) -> Path:
+    """A second ``--random-weights`` model to try "Compare with…" offline: seeded with ``seed``, saved the way
+    rfdetr saves weights (``{"model": state_dict, "args": args}``), loaded with ``--checkpoint NAME=PATH``."""
+    import torch
+    from rfdetr import RFDETRKeypointPreview
+
+    with seeded(seed):
+        model = RFDETRKeypointPreview(pretrain_weights=None, num_classes=len(PERSON_CLASSES), device="cpu")
+    seed_random_model(model, seed)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.model.model.state_dict(), "args": model.model.args}, out)
+    return out

@@ -14,11 +14,13 @@ from rfdetr_demo.config import Settings
 from rfdetr_demo.disk import BUDGET, DEFAULT_MAX_AGE_S
 from rfdetr_demo.models.registry import ModelRegistry
 from rfdetr_demo.models.service import ModelService
-from rfdetr_demo.ui.controls import refreshed_resolution_choices
+from rfdetr_demo.ui.components import QUIET_UPLOAD_STREAM_WARNING
+from rfdetr_demo.ui.controls import number_box_script, page_scripts, refreshed_resolution_choices
 from rfdetr_demo.ui.evaluate_tab import build_evaluate_tab
 from rfdetr_demo.ui.handlers import UiContext, bind
 from rfdetr_demo.ui.image_tab import build_image_tab
 from rfdetr_demo.ui.models_panel import build_models_panel, status_markdown
+from rfdetr_demo.ui.motion_panel import QUIET_VEGA_SCHEMA_WARNING
 from rfdetr_demo.ui.video_tab import build_video_tab
 from rfdetr_demo.ui.webcam_tab import build_webcam_tab
 
@@ -90,6 +92,7 @@ def build_demo(settings: Settings, service: ModelService, registry: ModelRegistr
             for label, tab_id, build_tab in TABS:
                 with gr.Tab(label, id=tab_id):
                     build_tab(ctx)
+        page_scripts(number_box_script(), QUIET_VEGA_SCHEMA_WARNING, QUIET_UPLOAD_STREAM_WARNING)
         poll = bind(poll_status, ctx)
         timer.tick(poll, None, [status, timer], api_visibility="private", queue=False)
         demo.load(poll, None, [status, timer], api_visibility="private", queue=False)

@@ -57,3 +57,15 @@ class LiveImage(gr.Image):
         buf = io.BytesIO()
         Image.fromarray(value).save(buf, format="JPEG", quality=LIVE_JPEG_QUALITY)
         return ImageData(url="data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+
+
+# Gradio 6.31 follows an upload's progress with its own stand-in for EventSource, whose close() only logs
+# "Method not implemented." (a console warning); Gradio calls it after every upload of a video or file. The stream
+# has ended by then, so nothing is lost: only that exact warning is dropped from the console (a page script).
+QUIET_UPLOAD_STREAM_WARNING = """
+if (!window.rfdetrQuietUploadStream) {
+  window.rfdetrQuietUploadStream = true;
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => { if (!(args.length === 1 && args[0] === "Method not implemented.")) warn(...args); };
+}
+"""

@@ -88,6 +88,40 @@ def make_controls(
     return Controls(threshold, keypoint_threshold, resolution, views)
 
 
+# Gradio's slider sends `release` (what the tabs redraw on) when its number box loses focus or is clicked, not on
+# Enter and not while a value is typed or pasted: the box showed 0.2 while the views stayed at 0.50. The box's own
+# pointerup handler sends it, so Enter, and a pause after typing/pasting/arrow keys, fire that handler. The pause
+# keeps a half-typed "0." from becoming a threshold of 0 (which would re-run the model).
+NUMBER_BOX_SCRIPT = """
+if (!window.rfdetrNumberBoxes) {
+  window.rfdetrNumberBoxes = true;
+  const pending = new WeakMap();
+  const isBox = (el) => el instanceof HTMLInputElement && el.matches("input[data-testid=number-input]");
+  const commit = (box) => {
+    clearTimeout(pending.get(box));
+    box.dispatchEvent(new PointerEvent("pointerup", { bubbles: true }));
+  };
+  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && isBox(e.target)) commit(e.target); }, true);
+  document.addEventListener("input", (e) => {
+    if (!isBox(e.target)) return;
+    clearTimeout(pending.get(e.target));
+    pending.set(e.target, setTimeout(() => commit(e.target), PAUSE_MS));
+  }, true);
+}
+"""
+NUMBER_BOX_PAUSE_MS = 700
+
+
+def page_scripts(*scripts: str) -> gr.HTML:
+    """Once per page, last (the components before it keep their ids): an empty, hidden block running ``scripts``
+    when the page loads, e.g. the number boxes' :data:`NUMBER_BOX_SCRIPT`."""
+    return gr.HTML("", js_on_load="\n".join(scripts), elem_id="page-scripts", container=False, padding=False)
+
+
+def number_box_script() -> str:
+    return NUMBER_BOX_SCRIPT.replace("PAUSE_MS", str(NUMBER_BOX_PAUSE_MS))
+
+
 def resolution_dropdown(ctx: UiContext, info: str) -> gr.Dropdown:
     """A resolution picker with the latency-labelled presets, registered so the page refreshes its labels."""
     resolution = gr.Dropdown(

@@ -62,6 +62,11 @@ class Refused:
     message: str
 
 
+# A browser-side handler (``js=CLEAR`` with no Python function) emptying a message at once when the visitor acts
+# again: a server round trip could arrive after the action's own answer and blank it.
+CLEAR = "() => ''"
+
+
 def in_place(
     handler: F,
     cleared: Callable[[], Any],

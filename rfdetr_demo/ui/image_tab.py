@@ -19,7 +19,7 @@ from rfdetr_demo.results.tables import KEYPOINT_COLUMNS, PERSON_COLUMNS
 from rfdetr_demo.ui.compare_panel import build_compare_panel
 from rfdetr_demo.ui.components import GuardedImage
 from rfdetr_demo.ui.controls import Controls, make_controls, parse_resolution, refreshed_resolution_choices
-from rfdetr_demo.ui.handlers import UiContext, bind, in_place, keep_fresh, keyed, user_errors
+from rfdetr_demo.ui.handlers import CLEAR, UiContext, bind, in_place, keep_fresh, keyed, user_errors
 from rfdetr_demo.ui.models_panel import download_stem, model_dropdown
 from rfdetr_demo.ui.share_panel import build_share_panel, wire_share_links
 
@@ -119,6 +119,41 @@ def detect(
     """The page's run: :func:`predict_image`, and the session keeps the prediction for redraws."""
     run = _run(ctx, image, threshold, resolution, model)
     return _rendered(run, KeptRun.of(run), keypoint_threshold, views, stem=download_stem(ctx, run))
+
+
+REUSED_NOTE = "ℹ️ Same image, model and settings as the result shown: reused, the model did not run again."
+
+
+def _reusable(
+    ctx: UiContext, kept: KeptRun | None, image: str, threshold: float, resolution: Any, model: str | None
+) -> bool:
+    """Whether the kept run already answers this request (same upload, threshold covered, resolution and model)."""
+    if not isinstance(kept, KeptRun):
+        return False
+    res = parse_resolution(resolution, ctx.default_resolution)
+    info = ctx.model(model).status().info
+    return (
+        kept.same_request(image, threshold, res) and info is not None and info.name == kept.prediction.model_info.name
+    )
+
+
+@user_errors
+def detect_or_reuse(
+    ctx: UiContext,
+    image: str | None,
+    threshold: float,
+    keypoint_threshold: float,
+    resolution: int,
+    views: list[str],
+    model: str | None,
+    kept: KeptRun | None,
+) -> dict[str, Any]:
+    """The "Detect keypoints" button: the image shown already ran on upload or example click, so a press with the
+    same settings redraws that run (and says so) instead of running the model a second time."""
+    if image and _reusable(ctx, kept, image, threshold, resolution, model):
+        out = _redraw(ctx, kept, keypoint_threshold, views, threshold)
+        return {**out, "summary": f"{out['summary']}\n\n{REUSED_NOTE}"}
+    return detect(ctx, image, threshold, keypoint_threshold, resolution, views, model)
 
 
 @user_errors
@@ -290,8 +325,12 @@ def _wire(
     def page(handler: Any) -> Any:  # a failure shown in the summary, not as a toast
         return bind(in_place(handler, empty_outputs, "image"), ctx)
 
-    run_then_relabel(run_btn.click, page(detect), api_visibility="private")
+    run_then_relabel(run_btn.click, page(detect_or_reuse), (out.state,), api_visibility="private")
     run_then_relabel(model.input, page(switch_model), api_visibility="private")
+    # An old message ("Could not read notimage.jpg") goes as soon as another image arrives, not with its result
+    # (registered before the run: Gradio drops the run's summary if this browser-side event comes after it).
+    arrives = image.upload if cached else image.change  # a cached example's own summary must stay
+    arrives(None, None, out.summary, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
     if cached:
         # Example clicks are answered from the cache; only uploads and pastes run the model.
         run_then_relabel(image.upload, page(detect), api_visibility="private")

@@ -26,6 +26,18 @@ NO_DATA = (NO_ANGLES, NO_TRAJECTORY, NO_CONFIDENCE)
 NOBODY = "Nobody was tracked in this clip, so there is nothing to plot."
 WAITING = "Plots of a tracked person appear here after a run."
 
+# Gradio 6.31's plots declare a Vega-Lite v5.17.0 spec (hard-coded in its frontend) to the Vega-Lite 6 it bundles, so
+# vega-embed warns "The input spec uses Vega-Lite v5.17.0, but the current version of Vega-Lite is v6..." once per
+# drawing. The spec draws the same under v6; only that one line is dropped from the console (a page script).
+QUIET_VEGA_SCHEMA_WARNING = """
+if (!window.rfdetrQuietVegaSchema) {
+  window.rfdetrQuietVegaSchema = true;
+  const warn = console.warn.bind(console);
+  const stale = /The input spec uses Vega-Lite v5\.17\.0, but the current version of Vega-Lite is v6/;
+  console.warn = (...args) => { if (!args.some((a) => typeof a === "string" && stale.test(a))) warn(...args); };
+}
+"""
+
 
 @dataclass
 class MotionPanel:

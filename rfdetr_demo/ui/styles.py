@@ -23,6 +23,7 @@ PHONE_ORDER: tuple[tuple[str, tuple[str, str], tuple[str, ...]], ...] = (
 # The views keep their own aspect ratio instead of square letterboxed tiles, so the gallery (height max-content)
 # shows every chosen view without an inner scroll box.
 VIEW_CSS = """
+#page-scripts { display: none !important; }
 #views-gallery .thumbnail-item { aspect-ratio: auto !important; }
 #views-gallery .thumbnail-item img { height: auto !important; }
 """

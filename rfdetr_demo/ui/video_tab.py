@@ -7,6 +7,7 @@ The pipeline is :mod:`rfdetr_demo.video` (no Gradio); here controls become :clas
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from rfdetr_demo.temporal.keyframes import AUTO, KEYFRAME_CHOICES, default_keyfr
 from rfdetr_demo.temporal.stages import DEFAULT_SMOOTHER, OFF, SMOOTHING_CHOICES
 from rfdetr_demo.ui.cancel import CancelRegistry
 from rfdetr_demo.ui.controls import make_controls, parse_resolution
-from rfdetr_demo.ui.handlers import UiContext, bind, in_place, keep_fresh, user_errors
+from rfdetr_demo.ui.handlers import CLEAR, UiContext, bind, in_place, keep_fresh, user_errors
 from rfdetr_demo.ui.models_panel import model_dropdown
 from rfdetr_demo.ui.motion_panel import build_motion_panel, wire_motion_panel
 from rfdetr_demo.video.pipeline import (
@@ -162,6 +163,17 @@ def predict_video(
     return str(result.video_path), summarize(result), result.frames, [str(p) for p in result.files]
 
 
+def process_video(ctx: UiContext, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """The page's run: :func:`predict_video`'s outputs and an empty message under *Process video* (the last one is
+    gone once a run succeeds; a failure puts its message there instead, see :func:`build_video_tab`)."""
+    return (*predict_video(ctx, *args, **kwargs), "")
+
+
+# Gradio reads the inputs, gr.Request and gr.Progress from the signature and type hints: predict_video's.
+process_video.__signature__ = inspect.signature(predict_video)  # type: ignore[attr-defined]
+process_video.__annotations__ = dict(predict_video.__annotations__)
+
+
 def report_frames(progress: gr.Progress, p: ProgressInfo) -> None:
     """Frames through the model and time left, on the page's progress bar (``spaces`` forwards it from a lease)."""
     progress((p.done, p.total or p.done), desc=p.text(), unit="frames")
@@ -175,6 +187,23 @@ def video_queue_group(ctx: UiContext) -> str:
     """``--video-queue separate`` (default): videos wait and run in their own group, so an image request never
     waits behind a whole video (the two take turns on the model, batch by batch); ``shared``: one line for both."""
     return "model" if ctx.settings.video_queue == "shared" else "video"
+
+
+def _page_run(
+    ctx: UiContext, run_btn: gr.Button, inputs: list[Any], outputs: list[Any], message: gr.Markdown,
+    summary: gr.Markdown,
+) -> Any:  # fmt: skip
+    """The button's run. A failure's message goes under "Process video" (``message``), where the visitor just
+    clicked (the summary sits a screen above on a laptop), once; the next click clears it before anything else."""
+    page_run = in_place(process_video, lambda: (None, "", None, None, ""), "video", message_at=4, state_at=None)
+    run_btn.click(None, None, message, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
+    return run_btn.click(
+        bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs,
+        [*outputs, message],
+        api_visibility="private",
+        concurrency_id=video_queue_group(ctx),
+        show_progress_on=[message, summary],
+    )  # fmt: skip
 
 
 def build_video_tab(ctx: UiContext) -> None:
@@ -243,17 +272,12 @@ def build_video_tab(ctx: UiContext) -> None:
         api_name="predict_video",
         concurrency_id=video_queue_group(ctx),
     )  # fmt: skip
-    page_run = in_place(predict_video, lambda: (None, "", None, None), "video", message_at=1, state_at=None)
-    run = run_btn.click(
-        bind(page_run, ctx, resolution=ctx.default_resolution, model=ctx.registry.default), inputs, outputs,
-        api_visibility="private",
-        concurrency_id=video_queue_group(ctx),
-        show_progress_on=[progress_box, summary],
-    )  # fmt: skip
+    run = _page_run(ctx, run_btn, inputs, outputs, progress_box, summary)
     wire_motion_panel(motion, files, run)
     for event in (api, run):
         event.success(keep_fresh, [output, files], None, api_visibility="private", queue=False)
-    cancel_btn.click(cancel_runs, None, [summary], api_visibility="private", queue=False)
+    cancel_btn.click(cancel_runs, None, [progress_box], api_visibility="private", queue=False)
     # Explains Gradio's "Video not playable" toast for codecs the browser cannot preview (header read only).
     video.change(preview_note, video, preview_help, api_visibility="private", queue=False, show_progress="hidden")
+    video.change(None, None, progress_box, js=CLEAR, api_visibility="private", queue=False, show_progress="hidden")
     ctx.on_unload.append(_cancels.cancel_on_unload)

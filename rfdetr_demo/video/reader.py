@@ -81,7 +81,11 @@ def _open(path: str | Path) -> av.container.InputContainer:
     try:
         container = av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoLoadError(f"Could not read the file as a video ({exc.__class__.__name__}: {exc}).") from exc
+        # The decoder's own words (an errno, the server's path) go to the log with the cause, not to the visitor.
+        raise VideoLoadError(
+            f"Could not read {p.name} as a video: it is not a video file, or it is damaged. "
+            "Try an MP4, MOV, WebM or MKV file."
+        ) from exc
     if not container.streams.video:
         container.close()
         raise VideoLoadError("The file has no video track.")
