@@ -866,7 +866,9 @@ def test_webgpu_matches_wasm_on_one_frame_and_keeps_every_node_on_the_gpu(engine
     if got["adapter"] is None:
         pytest.skip("Chromium has no WebGPU adapter here (--enable-unsafe-webgpu: its SwiftShader fallback)")
     print(f"WebGPU at {GPU_RES}²: {got}")
-    assert got["rows"] == 100 and got["agree"] is True  # every query row, as the page's check compares them
+    # every person row, as the page's check compares them: the random model ranks its queries, and the 8 best beat
+    # the background logit (models/random_weights.py); a rank swapped by rounding would change the rows
+    assert got["rows"] >= 3 and got["agree"] is True
     assert got["diff"]["keypoints"] < 0.01 and got["diff"]["labels"] < 1e-4 and got["diff"]["dets"] < 1e-5
     assert nodes_on_cpu(console) == []  # the query selection's Gather stays on the GPU (gather_topk_rows)
 

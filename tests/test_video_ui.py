@@ -212,7 +212,7 @@ def test_cancel_button_stops_the_run(browser, slow_server, tmp_path):
         assert predictor.images_seen < 90
         assert page.locator("#output-video video").count() == 0  # no partial video is shown
         # Said once, under the buttons; the next run's progress starts without it.
-        assert message.inner_text().strip() == "⚠️ Cancelled. No output was produced."
+        assert message.inner_text().strip() == "⚠️ Cancelled. Stopped before any output was produced."
         assert page.locator("body").inner_text().count("Cancel") == 2  # the button and the message
         page.locator("#run-video").click()
         expect(message).not_to_contain_text("Cancelled", timeout=5000)

@@ -79,8 +79,10 @@ def ranked_person_score() -> type:
             z = torch.nn.functional.linear(hs, self.weight, self.bias)[..., :1]
             # How many queries score higher (0 for the best): comparisons rather than a sort, so every engine
             # (ONNX, OpenVINO) exports it exactly.
-            rank = (z.transpose(-1, -2) > z).sum(-1, keepdim=True)
-            ranked = TOP_LOGIT - LOGIT_PER_RANK * rank.to(z.dtype)
+            # The count is summed in z's float type: onnxruntime-web's WebGPU backend runs no int64 ReduceSum (it
+            # would put the sum and its Cast on the CPU), and 0/1 sums of a few hundred queries are exact in fp16.
+            rank = (z.transpose(-1, -2) > z).to(z.dtype).sum(-1, keepdim=True)
+            ranked = TOP_LOGIT - LOGIT_PER_RANK * rank
             rest = torch.full_like(z, BACKGROUND_LOGIT).expand(*z.shape[:-1], self.out_features - 1)
             return torch.cat([ranked, rest], -1)
 

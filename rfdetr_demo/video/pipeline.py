@@ -300,7 +300,7 @@ def _run_planned(
 
     def check() -> None:
         if cancel.is_set():
-            raise VideoCancelled("No output was produced.")
+            raise VideoCancelled("Stopped before any output was produced.")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(source_name or plan.path.name, default="video")
