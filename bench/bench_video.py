@@ -45,11 +45,12 @@ from rfdetr_demo.video.writer import VideoWriter  # noqa: E402
 SOURCE = REPO / ".." / "shared" / "data" / "video" / "dance_960x540_5f.mp4"
 
 
-def make_clip(path: Path, frames: int, bounce: bool = False) -> Path:
-    """Loop the 5-frame real clip up to ``frames`` frames (H.264, 960×540, 25 fps); ``bounce``: forwards then
-    backwards (0 1 2 3 4 3 2 1 0 …), so the motion has no jump back to the first frame."""
-    with av.open(str(SOURCE)) as c:
-        src = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+def make_clip(path: Path, frames: int, bounce: bool = False, width: int | None = None, source: Path = SOURCE) -> Path:
+    """Loop the 5-frame real clip up to ``frames`` frames (H.264, 960×540 or scaled to ``width``, 25 fps);
+    ``bounce``: forwards then backwards (0 1 2 3 4 3 2 1 0 …), so the motion has no jump back to the first frame."""
+    with av.open(str(source)) as c:
+        size = {} if width is None else {"width": width, "height": round(width * 540 / 960 / 2) * 2}
+        src = [f.reformat(**size).to_ndarray(format="rgb24") for f in c.decode(video=0)]
     if bounce:
         src = src + src[-2:0:-1]
     out = av.open(str(path), "w")

@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.bench_video import make_clip  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from rfdetr_demo.image.decode import load_image  # noqa: E402
 from rfdetr_demo.models.loading import ModelSpec, load_rfdetr  # noqa: E402
@@ -55,25 +55,6 @@ def timed(fn: Any) -> tuple[float, Any]:
 
 def photos(max_side: int) -> list[np.ndarray]:
     return [load_image(str(p), max_side=max_side).rgb for p in sorted(EXAMPLES.glob("*.jpg"))]
-
-
-def clip(path: Path, frames: int, width: int | None = None) -> Path:
-    """The examples' 5-frame dance clip looped forwards and back to ``frames`` frames (25 fps; 960×540, or scaled
-    to ``width``)."""
-    with av.open(str(CLIP)) as c:
-        size = {} if width is None else {"width": width, "height": round(width * 540 / 960 / 2) * 2}
-        src = [f.reformat(**size).to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    src = src + src[-2:0:-1]
-    out = av.open(str(path), "w")
-    stream = out.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = src[0].shape[1], src[0].shape[0], "yuv420p"
-    for i in range(frames):
-        for packet in stream.encode(av.VideoFrame.from_ndarray(src[i % len(src)], format="rgb24")):
-            out.mux(packet)
-    for packet in stream.encode():
-        out.mux(packet)
-    out.close()
-    return path
 
 
 def median_ms(fn: Any, runs: int) -> float:
@@ -145,7 +126,7 @@ def video_fps(
     service: ModelService, resolution: int, frames: int, tmp: Path, width: int | None = None
 ) -> dict[str, dict[str, float]]:
     """frames/s of the whole pipeline (decode, model, tracking, drawing, encode) per keyframe setting."""
-    source = clip(tmp / "clip.mp4", frames, width)
+    source = make_clip(tmp / "clip.mp4", frames, bounce=True, width=width, source=CLIP)
     out = {}
     for setting in (1, 3, "auto"):
         opts = VideoOptions(resolution=resolution, views=[VIEW_COMBINED], keyframes=setting, max_seconds=None)
