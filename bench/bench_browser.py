@@ -125,19 +125,9 @@ def run_page(playwright, url: str, frames: int) -> dict:
 
 def run_webgpu(playwright, url: str, onnx_file, resolution: int) -> dict:
     """One frame on WebGPU and on WASM in the same page; the nodes left on the CPU from the verbose log."""
-    from tests.helpers import JS_WEBGPU_VS_WASM, WEBGPU_ARGS, nodes_on_cpu
+    from tests.helpers import nodes_on_cpu, webgpu_vs_wasm
 
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=WEBGPU_ARGS, headless=True)
-    console: list[str] = []
-    try:
-        page = browser.new_page()
-        page.on("console", lambda message: console.append(message.text))
-        page.goto(url)
-        page.set_default_timeout(3_600_000)
-        file = {"url": f"/browser-engine/model/{onnx_file.sha256}.onnx", "bytes": onnx_file.size}
-        got = page.evaluate(JS_WEBGPU_VS_WASM, {"manifestRes": resolution, "file": file, "res": resolution})
-    finally:
-        browser.close()
+    got, console = webgpu_vs_wasm(playwright, url, onnx_file, resolution, resolution, timeout_ms=3_600_000)
     return {**got, "cpu_nodes": nodes_on_cpu(console)}
 
 

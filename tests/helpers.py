@@ -86,22 +86,29 @@ def run_concurrently(fn: Callable[[], object], n: int, timeout_s: float) -> tupl
 # is loaded by the GPU process but never served (checked with VK_ICD_FILENAMES pointing at it and at nothing).
 WEBGPU_ARGS = [*CHROMIUM_ARGS, "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]
 
-# One frame through WebGPU and WASM with the page's own modules; rows compared with the page's check (rowsAgree,
-# TOLERANCE), raw output differences and the adapter. With ``verbose``, onnxruntime-web logs its node placements to
-# the console while the WebGPU session is made (read with :func:`nodes_on_cpu`).
-JS_WEBGPU_VS_WASM = """async ({manifestRes, file, res}) => {
-  const engine = await import('/browser-engine/web/engine.js');
-  const { preprocess, decode } = await import('/browser-engine/web/decode.js');
-  const adapter = await navigator.gpu?.requestAdapter();
-  if (!adapter) return { adapter: null };
-  const m = await (await fetch(`/browser-engine/manifest?resolution=${manifestRes}`)).json();
+# The test server's /photo.png as the page's model input at ``res`` (needs ``preprocess``, ``manifestRes``, ``res``):
+# ``m`` (the manifest), ``bitmap`` and ``input`` for the rest of a script.
+JS_PHOTO_INPUT = """  const m = await (await fetch(`/browser-engine/manifest?resolution=${manifestRes}`)).json();
   const bitmap = await createImageBitmap(await (await fetch('/photo.png')).blob());
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d');
   ctx.drawImage(bitmap, 0, 0);
   const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
   const input = preprocess(pixels, bitmap.width, bitmap.height, res, m.decode.mean, m.decode.std);
-  const bytes = await engine.download(file.url, file.bytes, () => {});
+"""
+
+# One frame through WebGPU and WASM with the page's own modules; rows compared with the page's check (rowsAgree,
+# TOLERANCE), raw output differences and the adapter. With ``verbose``, onnxruntime-web logs its node placements to
+# the console while the WebGPU session is made (read with :func:`nodes_on_cpu`).
+JS_WEBGPU_VS_WASM = (
+    """async ({manifestRes, file, res}) => {
+  const engine = await import('/browser-engine/web/engine.js');
+  const { preprocess, decode } = await import('/browser-engine/web/decode.js');
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) return { adapter: null };
+"""
+    + JS_PHOTO_INPUT
+    + """  const bytes = await engine.download(file.url, file.bytes, () => {});
   const time = async (f) => { const t = performance.now(); const v = await f(); return [v, performance.now() - t]; };
   const gpu = await engine.loadOrt(m.ort, true);
   gpu.env.logLevel = 'verbose';
@@ -121,6 +128,7 @@ JS_WEBGPU_VS_WASM = """async ({manifestRes, file, res}) => {
     diff: Object.fromEntries(['dets', 'labels', 'keypoints'].map((k) => [k, maxDiff(gpuOut[k].data, cpuOut[k].data)])),
   };
 }"""
+)
 
 
 def nodes_on_cpu(console: list[str]) -> list[str] | None:
@@ -135,3 +143,20 @@ def nodes_on_cpu(console: list[str]) -> list[str] | None:
         else ""
     )
     return re.findall(r"\]\s+(\w+ \([^)]*\))\s*$", block, flags=re.M)
+
+
+def webgpu_vs_wasm(playwright, url: str, onnx_file, manifest_res: int, res: int, timeout_ms: int) -> tuple[dict, list]:
+    """:data:`JS_WEBGPU_VS_WASM` in a Chromium with a WebGPU adapter (:data:`WEBGPU_ARGS`) on the engine's test page
+    at ``url``: the page's result and its console (for :func:`nodes_on_cpu`)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS, headless=True)
+    console: list[str] = []
+    try:
+        page = browser.new_page()
+        page.on("console", lambda message: console.append(message.text))
+        page.goto(url)
+        page.set_default_timeout(timeout_ms)
+        file = {"url": f"/browser-engine/model/{onnx_file.sha256}.onnx", "bytes": onnx_file.size}
+        got = page.evaluate(JS_WEBGPU_VS_WASM, {"manifestRes": manifest_res, "file": file, "res": res})
+    finally:
+        browser.close()
+    return got, console

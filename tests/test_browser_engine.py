@@ -23,7 +23,7 @@ from rfdetr_demo.config import Settings, load_settings
 from rfdetr_demo.live.browser_engine import BACKGROUND, browser_engine_enabled, slot_class_names
 from rfdetr_demo.temporal.stages import live_params
 from rfdetr_demo.ui.browser_panel import ORT_DIST, ort_pin
-from tests.helpers import CHROMIUM_ARGS, free_port
+from tests.helpers import CHROMIUM_ARGS, JS_PHOTO_INPUT, free_port
 
 RES = 192
 THRESHOLD = 0.025
@@ -242,17 +242,14 @@ def _page(playwright_session, url: str, extra_args: tuple[str, ...] = ()):
         browser.close()
 
 
-JS_PARITY = """async ({res, threshold, precision = 'fp32'}) => {
+JS_PARITY = (
+    """async ({res, threshold, precision = 'fp32'}) => {
   const { preprocess, decode } = await import('/browser-engine/web/decode.js');
   const engine = await import('/browser-engine/web/engine.js');
-  const m = await (await fetch(`/browser-engine/manifest?resolution=${res}`)).json();
-  const bitmap = await createImageBitmap(await (await fetch('/photo.png')).blob());
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const ctx = canvas.getContext('2d');
-  ctx.drawImage(bitmap, 0, 0);
-  const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
-  const input = preprocess(pixels, bitmap.width, bitmap.height, res, m.decode.mean, m.decode.std);
-  const file = engine.modelFile(m, precision);
+  const manifestRes = res;
+"""
+    + JS_PHOTO_INPUT
+    + """  const file = engine.modelFile(m, precision);
   const bytes = await engine.download(file.url, file.bytes, () => {});
   const ort = await engine.loadOrt(m.ort, false);
   const session = await engine.createSession(ort, bytes, 'wasm');
@@ -261,6 +258,7 @@ JS_PARITY = """async ({res, threshold, precision = 'fp32'}) => {
   return rows.map((r) => ({ score: r.score, xy: r.points.map((p) => [p.x, p.y]),
     conf: r.points.map((p) => p.confidence), cov: r.points.map((p) => p.cov.flat()) }));
 }"""
+)
 
 JS_DECODE = """async ({outputs, width, height, threshold}) => {
   const { decode } = await import('/browser-engine/web/decode.js');
@@ -848,21 +846,11 @@ def test_webgpu_matches_wasm_on_one_frame_and_keeps_every_node_on_the_gpu(engine
 
     A missing adapter skips (fails under CI=true). Takes 1.5-3 minutes: one WebGPU frame compiles every shader in
     SwiftShader, which is most of the time at any resolution (48² and 96² took 157 s and 171 s on 2 loaded cores)."""
-    from tests.helpers import CHROMIUM, JS_WEBGPU_VS_WASM, WEBGPU_ARGS, nodes_on_cpu
+    from tests.helpers import nodes_on_cpu, webgpu_vs_wasm
 
     small = engine.exports().prepare(GPU_RES)
     url, _seen = server
-    file = {"url": f"/browser-engine/model/{small.sha256}.onnx", "bytes": small.size}
-    browser = playwright_session.chromium.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS, headless=True)
-    console: list[str] = []
-    try:
-        page = browser.new_page()
-        page.on("console", lambda message: console.append(message.text))
-        page.goto(url)
-        page.set_default_timeout(600_000)
-        got = page.evaluate(JS_WEBGPU_VS_WASM, {"manifestRes": RES, "file": file, "res": GPU_RES})
-    finally:
-        browser.close()
+    got, console = webgpu_vs_wasm(playwright_session, url, small, RES, GPU_RES, timeout_ms=600_000)
     if got["adapter"] is None:
         pytest.skip("Chromium has no WebGPU adapter here (--enable-unsafe-webgpu: its SwiftShader fallback)")
     print(f"WebGPU at {GPU_RES}²: {got}")
