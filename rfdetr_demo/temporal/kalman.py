@@ -294,8 +294,6 @@ class FixedLagSmoother:
         self._count = 0
         self.last_records: dict[int, StepRecord] = {}  # the latest push's filter steps (its innovations: keyframes)
 
-    fills_gaps = True
-
     def surprise(self) -> float | None:
         """:func:`motion_surprise` of the latest push (what an auto keyframe schedule listens to)."""
         return motion_surprise(self.last_records)

@@ -9,7 +9,6 @@ threshold (a hidden joint is missing, not noisy).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import supervision as sv
@@ -71,7 +70,7 @@ DEFAULT_SMOOTHER = KALMAN
 # within 3 % of full RTS in the benchmark, and only this many decoded frames held in memory).
 OFFLINE_LAG = 10
 # Causal smoothers by name; each call builds a fresh one (smoothers keep per-track state: one per request/stream).
-SMOOTHERS: dict[str, Callable[[], Smoother]] = {ONE_EURO: KeypointSmoother, KALMAN: KalmanSmoother}
+SMOOTHERS: dict[str, type[Smoother]] = {ONE_EURO: KeypointSmoother, KALMAN: KalmanSmoother}
 
 
 def _key(name: bool | str | None) -> str | None:
@@ -102,7 +101,7 @@ def make_stage(name: bool | str | None, offline: bool) -> SmoothingStage | None:
 def fills_gaps(name: bool | str | None) -> bool:
     """Whether the smoother ``name`` can fill the frames the model skipped (keyframes)."""
     key = _key(name)
-    return key is not None and SMOOTHERS[key]().fills_gaps
+    return key is not None and SMOOTHERS[key].fills_gaps  # a class attribute: no smoother is built to ask
 
 
 # Live video (webcam): the tracker's frame rate assumption and the smoother the in-browser engine mirrors.

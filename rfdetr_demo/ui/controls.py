@@ -25,7 +25,6 @@ def parse_resolution(value: object, default: int | None = None) -> int:
 
     An empty value (a direct call that left the resolution out) means ``default`` when one is given.
     """
-
     if value in (None, "") and default is not None:
         return validate_resolution(int(default))
     try:
